@@ -1,0 +1,1 @@
+"""Backends: where the live pause state comes from and where changes go."""
