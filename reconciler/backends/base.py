@@ -108,6 +108,9 @@ class Backend(Protocol):
 
     def set_variable(self, key: str, value: str) -> None: ...
 
+    def create_variable(self, key: str, value: str) -> bool:
+        """Create a Variable only if absent (atomic on the server); False if it exists."""
+
     def delete_variable(self, key: str) -> None: ...
 
     def close(self) -> None: ...
