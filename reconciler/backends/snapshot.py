@@ -1,0 +1,169 @@
+"""The `snapshot` backend: live state read from (and written back to) a JSON file.
+
+Used offline (plans in pull requests without Airflow access), for exports, and in tests.
+Variables (locks, markers) live in a sidecar file `<snapshot>.vars.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import PausectlError
+from .base import AuditEvent, DagRun, LiveDag, SetPausedResult
+
+_FIELDS = {"dag_id": str, "is_paused": bool, "is_stale": bool, "has_import_errors": bool}
+
+
+def _json_line(raw: str, index: int, key: str | None) -> int:
+    """Best-effort line of dags[index] (or of its key) in a JSON text, for error messages."""
+    from ..yamlload import load_yaml_bytes
+    try:
+        doc = load_yaml_bytes(raw.encode("utf-8"), "")
+        path = ("dags", index) + ((key,) if key else ())
+        return doc.mark(path)[0]
+    except PausectlError:
+        return 1
+
+
+def parse_snapshot(raw: str, shown: str) -> list[LiveDag]:
+    """Parse and check a snapshot document; errors name file:line. Fast for 100k DAGs."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise PausectlError(f"invalid JSON: {e.msg}", shown, e.lineno, e.colno) from None
+    if not isinstance(data, dict) or not isinstance(data.get("dags"), list):
+        raise PausectlError("snapshot must be an object with a 'dags' list", shown, 1, 1)
+    out = []
+    seen = set()
+    for i, d in enumerate(data["dags"]):
+        if not isinstance(d, dict):
+            raise PausectlError(f"dags[{i}]: expected an object", shown, _json_line(raw, i, None))
+        for key, typ in _FIELDS.items():
+            if key in d and not isinstance(d[key], typ) or (key in ("dag_id", "is_paused")
+                                                             and key not in d):
+                what = "missing" if key not in d else f"expected {typ.__name__}"
+                raise PausectlError(f"dags[{i}].{key}: {what}", shown, _json_line(raw, i, key))
+        for key in ("tags", "owners"):
+            v = d.get(key, [])
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise PausectlError(f"dags[{i}].{key}: expected a list of strings", shown,
+                                    _json_line(raw, i, key))
+        if d["dag_id"] in seen:
+            raise PausectlError(f"dags[{i}]: duplicate dag_id {d['dag_id']!r}", shown,
+                                _json_line(raw, i, "dag_id"))
+        seen.add(d["dag_id"])
+        out.append(LiveDag(
+            dag_id=d["dag_id"], is_paused=d["is_paused"], tags=tuple(d.get("tags", ())),
+            owners=tuple(d.get("owners", ())), is_stale=d.get("is_stale", False),
+            has_import_errors=d.get("has_import_errors", False), fileloc=d.get("fileloc"),
+            last_parsed_time=d.get("last_parsed_time"),
+            timetable_summary=d.get("timetable_summary"),
+            next_dagrun_run_after=d.get("next_dagrun_run_after"),
+            max_active_runs=d.get("max_active_runs")))
+    return out
+
+
+def snapshot_document(dags: Iterable[LiveDag], environment: str | None = None,
+                      source: str | None = None) -> dict:
+    from ..timeutil import iso, utcnow
+    doc = {"environment": environment, "generated_at": iso(utcnow()), "source": source,
+           "dags": [d.to_json() for d in sorted(dags, key=lambda d: d.dag_id)]}
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+def write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class SnapshotBackend:
+    def __init__(self, name: str, path: Path, shown: str | None = None):
+        self.name = name
+        self.path = path
+        self.shown = shown or str(path)
+        self._vars_path = path.with_name(path.name + ".vars.json")
+
+    def list_dags(self) -> list[LiveDag]:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PausectlError(f"snapshot for {self.name} not found", self.shown) from None
+        except UnicodeDecodeError:
+            raise PausectlError("snapshot is not valid UTF-8", self.shown, 1, 1) from None
+        return parse_snapshot(raw, self.shown)
+
+    def set_paused(self, dag_ids, paused: bool, progress=None) -> SetPausedResult:
+        raw = json.loads(self.path.read_text(encoding="utf-8"))
+        wanted = set(dag_ids)
+        result = SetPausedResult()
+        for d in raw["dags"]:
+            if d["dag_id"] in wanted:
+                if d["is_paused"] != paused:
+                    d["is_paused"] = paused
+                result.changed.append(d["dag_id"])
+                wanted.discard(d["dag_id"])
+        for dag_id in wanted:
+            result.errors[dag_id] = f"DAG {dag_id} not found in {self.name}"
+        write_json_atomic(self.path, raw)
+        if progress:
+            progress(len(result.changed) + len(result.errors))
+        return result
+
+    def audit_events(self, dag_ids=None, since: datetime | None = None) -> list[AuditEvent]:
+        return []
+
+    def dag_runs(self, dag_id: str, limit: int = 25) -> list[DagRun]:
+        return []
+
+    def _vars(self) -> dict:
+        try:
+            return json.loads(self._vars_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+
+    def get_variable(self, key: str) -> str | None:
+        return self._vars().get(key)
+
+    def set_variable(self, key: str, value: str) -> None:
+        v = self._vars()
+        v[key] = value
+        write_json_atomic(self._vars_path, v)
+
+    def create_variable(self, key: str, value: str) -> bool:
+        # O_EXCL on a per-key file makes creation atomic between processes
+        lock = self._vars_path.with_name(f"{self._vars_path.name}.{key}.lock")
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        try:
+            if self.get_variable(key) is not None:
+                return False
+            self.set_variable(key, value)
+            return True
+        finally:
+            os.unlink(lock)
+
+    def delete_variable(self, key: str) -> None:
+        v = self._vars()
+        if key in v:
+            del v[key]
+            write_json_atomic(self._vars_path, v)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,83 @@
+"""The `pausectl` command line. Commands load lazily so `pausectl --help` starts fast."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from . import __version__
+
+# command name -> "module:attribute"; each command lives in reconciler/commands/
+COMMANDS = {
+    "validate": "reconciler.commands.core:validate",
+    "plan": "reconciler.commands.core:plan",
+    "explain": "reconciler.commands.core:explain",
+}
+
+HELP = {
+    "validate": "Check the state repo: schema and semantics.",
+    "plan": "Show what apply would change in ENV.",
+    "explain": "Which rule decides DAG_ID in ENV, and why.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, HELP.get(name, "")) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pausectl")
+def cli():
+    """pausectl: the pause state of every Airflow DAG, in git, reconciled.
+
+    Exit codes: 0 ok / no changes, 1 error or invalid input, 2 changes pending
+    (--detailed-exitcode), 3 a health gate failed or the apply was rolled back.
+    """
+
+
+def main(argv=None) -> None:
+    from .errors import PausectlError
+    try:
+        cli.main(args=argv, prog_name="pausectl", standalone_mode=False)
+    except PausectlError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(1 if e.exit_code == 2 else e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:  # an internal bug: one line, the traceback only on request
+        if os.environ.get("PAUSECTL_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(e).__name__}: {e} (set PAUSECTL_DEBUG=1 for a traceback)",
+                   err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""One module per group of commands; registered in reconciler/cli.py's COMMANDS."""

@@ -1,0 +1,39 @@
+"""Options and helpers shared by commands."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+
+from ..errors import PausectlError
+
+state_option = click.option(
+    "--state", "state_dir", metavar="DIR", default=None, envvar="PAUSECTL_STATE",
+    help="State repo directory (default: ./state).")
+
+
+def format_option(*choices: str, default: str = "text"):
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default,
+                        show_default=True, help="Output format.")
+
+
+def at_option(f):
+    return click.option("--at", "at", metavar="TIME", default=None,
+                        help="Evaluate rules at this time (ISO 8601; default now).")(f)
+
+
+def parse_at(at: str | None) -> datetime | None:
+    if at is None:
+        return None
+    from ..timeutil import parse_timestamp
+    try:
+        return parse_timestamp(at)
+    except ValueError:
+        raise PausectlError(f"--at: bad timestamp {at!r} (use ISO 8601, e.g. 2026-12-01T02:00:00Z)") from None
+
+
+def exit_with(code: int) -> None:
+    sys.stdout.flush()
+    raise SystemExit(code)

@@ -1,0 +1,88 @@
+"""The one-way flow, wired: load -> resolve -> observe -> plan. Commands call these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .backends.base import Backend, LiveDag
+from .errors import PausectlError
+from .plan import Plan, build_plan
+from .resolve import Emergency, Resolution, resolve
+from .state import Config, EnvState, find_root, load_config, load_env
+from .timeutil import utcnow
+
+
+def open_backend(cfg: Config, env: str) -> Backend:
+    """The backend of an environment, as configured in pausectl.yaml."""
+    spec = cfg.env(env).backend
+    kind = spec["type"]
+    if kind == "snapshot":
+        from .backends.snapshot import SnapshotBackend
+        path = cfg.root / spec["path"]
+        resolved = path.resolve()
+        root = cfg.root.resolve()
+        if root not in resolved.parents:
+            raise PausectlError(f"snapshot path {spec['path']!r} points outside the state repo",
+                                *_where(cfg, env, "path"))
+        return SnapshotBackend(env, path, cfg.rel(path))
+    if kind == "airflow-api":
+        from .backends.airflow_api import AirflowApiBackend
+        return AirflowApiBackend(env, spec)
+    if kind == "dagmodel":
+        from .backends.dagmodel import DagModelBackend
+        return DagModelBackend(env, spec)
+    raise PausectlError(f"unknown backend type {kind!r}", *_where(cfg, env, "type"))
+
+
+def _where(cfg: Config, env: str, key: str):
+    doc = cfg.doc
+    line, col = doc.mark(("environments", env, "backend", key))
+    return doc.path, line, col
+
+
+@dataclass
+class Context:
+    """Everything a command needs about one environment."""
+
+    cfg: Config
+    state: EnvState
+    env: str
+
+
+def load(state_dir: str | Path | None, env: str, at: datetime | None = None) -> Context:
+    root = find_root(state_dir)
+    cfg = load_config(root)
+    cfg.env(env)
+    return Context(cfg, load_env(cfg, env, now=at or utcnow()), env)
+
+
+def read_emergency(backend: Backend, env: str) -> Emergency | None:
+    """The emergency marker of an environment, if one is active (see emergency.py)."""
+    try:
+        from .emergency import load_marker
+    except ImportError:  # pragma: no cover
+        return None
+    return load_marker(backend, env)
+
+
+def plan_env(ctx: Context, backend: Backend, at: datetime | None = None,
+             desired_ref: str | None = None, with_events: bool = True,
+             live: list[LiveDag] | None = None) -> tuple[Plan, Resolution, list[LiveDag]]:
+    at = at or utcnow()
+    live = backend.list_dags() if live is None else live
+    emergency = read_emergency(backend, ctx.env)
+    resolution = resolve(ctx.cfg, ctx.state, live, at, emergency)
+    events = None
+    if with_events:
+        differing = [d.dag_id for d in live
+                     if (dec := resolution.decisions[d.dag_id]).paused is not None
+                     and dec.paused != d.is_paused]
+        if differing:
+            events = backend.audit_events(differing)
+    plan = build_plan(ctx.cfg, ctx.state, live, resolution, at, desired_ref, events)
+    if emergency is not None:
+        plan.warnings.insert(0, f"EMERGENCY active since {emergency.started}: {emergency.reason} "
+                                f"({emergency.owner}); only `pausectl emergency recover` ends it")
+    return plan, resolution, live

@@ -1,0 +1,169 @@
+"""DAG selectors: dag_id globs, tags, owners; and an index that finds the matching rules fast.
+
+A selector `{tags: [...], dag_id: glob | [globs], owners: [...]}` matches a DAG when every key
+given matches (AND); within a key any listed value may match (OR). Globs are fnmatch-style:
+`*` any run of characters, `?` one character, `[abc]`/`[!abc]` a class; matching is
+case-sensitive, like Airflow dag_ids.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+GLOB_CHARS = set("*?[")
+_ALLOWED = re.compile(r"^[A-Za-z0-9_.\-*?\[\]!]+$")
+
+
+def is_glob(pattern: str) -> bool:
+    return any(c in GLOB_CHARS for c in pattern)
+
+
+def glob_to_regex(pattern: str) -> str:
+    """Translate a glob to a regex; raises ValueError with a short reason on bad syntax."""
+    if not pattern:
+        raise ValueError("empty glob")
+    if not _ALLOWED.match(pattern):
+        bad = next(c for c in pattern if not _ALLOWED.match(c))
+        raise ValueError(f"bad glob {pattern!r}: character {bad!r} cannot appear in a dag_id")
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            while i + 1 < n and pattern[i + 1] == "*":
+                i += 1
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j == -1:
+                raise ValueError(f"bad glob {pattern!r}: unclosed '['")
+            body = pattern[i + 1:j]
+            negate = body.startswith("!")
+            if negate:
+                body = body[1:]
+            if not body:
+                raise ValueError(f"bad glob {pattern!r}: empty character class")
+            if "[" in body:
+                raise ValueError(f"bad glob {pattern!r}: nested '['")
+            out.append("[" + ("^" if negate else "") + re.escape(body).replace("\\-", "-") + "]")
+            i = j
+        elif c == "]" or c == "!":
+            raise ValueError(f"bad glob {pattern!r}: unexpected {c!r}")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    regex = "".join(out)
+    re.compile(regex)
+    return regex
+
+
+def literal_prefix(pattern: str) -> str:
+    for i, c in enumerate(pattern):
+        if c in GLOB_CHARS:
+            return pattern[:i]
+    return pattern
+
+
+@dataclass(frozen=True)
+class Selector:
+    tags: frozenset[str] = frozenset()
+    dag_ids: tuple[str, ...] = ()     # globs or exact ids
+    owners: frozenset[str] = frozenset()
+    _regex: re.Pattern | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Selector":
+        """Build from a validated `match:` mapping; ValueError on a bad glob."""
+        ids = spec.get("dag_id") or ()
+        if isinstance(ids, str):
+            ids = (ids,)
+        regex = None
+        if ids:
+            regex = re.compile("(?:" + "|".join(glob_to_regex(p) for p in ids) + r")\Z")
+        return cls(frozenset(spec.get("tags") or ()), tuple(ids),
+                   frozenset(spec.get("owners") or ()), regex)
+
+    def matches(self, dag_id: str, tags: Iterable[str], owners: Iterable[str]) -> bool:
+        if self._regex is not None and not self._regex.match(dag_id):
+            return False
+        if self.tags and self.tags.isdisjoint(tags):
+            return False
+        if self.owners and self.owners.isdisjoint(owners):
+            return False
+        return True
+
+    def specificity(self, dag_id: str) -> int:
+        """2: named exactly; 1: by glob; 0: by tags/owners only."""
+        if dag_id in self.dag_ids:
+            return 2
+        return 1 if self.dag_ids else 0
+
+    def describe(self) -> str:
+        parts = []
+        if self.dag_ids:
+            parts.append("dag_id " + "|".join(self.dag_ids))
+        if self.tags:
+            parts.append("tags " + ",".join(sorted(self.tags)))
+        if self.owners:
+            parts.append("owners " + ",".join(sorted(self.owners)))
+        return " and ".join(parts)
+
+
+class SelectorIndex:
+    """Finds, for one DAG, the items whose selector matches, without testing every selector.
+
+    Each item is filed under one key of its selector: the literal prefix of each dag_id glob,
+    else each tag, else each owner, else "always". A lookup gathers the candidates from the
+    prefixes of the dag_id that occur in the index, its tags and owners, then tests only those.
+    """
+
+    def __init__(self, items: Iterable[tuple[Selector, object]]):
+        self._by_prefix: dict[str, list] = {}
+        self._by_tag: dict[str, list] = {}
+        self._by_owner: dict[str, list] = {}
+        self._always: list = []
+        for order, (sel, item) in enumerate(items):
+            entry = (order, sel, item)
+            if sel.dag_ids:
+                for p in {literal_prefix(g) for g in sel.dag_ids}:
+                    self._by_prefix.setdefault(p, []).append(entry)
+            elif sel.tags:
+                for t in sel.tags:
+                    self._by_tag.setdefault(t, []).append(entry)
+            elif sel.owners:
+                for o in sel.owners:
+                    self._by_owner.setdefault(o, []).append(entry)
+            else:
+                self._always.append(entry)
+        self._prefix_lengths = sorted({len(p) for p in self._by_prefix})
+
+    def __bool__(self) -> bool:
+        return bool(self._by_prefix or self._by_tag or self._by_owner or self._always)
+
+    def lookup(self, dag_id: str, tags: Iterable[str], owners: Iterable[str]) -> list:
+        """Matching items, in the order they were given."""
+        candidates: dict[int, tuple] = {}
+        by_prefix = self._by_prefix
+        n = len(dag_id)
+        for k in self._prefix_lengths:
+            if k > n:
+                break
+            for e in by_prefix.get(dag_id[:k], ()):
+                candidates[e[0]] = e
+        if self._by_tag:
+            for t in tags:
+                for e in self._by_tag.get(t, ()):
+                    candidates[e[0]] = e
+        if self._by_owner:
+            for o in owners:
+                for e in self._by_owner.get(o, ()):
+                    candidates[e[0]] = e
+        for e in self._always:
+            candidates[e[0]] = e
+        if not candidates:
+            return []
+        return [e[2] for _, e in sorted(candidates.items())
+                if e[1].matches(dag_id, tags, owners)]

@@ -1,0 +1,129 @@
+"""`pausectl validate`: schema and semantic checks of the whole state repo (or some files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import PausectlError
+from .schema import schema_errors
+from .state import CONFIG_FILE, Config, load_config, load_env
+from .timeutil import utcnow
+from .yamlload import load_yaml_file
+
+
+def _problem(e: PausectlError, severity: str = "error", rid: str | None = None) -> dict:
+    p = {"severity": severity, "file": e.file, "line": e.line, "col": e.col, "message": e.message}
+    if rid:
+        p["id"] = rid
+    return p
+
+
+def _warning(text: str) -> dict:
+    # warnings from loading are "file:line: message"
+    loc, _, msg = text.partition(": ")
+    file, _, line = loc.rpartition(":")
+    if file and line.isdigit():
+        return {"severity": "warning", "file": file, "line": int(line), "col": None, "message": msg}
+    return {"severity": "warning", "file": None, "line": None, "col": None, "message": text}
+
+
+def validate_repo(root: Path, paths: list[str] | None = None) -> list[dict]:
+    problems: list[dict] = []
+    seen: set = set()
+
+    def add(p: dict) -> None:
+        key = (p["file"], p["line"], p["col"], p["message"])
+        if key not in seen:
+            seen.add(key)
+            problems.append(p)
+
+    try:
+        cfg = load_config(root)
+    except PausectlError as e:
+        add(_problem(e))
+        cfg_doc = _try_doc(root / CONFIG_FILE, root)
+        if cfg_doc is not None:
+            for err in schema_errors(cfg_doc, "pausectl.schema.json"):
+                add(_problem(err))
+        return problems
+
+    wanted = None
+    if paths:
+        wanted = {Path(p).resolve() for p in paths}
+        for p in wanted:
+            if not p.exists():
+                add(_problem(PausectlError("file not found", os.path.relpath(p))))
+    now = utcnow()
+    for env in sorted(cfg.environments):
+        ec = cfg.environments[env]
+        env_files = {(cfg.root / ec.file).resolve()}
+        try:
+            state = load_env(cfg, env, now=now)
+            env_files |= {Path(f).resolve() for f in state.files}
+        except PausectlError as e:
+            if wanted is None or _touches(e, wanted, env_files):
+                add(_problem(e))
+                # the rest of this file's schema problems too, so one run shows them all
+                if e.file:
+                    doc = _try_doc(Path(e.file), root)
+                    if doc is not None and isinstance(doc.data, dict):
+                        for err in schema_errors(doc, "state.schema.json"):
+                            add(_problem(err))
+            continue
+        if wanted is not None and not (wanted & env_files or (root / CONFIG_FILE).resolve() in wanted):
+            continue
+        for w in state.warnings:
+            add(_warning(w))
+        for w in _unmatched_rules(cfg, env, state):
+            add(w)
+    if wanted:
+        for p in sorted(wanted):
+            if p.name.endswith((".yaml", ".yml")) and p.exists() and p.name != CONFIG_FILE:
+                doc = _try_doc(p, root)
+                if doc is None:
+                    try:
+                        load_yaml_file(p, os.path.relpath(p))
+                    except PausectlError as e:
+                        add(_problem(e))
+                    continue
+                for err in schema_errors(doc, "state.schema.json"):
+                    add(_problem(err))
+    return problems
+
+
+def _touches(e: PausectlError, wanted: set[Path], env_files: set[Path]) -> bool:
+    if e.file and Path(e.file).resolve() in wanted:
+        return True
+    return bool(wanted & env_files)
+
+
+def _try_doc(path: Path, root: Path):
+    try:
+        doc = load_yaml_file(path, os.path.relpath(path))
+    except PausectlError:
+        return None
+    return doc if isinstance(doc.data, dict) else None
+
+
+def _unmatched_rules(cfg: Config, env: str, state) -> list[dict]:
+    """Rules that match no DAG, when the environment's live state is a known snapshot."""
+    backend = cfg.environments[env].backend
+    if backend.get("type") != "snapshot":
+        return []
+    from .engine import open_backend
+    try:
+        live = open_backend(cfg, env).list_dags()
+    except PausectlError as e:
+        return [_problem(e)]
+    ids = {d.dag_id for d in live}
+    out = []
+    for dag_id, rules in state.dag_rules.items():
+        if dag_id not in ids:
+            for r in rules:
+                out.append(_warning(f"{r.where}: dag entry {dag_id!r} matches no DAG in the "
+                                    f"{env} snapshot"))
+    for g in state.groups:
+        if not any(g.selector.matches(d.dag_id, d.tags, d.owners) for d in live):
+            out.append(_warning(f"{g.where}: group {g.name!r} matches no DAG in the {env} snapshot"))
+    return out

@@ -1,0 +1,215 @@
+"""Safe YAML loading that keeps line marks and refuses what pyyaml would silently accept.
+
+- duplicate keys are an error (pyyaml keeps the last one),
+- aliases are bounded (a billion-laughs document fails fast instead of eating memory),
+- only the plain YAML tags (no python/*, no custom tags),
+- the file must be UTF-8,
+- timestamps stay strings, so JSON Schema sees what the user wrote.
+
+The result is plain dicts/lists/scalars plus `marks`: a map from a JSON path (tuple of keys and
+indexes) to the (line, col) of that node, 1-based, for error messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PausectlError
+
+try:  # libyaml's composer is several times faster; the checks below do not depend on it
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader
+
+MAX_ALIAS_EXPANSIONS = 10_000   # nodes reached through aliases; real state files use a handful
+MAX_BYTES = 20 * 1024 * 1024
+
+_STR = "tag:yaml.org,2002:str"
+_ALLOWED_SCALARS = {
+    _STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp",
+}
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+
+Path_ = tuple  # a JSON path: tuple of str keys and int indexes
+
+
+@dataclass
+class LoadedYaml:
+    """A loaded YAML document with the source position of every node."""
+
+    path: str                     # as shown in messages (relative to the state repo when possible)
+    data: Any
+    marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+
+    def mark(self, json_path) -> tuple[int, int]:
+        """(line, col) of the node at json_path, or of its nearest ancestor that has one."""
+        p = tuple(json_path)
+        while p:
+            if p in self.marks:
+                return self.marks[p]
+            p = p[:-1]
+        return self.marks.get((), (1, 1))
+
+    def error(self, json_path, message: str) -> PausectlError:
+        line, col = self.mark(json_path)
+        return PausectlError(message, self.path, line, col)
+
+    def where(self, json_path) -> str:
+        return f"{self.path}:{self.mark(json_path)[0]}"
+
+
+def load_yaml_file(file: Path, shown_as: str | None = None) -> LoadedYaml:
+    shown = shown_as or str(file)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise PausectlError("file not found", shown) from None
+    except IsADirectoryError:
+        raise PausectlError("is a directory, expected a YAML file", shown) from None
+    except OSError as e:
+        raise PausectlError(f"cannot read: {e.strerror}", shown) from None
+    return load_yaml_bytes(raw, shown)
+
+
+def load_yaml_bytes(raw: bytes, shown: str) -> LoadedYaml:
+    if len(raw) > MAX_BYTES:
+        raise PausectlError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MB", shown, 1, 1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise PausectlError(f"not valid UTF-8 (byte 0x{raw[e.start]:02x})", shown, line, col) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise PausectlError("contains a NUL byte (binary file?)", shown, line, 1)
+    try:
+        node = _compose_single(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        msg = " ".join(str(x) for x in (e.context, e.problem) if x) or "invalid YAML"
+        if mark is not None:
+            raise PausectlError(f"invalid YAML: {msg}", shown, mark.line + 1, mark.column + 1) from None
+        raise PausectlError(f"invalid YAML: {msg}", shown) from None
+    except yaml.YAMLError as e:
+        raise PausectlError(f"invalid YAML: {e}".splitlines()[0], shown) from None
+    except RecursionError:
+        raise PausectlError("invalid YAML: nesting too deep", shown, 1, 1) from None
+    doc = LoadedYaml(shown, None)
+    if node is None:
+        doc.data = None
+        return doc
+    builder = _Builder(doc)
+    try:
+        doc.data = builder.build(node, ())
+    except RecursionError:
+        raise PausectlError("nesting too deep", shown, 1, 1) from None
+    return doc
+
+
+def _compose_single(text: str):
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    return node
+
+
+class _Builder:
+    def __init__(self, doc: LoadedYaml):
+        self.doc = doc
+        self.alias_budget = MAX_ALIAS_EXPANSIONS
+        self.seen_ids: set[int] = set()
+
+    def _err(self, node, message: str) -> PausectlError:
+        return PausectlError(message, self.doc.path, node.start_mark.line + 1,
+                             node.start_mark.column + 1)
+
+    def _count(self, node) -> None:
+        # A node object reached twice was reached through an alias: charge the budget.
+        if id(node) in self.seen_ids:
+            self.alias_budget -= 1
+            if self.alias_budget < 0:
+                raise self._err(node, f"too many alias expansions (over {MAX_ALIAS_EXPANSIONS}); "
+                                      "refusing a YAML alias bomb")
+        else:
+            self.seen_ids.add(id(node))
+
+    def build(self, node, path: tuple):
+        self._count(node)
+        if path not in self.doc.marks:
+            self.doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ:
+                raise self._err(node, f"tag {node.tag!r} is not allowed")
+            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _MAP:
+                raise self._err(node, f"tag {node.tag!r} is not allowed")
+            return self._mapping(node, path)
+        raise self._err(node, "unsupported YAML node")  # pragma: no cover
+
+    def _mapping(self, node, path: tuple) -> dict:
+        result: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self._err(key_node, "merge keys (<<) are not supported; write the keys out")
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self._err(key_node, "mapping keys must be plain strings")
+            key = self._scalar(key_node)
+            if isinstance(key, bool) or key is None:
+                # `on:`/`yes:`/`null:` as keys: keep what the user wrote
+                key = key_node.value
+            if not isinstance(key, str):
+                key = str(key)
+            if key in result:
+                first = self.doc.marks.get(path + (key,), (0, 0))[0]
+                raise self._err(key_node, f"duplicate key {key!r} (first defined on line {first})")
+            self.doc.marks[path + (key,)] = (key_node.start_mark.line + 1,
+                                             key_node.start_mark.column + 1)
+            result[key] = self.build(value_node, path + (key,))
+        return result
+
+    def _scalar(self, node):
+        tag = node.tag
+        if tag not in _ALLOWED_SCALARS:
+            raise self._err(node, f"tag {tag!r} is not allowed")
+        if tag in (_STR, "tag:yaml.org,2002:timestamp"):
+            return node.value
+        if tag == "tag:yaml.org,2002:null":
+            return None
+        if tag == "tag:yaml.org,2002:bool":
+            return node.value.lower() in ("true", "yes", "on", "y")
+        if tag == "tag:yaml.org,2002:int":
+            v = node.value.replace("_", "")
+            try:
+                if v.startswith(("0x", "-0x", "+0x")):
+                    return int(v, 16)
+                if v.startswith(("0o", "-0o", "+0o")):
+                    return int(v.replace("0o", ""), 8)
+                return int(v, 10)
+            except ValueError:
+                return node.value
+        # float
+        v = node.value.lower().replace("_", "")
+        if v in (".inf", "+.inf"):
+            return float("inf")
+        if v == "-.inf":
+            return float("-inf")
+        if v == ".nan":
+            return float("nan")
+        try:
+            return float(v)
+        except ValueError:
+            return node.value
