@@ -23,7 +23,7 @@ def explain_dag(ctx: Context, live: list[LiveDag], dag_id: str, at: datetime,
     resolver = Resolver(ctx.cfg, ctx.state, at, emergency)
     dec = resolver.decide(dag)
     rules = []
-    for c in dec.candidates:
+    for c in resolver.candidates(dag):
         r = c.rule
         rules.append({
             "rule": r.label(), "where": r.where, "layer": r.layer, "paused": r.paused,
@@ -41,7 +41,7 @@ def explain_dag(ctx: Context, live: list[LiveDag], dag_id: str, at: datetime,
         "desired_paused": dec.paused,
         "decided_by": dec.rule.where if dec.rule else None,
         "conflict": [r.where for r in dec.conflict] if dec.conflict else None,
-        "unmanaged": dec.unmanaged, "why": dec.why, "rules": rules,
+        "unmanaged": dec.unmanaged, "why": resolver.why(dec, dag), "rules": rules,
         "precedence": {"layers": list(ctx.cfg.layers), "tie": ctx.cfg.tie},
     }
 

@@ -87,10 +87,9 @@ class Plan:
 
 
 def live_hash(live: list[LiveDag]) -> str:
-    h = hashlib.sha256()
-    for d in sorted(live, key=lambda d: d.dag_id):
-        h.update(f"{d.dag_id}={int(d.is_paused)}\n".encode())
-    return "sha256:" + h.hexdigest()
+    """Identifies the live pause state a plan was made against."""
+    text = "\n".join(sorted(f"{d.dag_id}={d.is_paused:d}" for d in live))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def protect_index(cfg: Config, state: EnvState) -> SelectorIndex:
@@ -120,7 +119,7 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
         dec = resolution.decisions[dag.dag_id]
         if dec.conflict:
             plan.conflicts.append({"dag_id": dag.dag_id, "rules": [r.where for r in dec.conflict],
-                                   "message": dec.why})
+                                   "message": resolution.why(dec, dag)})
             continue
         if dec.unmanaged:
             if state.defaults.unmanaged == "report":

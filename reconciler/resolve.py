@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .backends.base import LiveDag
-from .selectors import SelectorIndex
+from .selectors import SelectorIndex, is_glob
 from .state import Config, EnvState, Rule
 
 SPEC_DAG = 3
@@ -36,10 +36,8 @@ class Decision:
     dag_id: str
     paused: bool | None              # None: not managed, or a conflict
     rule: Rule | None                # the winner
-    candidates: list[Candidate]      # every rule that matched, best first (inactive last)
     conflict: list[Rule] | None = None
     unmanaged: bool = False
-    why: str = ""
 
 
 @dataclass
@@ -59,8 +57,12 @@ class Emergency:
 
 @dataclass
 class Resolution:
+    resolver: "Resolver"
     decisions: dict[str, Decision] = field(default_factory=dict)
     missing: list[tuple[str, Rule]] = field(default_factory=list)   # dag rules with no live DAG
+
+    def why(self, dec: Decision, dag: LiveDag) -> str:
+        return self.resolver.why(dec, dag)
 
 
 class Resolver:
@@ -73,8 +75,15 @@ class Resolver:
         self.at = at
         self.emergency = emergency
         self.layer_rank = {name: i for i, name in enumerate(cfg.layers)}
+        # whether each rule is in force is fixed for one `at`: compute it once per rule
+        self.inactive: dict[int, str | None] = {id(r): r.inactive_reason(at)
+                                                for r in state.all_rules()}
         self.group_index = SelectorIndex((g.selector, g) for g in state.groups)
-        self._inactive_cache: dict[int, str | None] = {}
+        self._dag_keys = {id(r): self._key(r, SPEC_DAG)
+                          for rules in state.dag_rules.values() for r in rules}
+        self._group_keys = {id(g): self._key(g, g.selector.specificity(""))
+                            for g in state.groups if all(is_glob(p) for p in g.selector.dag_ids)}
+        self._emergency_key = self._key(emergency.rule(), SPEC_DAG) if emergency else None
         self._emergency_rule = emergency.rule() if emergency else None
         d = state.defaults
         self._unmanaged_rule = None
@@ -85,62 +94,81 @@ class Resolver:
         self._ended_rule = Rule(layer="defaults", name="defaults", paused=False, where=d.where,
                                 reason="no rule in force (pause ended)", owner=None)
 
-    def _inactive(self, rule: Rule) -> str | None:
-        k = id(rule)
-        if k not in self._inactive_cache:
-            self._inactive_cache[k] = rule.inactive_reason(self.at)
-        return self._inactive_cache[k]
-
     def _key(self, rule: Rule, spec: int) -> tuple:
         return (self.layer_rank[rule.layer], -spec, -rule.priority, rule.depth)
 
-    def candidates(self, dag: LiveDag) -> list[Candidate]:
-        out: list[Candidate] = []
+    def _matches(self, dag: LiveDag) -> list[tuple[tuple, Rule]]:
+        """(precedence key, rule) for every rule matching `dag`, in force or not."""
+        out = []
         if self._emergency_rule is not None:
             ex = self.emergency.except_index
             if not (ex and ex.lookup(dag.dag_id, dag.tags, dag.owners)):
-                out.append(Candidate(self._emergency_rule, self._key(self._emergency_rule, SPEC_DAG), None))
-        for rule in self.state.dag_rules.get(dag.dag_id, ()):
-            out.append(Candidate(rule, self._key(rule, SPEC_DAG), self._inactive(rule)))
+                out.append((self._emergency_key, self._emergency_rule))
+        rules = self.state.dag_rules.get(dag.dag_id)
+        if rules:
+            for rule in rules:
+                out.append((self._dag_keys[id(rule)], rule))
         if self.group_index:
             for rule in self.group_index.lookup(dag.dag_id, dag.tags, dag.owners):
-                out.append(Candidate(rule, self._key(rule, rule.selector.specificity(dag.dag_id)),
-                                     self._inactive(rule)))
-        out.sort(key=lambda c: (c.inactive is not None, c.key))
+                key = self._group_keys.get(id(rule))
+                if key is None:   # a group naming some dag_ids exactly: specificity varies
+                    key = self._key(rule, rule.selector.specificity(dag.dag_id))
+                out.append((key, rule))
+        return out
+
+    def candidates(self, dag: LiveDag) -> list[Candidate]:
+        """Every rule matching `dag`, in force first, each in precedence order (explain)."""
+        inactive = self.inactive
+        out = [Candidate(rule, key, inactive.get(id(rule))) for key, rule in self._matches(dag)]
+        out.sort(key=_candidate_order)
         return out
 
     def decide(self, dag: LiveDag) -> Decision:
+        matches = self._matches(dag)
+        inactive = self.inactive
+        active = [m for m in matches if inactive.get(id(m[1])) is None]
+        if not active:
+            if matches:  # known to git, but every rule has ended or is outside its window
+                return Decision(dag.dag_id, False, self._ended_rule)
+            if self._unmanaged_rule is not None:
+                return Decision(dag.dag_id, self._unmanaged_rule.paused, self._unmanaged_rule)
+            return Decision(dag.dag_id, None, None, unmanaged=True)
+        if len(active) == 1:
+            rule = active[0][1]
+            return Decision(dag.dag_id, rule.paused, rule)
+        best_key = min(m[0] for m in active)
+        tied = [m[1] for m in active if m[0] == best_key]
+        best = tied[0]
+        if len(tied) == 1 or all(r.paused == best.paused for r in tied):
+            return Decision(dag.dag_id, best.paused, best)
+        tie = self.cfg.tie
+        if tie == "error":
+            return Decision(dag.dag_id, None, None, conflict=tied)
+        want = tie == "pause"
+        return Decision(dag.dag_id, want, next(r for r in tied if r.paused == want))
+
+    def why(self, dec: Decision, dag: LiveDag) -> str:
+        """Why `dec` came out as it did, in one sentence (explain, conflicts)."""
         cands = self.candidates(dag)
         active = [c for c in cands if c.inactive is None]
+        if dec.conflict:
+            return ("conflict: " + " vs ".join(f"{r.label()} ({r.where})" for r in dec.conflict)
+                    + " have equal precedence and tie is 'error'")
         if not active:
-            if cands:  # known to git, but every rule has ended or is outside its window
-                return Decision(dag.dag_id, False, self._ended_rule, cands,
-                                why="no rule in force: " + "; ".join(
-                                    f"{c.rule.label()} {c.inactive}" for c in cands))
-            if self._unmanaged_rule is not None:
-                return Decision(dag.dag_id, self._unmanaged_rule.paused, self._unmanaged_rule, cands,
-                                why=f"matched by no rule; defaults.unmanaged is "
-                                    f"{self.state.defaults.unmanaged}")
-            return Decision(dag.dag_id, None, None, cands, unmanaged=True,
-                            why=f"matched by no rule; defaults.unmanaged is "
-                                f"{self.state.defaults.unmanaged}")
-        best = active[0]
-        tied = [c for c in active if c.key == best.key]
-        if len(tied) == 1 or all(c.rule.paused == best.rule.paused for c in tied):
-            why = _why(best, active)
-            return Decision(dag.dag_id, best.rule.paused, best.rule, cands, why=why)
-        tie = self.cfg.tie
-        rules = [c.rule for c in tied]
-        if tie == "error":
-            return Decision(dag.dag_id, None, None, cands, conflict=rules,
-                            why="conflict: " + " vs ".join(f"{r.label()} ({r.where})" for r in rules)
-                                + " have equal precedence and tie is 'error'")
-        want = tie == "pause"
-        winner = next(c for c in tied if c.rule.paused == want)
-        return Decision(dag.dag_id, want, winner.rule, cands,
-                        why=f"{winner.rule.label()} ties with " + ", ".join(
-                            f"{c.rule.label()} ({c.rule.where})" for c in tied if c is not winner)
-                            + f"; tie is '{tie}'")
+            if cands:
+                return "no rule in force: " + "; ".join(
+                    f"{c.rule.label()} {c.inactive}" for c in cands)
+            return f"matched by no rule; defaults.unmanaged is {self.state.defaults.unmanaged}"
+        winner = next(c for c in active if c.rule is dec.rule)
+        tied = [c for c in active if c.key == winner.key and c.rule.paused != winner.rule.paused]
+        if tied:
+            return (f"{winner.rule.label()} ties with " + ", ".join(
+                f"{c.rule.label()} ({c.rule.where})" for c in tied) + f"; tie is '{self.cfg.tie}'")
+        return _why(winner, active)
+
+
+def _candidate_order(c: Candidate):
+    return (c.inactive is not None, c.key)
 
 
 def _why(best: Candidate, active: list[Candidate]) -> str:
@@ -168,7 +196,7 @@ def _why(best: Candidate, active: list[Candidate]) -> str:
 def resolve(cfg: Config, state: EnvState, live: list[LiveDag], at: datetime,
             emergency: Emergency | None = None) -> Resolution:
     resolver = Resolver(cfg, state, at, emergency)
-    res = Resolution()
+    res = Resolution(resolver)
     decide = resolver.decide
     for dag in live:
         res.decisions[dag.dag_id] = decide(dag)

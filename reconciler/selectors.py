@@ -115,55 +115,73 @@ class Selector:
 class SelectorIndex:
     """Finds, for one DAG, the items whose selector matches, without testing every selector.
 
-    Each item is filed under one key of its selector: the literal prefix of each dag_id glob,
-    else each tag, else each owner, else "always". A lookup gathers the candidates from the
-    prefixes of the dag_id that occur in the index, its tags and owners, then tests only those.
+    Each item is filed under one key of its selector: each exact dag_id or the literal prefix of
+    each dag_id glob, else each tag, else each owner, else "always". A lookup gathers candidates
+    from those keys and tests only them; where the key alone decides (an exact id, `prefix*`, a
+    tags-only or owners-only selector) the test is skipped.
     """
 
     def __init__(self, items: Iterable[tuple[Selector, object]]):
+        self._by_exact: dict[str, list] = {}
         self._by_prefix: dict[str, list] = {}
         self._by_tag: dict[str, list] = {}
         self._by_owner: dict[str, list] = {}
         self._always: list = []
         for order, (sel, item) in enumerate(items):
-            entry = (order, sel, item)
             if sel.dag_ids:
-                for p in {literal_prefix(g) for g in sel.dag_ids}:
-                    self._by_prefix.setdefault(p, []).append(entry)
+                only_ids = not sel.tags and not sel.owners
+                for g in sel.dag_ids:
+                    if not is_glob(g):
+                        self._by_exact.setdefault(g, []).append((order, sel, item, only_ids))
+                    else:
+                        p = literal_prefix(g)
+                        sure = only_ids and len(sel.dag_ids) == 1 and g == p + "*"
+                        self._by_prefix.setdefault(p, []).append((order, sel, item, sure))
             elif sel.tags:
                 for t in sel.tags:
-                    self._by_tag.setdefault(t, []).append(entry)
+                    self._by_tag.setdefault(t, []).append((order, sel, item, not sel.owners))
             elif sel.owners:
                 for o in sel.owners:
-                    self._by_owner.setdefault(o, []).append(entry)
+                    self._by_owner.setdefault(o, []).append((order, sel, item, True))
             else:
-                self._always.append(entry)
+                self._always.append((order, sel, item, True))
         self._prefix_lengths = sorted({len(p) for p in self._by_prefix})
 
     def __bool__(self) -> bool:
-        return bool(self._by_prefix or self._by_tag or self._by_owner or self._always)
+        return bool(self._by_exact or self._by_prefix or self._by_tag or self._by_owner
+                    or self._always)
 
     def lookup(self, dag_id: str, tags: Iterable[str], owners: Iterable[str]) -> list:
         """Matching items, in the order they were given."""
-        candidates: dict[int, tuple] = {}
+        found = []
+        hit = self._by_exact.get(dag_id)
+        if hit:
+            found += hit
         by_prefix = self._by_prefix
         n = len(dag_id)
         for k in self._prefix_lengths:
             if k > n:
                 break
-            for e in by_prefix.get(dag_id[:k], ()):
-                candidates[e[0]] = e
+            hit = by_prefix.get(dag_id[:k])
+            if hit:
+                found += hit
         if self._by_tag:
             for t in tags:
-                for e in self._by_tag.get(t, ()):
-                    candidates[e[0]] = e
+                hit = self._by_tag.get(t)
+                if hit:
+                    found += hit
         if self._by_owner:
             for o in owners:
-                for e in self._by_owner.get(o, ()):
-                    candidates[e[0]] = e
-        for e in self._always:
-            candidates[e[0]] = e
-        if not candidates:
+                hit = self._by_owner.get(o)
+                if hit:
+                    found += hit
+        if self._always:
+            found += self._always
+        if not found:
             return []
-        return [e[2] for _, e in sorted(candidates.items())
-                if e[1].matches(dag_id, tags, owners)]
+        if len(found) > 1:
+            unique = {e[0]: e for e in found}     # an item may be filed under several keys
+            if len(unique) < len(found) or any(found[i][0] > found[i + 1][0]
+                                               for i in range(len(found) - 1)):
+                found = [unique[k] for k in sorted(unique)]
+        return [e[2] for e in found if e[3] or e[1].matches(dag_id, tags, owners)]

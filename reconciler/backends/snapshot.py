@@ -30,6 +30,24 @@ def _json_line(raw: str, index: int, key: str | None) -> int:
         return 1
 
 
+def _diagnose(raw: str, shown: str, i: int, d) -> None:
+    """Raise the precise error for dags[i], naming its line."""
+    if not isinstance(d, dict):
+        raise PausectlError(f"dags[{i}]: expected an object", shown, _json_line(raw, i, None))
+    for key, typ in _FIELDS.items():
+        if key not in d and key in ("dag_id", "is_paused"):
+            raise PausectlError(f"dags[{i}].{key}: missing", shown, _json_line(raw, i, None))
+        if key in d and (type(d[key]) is not typ or (typ is str and not d[key])):
+            raise PausectlError(f"dags[{i}].{key}: expected a {'non-empty string' if typ is str else 'boolean'}",
+                                shown, _json_line(raw, i, key))
+    for key in ("tags", "owners"):
+        v = d.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise PausectlError(f"dags[{i}].{key}: expected a list of strings", shown,
+                                _json_line(raw, i, key))
+    raise PausectlError(f"dags[{i}]: invalid DAG entry", shown, _json_line(raw, i, None))
+
+
 def parse_snapshot(raw: str, shown: str) -> list[LiveDag]:
     """Parse and check a snapshot document; errors name file:line. Fast for 100k DAGs."""
     try:
@@ -40,31 +58,29 @@ def parse_snapshot(raw: str, shown: str) -> list[LiveDag]:
         raise PausectlError("snapshot must be an object with a 'dags' list", shown, 1, 1)
     out = []
     seen = set()
+    append = out.append
     for i, d in enumerate(data["dags"]):
-        if not isinstance(d, dict):
-            raise PausectlError(f"dags[{i}]: expected an object", shown, _json_line(raw, i, None))
-        for key, typ in _FIELDS.items():
-            if key in d and not isinstance(d[key], typ) or (key in ("dag_id", "is_paused")
-                                                             and key not in d):
-                what = "missing" if key not in d else f"expected {typ.__name__}"
-                raise PausectlError(f"dags[{i}].{key}: {what}", shown, _json_line(raw, i, key))
-        for key in ("tags", "owners"):
-            v = d.get(key, [])
-            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-                raise PausectlError(f"dags[{i}].{key}: expected a list of strings", shown,
-                                    _json_line(raw, i, key))
-        if d["dag_id"] in seen:
-            raise PausectlError(f"dags[{i}]: duplicate dag_id {d['dag_id']!r}", shown,
+        # one cheap check per DAG; the slow, precise diagnosis runs only when it fails
+        try:
+            dag = LiveDag(d["dag_id"], d["is_paused"], tuple(d.get("tags", ())),
+                          tuple(d.get("owners", ())), d.get("is_stale", False),
+                          d.get("has_import_errors", False), d.get("fileloc"),
+                          d.get("last_parsed_time"), d.get("timetable_summary"),
+                          d.get("next_dagrun_run_after"), d.get("max_active_runs"))
+            ok = (type(dag.dag_id) is str and dag.dag_id and type(dag.is_paused) is bool
+                  and type(dag.is_stale) is bool and type(dag.has_import_errors) is bool
+                  and type(d.get("tags", ())) is list and type(d.get("owners", ())) is list
+                  and all(type(x) is str for x in dag.tags)
+                  and all(type(x) is str for x in dag.owners))
+        except (TypeError, KeyError, AttributeError):
+            ok = False
+        if not ok:
+            _diagnose(raw, shown, i, d)
+        if dag.dag_id in seen:
+            raise PausectlError(f"dags[{i}]: duplicate dag_id {dag.dag_id!r}", shown,
                                 _json_line(raw, i, "dag_id"))
-        seen.add(d["dag_id"])
-        out.append(LiveDag(
-            dag_id=d["dag_id"], is_paused=d["is_paused"], tags=tuple(d.get("tags", ())),
-            owners=tuple(d.get("owners", ())), is_stale=d.get("is_stale", False),
-            has_import_errors=d.get("has_import_errors", False), fileloc=d.get("fileloc"),
-            last_parsed_time=d.get("last_parsed_time"),
-            timetable_summary=d.get("timetable_summary"),
-            next_dagrun_run_after=d.get("next_dagrun_run_after"),
-            max_active_runs=d.get("max_active_runs")))
+        seen.add(dag.dag_id)
+        append(dag)
     return out
 
 
