@@ -1,0 +1,913 @@
+"""A local real Airflow for tests, the demo and benchmarks.
+
+`ensure_venv` installs Airflow 3.3.2 or 2.11.2 into its own virtualenv under `ROOT/.airflow/`
+(never into pausectl's own environment: pausectl only talks to Airflow over HTTP).
+`AirflowServer` makes a throw-away AIRFLOW_HOME on SQLite, writes generated DAG files from
+`DagSpec` values, registers them without a scheduler, and runs the API server (AF3,
+`/api/v2`, JWT from `POST /auth/token`) or the webserver (AF2, `/api/v1`, HTTP basic auth)
+on 127.0.0.1 only. Optionally a scheduler runs too, so DAGs really run.
+
+    with AirflowServer(major=3, dags=STANDARD_DAGS) as af:
+        httpx.get(f"{af.url}/api/v2/dags", headers=af.auth_headers())
+
+CLI: `python -m reconciler.harness up --major 3 --dags 1000` starts one and prints its
+url/username/password as JSON, then stays in the foreground until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import concurrent.futures
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+AIRFLOW_VERSIONS = {3: "3.3.2", 2: "2.11.2"}
+# Extra pins per major, installed together with apache-airflow. Measured: none are needed for
+# 2.11.2 on Python 3.11 (the webserver, flask-session and connexion import and serve fine).
+EXTRA_PINS: dict[int, list[str]] = {3: [], 2: []}
+MARKER = ".pausectl-installed"
+DAGS_PER_FILE = 250          # normal DAGs are generated in files of this many
+READY_TIMEOUT = float(os.environ.get("PAUSECTL_AIRFLOW_READY_TIMEOUT", "180"))
+DEFAULT_START = "2024-01-01T00:00:00+00:00"
+
+
+class HarnessError(RuntimeError):
+    """Airflow could not be installed or started; the message carries the log tail."""
+
+
+# --------------------------------------------------------------------------- venv
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text[-lines:])
+
+
+def _airflow_version_ok(venv: Path, version: str) -> bool:
+    airflow = venv / "bin" / "airflow"
+    if not airflow.exists():
+        return False
+    with tempfile.TemporaryDirectory(prefix="pausectl-afcheck-") as home:
+        env = _clean_environ()
+        env.update(AIRFLOW_HOME=home, AIRFLOW__CORE__LOAD_EXAMPLES="False")
+        try:
+            out = subprocess.run([str(airflow), "version"], env=env, capture_output=True,
+                                 text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    lines = out.stdout.strip().splitlines()
+    return out.returncode == 0 and bool(lines) and lines[-1].strip() == version
+
+
+def ensure_venv(major: int, root: Path) -> Path:
+    """Return `root/.airflow/venv-<major>` with the pinned Airflow, installing it if needed.
+
+    A marker file is written only after a successful install and check, so a half-finished
+    install (killed pip, network error) is thrown away and redone. A file lock serialises
+    concurrent callers (pytest-xdist workers, the demo) on the same root.
+    """
+    if major not in AIRFLOW_VERSIONS:
+        raise ValueError(f"unsupported Airflow major version {major!r} (use 2 or 3)")
+    version = AIRFLOW_VERSIONS[major]
+    base = Path(root).resolve() / ".airflow"
+    base.mkdir(parents=True, exist_ok=True)
+    venv = base / f"venv-{major}"
+    marker = venv / MARKER
+    pin = f"apache-airflow=={version}"
+    with open(base / f"venv-{major}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists() and marker.read_text().split() == [pin, *EXTRA_PINS[major]] \
+                and _airflow_version_ok(venv, version):
+            return venv
+        if venv.exists():
+            shutil.rmtree(venv)
+        log = base / f"venv-{major}-install.log"
+        env = _clean_environ()
+        env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+        with open(log, "w") as fh:
+            steps = [
+                [sys.executable, "-m", "venv", str(venv)],
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off",
+                 pin, *EXTRA_PINS[major]],
+            ]
+            for cmd in steps:
+                fh.write(f"$ {' '.join(cmd)}\n")
+                fh.flush()
+                rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+                if rc != 0:
+                    raise HarnessError(f"installing Airflow {version} failed (exit {rc}); "
+                                       f"log {log}:\n{_tail(log)}")
+        if not _airflow_version_ok(venv, version):
+            raise HarnessError(f"Airflow {version} installed in {venv} but `airflow version` "
+                               f"does not work; log {log}:\n{_tail(log)}")
+        marker.write_text(" ".join([pin, *EXTRA_PINS[major]]) + "\n")
+        return venv
+
+
+# --------------------------------------------------------------------------- DAG specs
+
+@dataclass(frozen=True)
+class DagSpec:
+    """One generated DAG. Tasks: `fail` -> a task that raises; `sleep`/`outlets` -> a Python
+    task (sleeps that many seconds, emits the assets); otherwise one EmptyOperator.
+
+    `schedule`: None, a cron expression or preset ("@daily"), or a list of asset names (the
+    DAG is then asset-triggered: AF3 `[Asset(name)]`, AF2 `[Dataset(name)]`).
+    `import_error`: the DAG is registered, then its file is broken (has_import_errors, and an
+    entry in importErrors). `stale`: registered, then its file is deleted (AF3 is_stale,
+    AF2 is_active false). `paused_at_creation` None keeps Airflow's default (paused).
+    """
+
+    dag_id: str
+    tags: tuple[str, ...] = ()
+    owner: str = "airflow"
+    schedule: str | tuple[str, ...] | None = None
+    fail: bool = False
+    sleep: float = 0.0
+    import_error: bool = False
+    stale: bool = False
+    outlets: tuple[str, ...] = ()
+    inlets: tuple[str, ...] = ()
+    start_date: str = DEFAULT_START
+    catchup: bool = False
+    max_active_runs: int | None = None
+    paused_at_creation: bool | None = None
+
+    def __post_init__(self) -> None:
+        ok = self.dag_id and all(c.isalnum() or c in "_-." for c in self.dag_id)
+        if not ok or len(self.dag_id) > 250:
+            raise ValueError(f"invalid dag_id {self.dag_id!r}")
+        if self.import_error and self.stale:
+            raise ValueError(f"{self.dag_id}: a DAG cannot be both stale and an import error")
+        for name in ("tags", "outlets", "inlets"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.schedule, list):
+            object.__setattr__(self, "schedule", tuple(self.schedule))
+        if isinstance(self.start_date, datetime):
+            start = self.start_date
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=timezone.utc)
+            object.__setattr__(self, "start_date", start.isoformat())
+
+    @property
+    def initially_paused(self) -> bool:
+        return True if self.paused_at_creation is None else self.paused_at_creation
+
+    def to_json(self) -> dict:
+        data = dataclasses.asdict(self)
+        for name in ("tags", "outlets", "inlets"):
+            data[name] = list(data[name])
+        if isinstance(self.schedule, tuple):
+            data["schedule"] = list(self.schedule)
+        return data
+
+
+def _standard_dags() -> tuple[DagSpec, ...]:
+    """154 DAGs: 151 healthy, 2 import errors, 1 stale; all paused at creation."""
+    crons = [None, "@daily", "0 * * * *", "30 2 * * *", "@hourly"]
+    specs: list[DagSpec] = []
+    for i in range(60):                     # etl_000..etl_059
+        tags = ["etl"] + (["canary"] if i < 3 else []) + (["critical"] if i in (10, 11) else [])
+        specs.append(DagSpec(f"etl_{i:03d}", tags=tuple(tags), owner="data-eng",
+                             schedule=crons[i % len(crons)]))
+    for i in range(45):                     # report_000..report_044
+        tags = ["reporting"] + (["canary"] if i < 2 else [])
+        owner = "analytics" if i % 9 else "data-eng"
+        specs.append(DagSpec(f"report_{i:03d}", tags=tuple(tags), owner=owner,
+                             schedule=crons[(i + 1) % len(crons)]))
+    for i in range(30):                     # ml_000..ml_029
+        tags = ["ml"] + (["etl"] if i % 5 == 0 else []) + (["canary"] if i == 0 else [])
+        specs.append(DagSpec(f"ml_{i:03d}", tags=tuple(tags), owner="ml-team",
+                             schedule=crons[(i + 2) % len(crons)]))
+    for i in range(8):                      # critical_000..critical_007
+        specs.append(DagSpec(f"critical_{i:03d}", tags=("critical", "etl"), owner="data-eng",
+                             schedule="@daily"))
+    specs += [
+        DagSpec("etl_fails", tags=("etl",), owner="data-eng", fail=True),
+        DagSpec("etl_untagged", owner="data-eng"),
+        DagSpec("etl_assets_producer", tags=("etl",), owner="data-eng",
+                outlets=("pausectl_orders",)),
+        DagSpec("report_assets_consumer", tags=("reporting",), owner="analytics",
+                schedule=("pausectl_orders",)),
+        DagSpec("report_future", tags=("reporting",), owner="analytics", schedule="@daily",
+                start_date="2030-01-01T00:00:00+00:00"),
+        DagSpec("ml_limited", tags=("ml",), owner="ml-team", schedule="@daily",
+                max_active_runs=1),
+        DagSpec("critical_billing", tags=("critical",), owner="data-eng", schedule="@hourly"),
+        # Airflow's own default owner, a tag used by no other DAG:
+        DagSpec("misc_orphan", tags=("orphan",)),
+        DagSpec("etl_broken_a", tags=("etl",), owner="data-eng", import_error=True),
+        DagSpec("report_broken_b", tags=("reporting",), owner="analytics", import_error=True),
+        DagSpec("ml_stale_old", tags=("ml",), owner="ml-team", stale=True),
+    ]
+    return tuple(specs)
+
+
+STANDARD_DAGS: tuple[DagSpec, ...] = _standard_dags()
+
+
+def make_dags(n: int, prefix_offset: int = 0) -> list[DagSpec]:
+    """`n` healthy DAGs with the standard mix of prefixes, tags and owners (for benchmarks)."""
+    kinds = [("etl", ("etl",), "data-eng"), ("report", ("reporting",), "analytics"),
+             ("ml", ("ml",), "ml-team"), ("critical", ("critical", "etl"), "data-eng")]
+    crons = [None, "@daily", "0 * * * *", "@hourly"]
+    out = []
+    for i in range(prefix_offset, prefix_offset + n):
+        prefix, tags, owner = kinds[i % 10 % 4] if i % 10 < 8 else kinds[i % 2]
+        if i % 50 == 0:
+            tags = tags + ("canary",)
+        out.append(DagSpec(f"{prefix}_b{i:05d}", tags=tags, owner=owner,
+                           schedule=crons[i % len(crons)]))
+    return out
+
+
+_GENERATOR = '''\
+# Generated by pausectl's test harness (reconciler/harness.py): airflow DAG objects built
+# from the JSON spec file next to this one. Do not edit.
+import json
+import os
+import time
+from datetime import datetime, timezone
+
+{imports}
+
+_SPEC_FILE = os.path.splitext(os.path.abspath(__file__))[0] + ".json"
+
+
+def _fail(**_):
+    raise RuntimeError("pausectl harness: this task fails on purpose")
+
+
+def _work(seconds, **_):
+    time.sleep(seconds)
+
+
+def _when(text):
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _schedule(value):
+    if isinstance(value, list):
+        return [Asset(name) for name in value]
+    return value
+
+
+with open(_SPEC_FILE) as _fh:
+    _SPECS = json.load(_fh)
+
+for _s in _SPECS:
+    _kwargs = dict(
+        dag_id=_s["dag_id"], start_date=_when(_s["start_date"]),
+        schedule=_schedule(_s["schedule"]), catchup=_s["catchup"], tags=_s["tags"],
+        default_args={{"owner": _s["owner"], "retries": 0}},
+    )
+    if _s["max_active_runs"] is not None:
+        _kwargs["max_active_runs"] = _s["max_active_runs"]
+    if _s["paused_at_creation"] is not None:
+        _kwargs["is_paused_upon_creation"] = _s["paused_at_creation"]
+    with DAG(**_kwargs) as _dag:
+        _outlets = [Asset(name) for name in _s["outlets"]]
+        _inlets = [Asset(name) for name in _s["inlets"]]
+        if _s["fail"]:
+            PythonOperator(task_id="fail", python_callable=_fail, outlets=_outlets,
+                           inlets=_inlets)
+        elif _s["sleep"] or _outlets:
+            PythonOperator(task_id="work", python_callable=_work, op_args=[_s["sleep"]],
+                           outlets=_outlets, inlets=_inlets)
+        else:
+            EmptyOperator(task_id="noop", inlets=_inlets)
+    globals()[_s["dag_id"]] = _dag
+'''
+
+_IMPORTS = {
+    3: "from airflow.sdk import DAG, Asset\n"
+       "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+       "from airflow.providers.standard.operators.python import PythonOperator",
+    2: "from airflow import DAG\n"
+       "from airflow.datasets import Dataset as Asset\n"
+       "from airflow.operators.empty import EmptyOperator\n"
+       "from airflow.operators.python import PythonOperator",
+}
+_BREAK = ("\n# pausectl harness: this DAG file was broken on purpose\n"
+          "import pausectl_missing_module  # noqa: F401\n")
+
+
+# --------------------------------------------------------------------------- processes
+
+_LIVE: "set[AirflowServer]" = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _stop_all_live() -> None:
+    with _LIVE_LOCK:
+        servers = list(_LIVE)
+    for server in servers:
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+atexit.register(_stop_all_live)
+
+
+def _clean_environ() -> dict[str, str]:
+    """os.environ without anything that would leak the caller's Airflow or Python setup."""
+    drop = ("AIRFLOW_", "AIRFLOW__", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV",
+            "GUNICORN_CMD_ARGS")
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> list[int]:
+    """All live descendants of pid (from /proc), including ones that left its process group."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _kill_tree(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    if proc.poll() is not None and not _descendants(proc.pid):
+        return
+    pids = [proc.pid, *_descendants(proc.pid)]
+    pgids = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            pgids.add(os.getpgid(pid))
+    for pgid in pgids:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGTERM)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()
+        if not any(_alive(pid) for pid in pids):
+            break
+        time.sleep(0.1)
+    for pid in [*pids, *_descendants(proc.pid)]:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for pgid in pgids:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# --------------------------------------------------------------------------- the server
+
+class AirflowServer:
+    """A real Airflow (SQLite, 127.0.0.1) in a temporary AIRFLOW_HOME.
+
+    After `start()`: `url` (http://127.0.0.1:PORT), `api_version` ("v2" | "v1"), `api_url`,
+    `username`, `password`, `home`, `env` (for the CLI), `timings` (seconds per phase).
+    """
+
+    def __init__(self, major: int = 3, dags: Iterable[DagSpec] = (), root: Path | None = None,
+                 scheduler: bool = False, *, dag_processor: bool | None = None,
+                 jwt_expiration_time: int | None = None, jwt_leeway: int | None = None,
+                 workers: int = 1, port: int | None = None,
+                 extra_env: dict[str, str] | None = None, keep_home: bool | None = None,
+                 username: str = "admin", password: str = "admin"):
+        if major not in AIRFLOW_VERSIONS:
+            raise ValueError(f"unsupported Airflow major version {major!r} (use 2 or 3)")
+        self.major = major
+        self.version = AIRFLOW_VERSIONS[major]
+        self.api_version = "v2" if major == 3 else "v1"
+        self.root = Path(root or os.environ.get("PAUSECTL_AIRFLOW_ROOT") or Path.cwd()).resolve()
+        self.scheduler = scheduler
+        # AF3: the scheduler never parses files; a dag-processor picks up changed files.
+        self.dag_processor = (scheduler and major == 3) if dag_processor is None else dag_processor
+        self.jwt_expiration_time = jwt_expiration_time
+        self.jwt_leeway = jwt_leeway
+        self.workers = workers
+        self.port = port
+        self.extra_env = dict(extra_env or {})
+        self.keep_home = (os.environ.get("PAUSECTL_KEEP_AIRFLOW_HOME") == "1"
+                          if keep_home is None else keep_home)
+        self.username = username
+        self.password = password
+        self.specs: dict[str, DagSpec] = {}
+        self._pending = list(dags)
+        self._file_seq = 0
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self.venv: Path | None = None
+        self.home: Path | None = None
+        self.env: dict[str, str] = {}
+        self.timings: dict[str, float] = {}
+        self.started = False
+
+    # ---- properties
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/{self.api_version}"
+
+    @property
+    def dags_folder(self) -> Path:
+        assert self.home is not None
+        return self.home / "dags"
+
+    @property
+    def db_path(self) -> Path:
+        assert self.home is not None
+        return self.home / "airflow.db"
+
+    @property
+    def logs(self) -> Path:
+        assert self.home is not None
+        return self.home / "harness-logs"
+
+    def __repr__(self) -> str:
+        return f"<AirflowServer {self.version} {self.url if self.port else '(not started)'}>"
+
+    # ---- lifecycle
+    def __enter__(self) -> "AirflowServer":
+        if not self.started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "AirflowServer":
+        """Install (if needed), migrate, write and register the DAGs, start and wait."""
+        try:
+            self.prepare()
+            self.launch()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def prepare(self) -> None:
+        """Everything before the long-running processes: venv, home, db, users, DAGs."""
+        t = time.monotonic()
+        self.venv = ensure_venv(self.major, self.root)
+        self.timings["venv"] = round(time.monotonic() - t, 2)
+        self.home = Path(tempfile.mkdtemp(prefix=f"pausectl-af{self.major}-"))
+        self.dags_folder.mkdir()
+        self.logs.mkdir()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        if self.port is None:
+            self.port = free_port()
+        self.env = self._build_env()
+        (self.home / "passwords.json").write_text(json.dumps({self.username: self.password}))
+        t = time.monotonic()
+        self._init_db()
+        self.timings["db"] = round(time.monotonic() - t, 2)
+        pending, self._pending = self._pending, []
+        t = time.monotonic()
+        self.add_dags(pending)
+        self.timings["dags"] = round(time.monotonic() - t, 2)
+
+    def _init_db(self) -> None:
+        """`airflow db migrate` (+ the AF2 admin user), done once per venv and credentials:
+        later servers copy that freshly migrated SQLite file (saves 3-10 s each)."""
+        assert self.venv is not None
+        key = hashlib.sha256(f"{self.username}\0{self.password}".encode()).hexdigest()[:12]
+        template = self.venv.parent / f"db-{self.major}-{self.version}-{key}.sqlite"
+        with open(self.venv.parent / f"db-{self.major}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            installed = (self.venv / MARKER).stat().st_mtime
+            if template.exists() and template.stat().st_mtime >= installed:
+                shutil.copyfile(template, self.db_path)
+                return
+            t = time.monotonic()
+            self.airflow("db", "migrate", log="migrate")
+            self.timings["migrate"] = round(time.monotonic() - t, 2)
+            if self.major == 2:
+                t = time.monotonic()
+                self.airflow("users", "create", "-u", self.username, "-p", self.password,
+                             "-r", "Admin", "-f", "Pause", "-l", "Ctl", "-e",
+                             "admin@example.com", log="users")
+                self.timings["users"] = round(time.monotonic() - t, 2)
+            tmp = template.with_suffix(".tmp")
+            shutil.copyfile(self.db_path, tmp)
+            os.replace(tmp, template)
+
+    def launch(self) -> None:
+        """Start the server (and scheduler/dag-processor) processes; does not wait."""
+        self._ready_t0 = time.monotonic()
+        if self.major == 3:
+            cmd = ["api-server", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--workers", str(self.workers)]
+        else:
+            cmd = ["webserver", "--hostname", "127.0.0.1", "--port", str(self.port),
+                   "-w", str(self.workers)]
+        self._spawn("server", cmd)
+        if self.scheduler:
+            self._spawn("scheduler", ["scheduler", "--skip-serve-logs"])
+        if self.dag_processor:
+            self._spawn("dag-processor", ["dag-processor"])
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Poll health (and auth) until the server answers; raise with the log tail if not."""
+        health = f"{self.url}/api/v2/monitor/health" if self.major == 3 else f"{self.url}/health"
+        deadline = time.monotonic() + timeout
+        while True:
+            for name, proc in self._procs.items():
+                if proc.poll() is not None:
+                    raise HarnessError(
+                        f"Airflow {self.version} {name} exited with {proc.returncode} during "
+                        f"startup; {self.logs / (name + '.log')}:\n"
+                        f"{_tail(self.logs / (name + '.log'))}")
+            try:
+                status, body = _http("GET", health, timeout=5)
+                if status == 200:
+                    if not self.scheduler:
+                        break
+                    state = (json.loads(body).get("scheduler") or {}).get("status")
+                    if state == "healthy":
+                        break
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise HarnessError(f"Airflow {self.version} not ready after {timeout:.0f}s; "
+                                   f"{self.logs / 'server.log'}:\n"
+                                   f"{_tail(self.logs / 'server.log')}")
+            time.sleep(0.25)
+        self.auth_headers()     # proves the credentials work
+        self.timings["ready"] = round(time.monotonic() - self._ready_t0, 2)
+        self.started = True
+
+    def stop(self) -> None:
+        """Kill every process this server started (whole trees), then drop the home."""
+        procs, self._procs = self._procs, {}
+        for proc in procs.values():
+            _kill_tree(proc)
+        self.started = False
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        if self.home and self.home.exists() and not self.keep_home:
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    # ---- environment and CLI
+    def _build_env(self) -> dict[str, str]:
+        assert self.home is not None and self.venv is not None
+        env = _clean_environ()
+        env.update({
+            "AIRFLOW_HOME": str(self.home),
+            "VIRTUAL_ENV": str(self.venv),
+            "PATH": f"{self.venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+            "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            # gunicorn >= 23 opens a control socket in ~/.gunicorn shared by every server
+            "GUNICORN_CMD_ARGS": "--no-control-socket",
+        })
+        if self.major == 3:
+            env.update({
+                "AIRFLOW__CORE__AUTH_MANAGER":
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager"
+                    ".SimpleAuthManager",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE":
+                    str(self.home / "passwords.json"),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "600",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+            })
+            if self.jwt_expiration_time is not None:
+                env["AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME"] = str(self.jwt_expiration_time)
+                # the default leeway (10 s) would keep an expired token valid that long
+                env["AIRFLOW__API_AUTH__JWT_LEEWAY"] = str(self.jwt_leeway or 0)
+            elif self.jwt_leeway is not None:
+                env["AIRFLOW__API_AUTH__JWT_LEEWAY"] = str(self.jwt_leeway)
+        else:
+            env.update({
+                "AIRFLOW__API__AUTH_BACKENDS":
+                    "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session",
+                "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__CORE__DAG_FILE_PROCESSOR_TIMEOUT": "600",
+                "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",   # the only one on SQLite
+                "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+            })
+        env.update(self.extra_env)
+        return env
+
+    def airflow(self, *args: str, check: bool = True, timeout: float = 900,
+                log: str | None = None, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess:
+        """Run the Airflow CLI of this venv against this home. Output is captured (and, with
+        `log`, also written to harness-logs/<log>.log). Raises HarnessError on failure."""
+        assert self.venv is not None, "call start() first"
+        cmd = [str(self.venv / "bin" / "airflow"), *args]
+        out = subprocess.run(cmd, env={**self.env, **(env or {})}, capture_output=True,
+                             text=True, timeout=timeout, cwd=self.home)
+        if log:
+            (self.logs / f"{log}.log").write_text(out.stdout + out.stderr)
+        if check and out.returncode != 0:
+            text = (out.stdout + out.stderr).splitlines()
+            raise HarnessError(f"`airflow {' '.join(args)}` failed ({out.returncode}):\n"
+                               + "\n".join(text[-40:]))
+        return out
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        assert self.venv is not None
+        log = open(self.logs / f"{name}.log", "ab")
+        try:
+            self._procs[name] = subprocess.Popen(
+                [str(self.venv / "bin" / "airflow"), *args], env=self.env, cwd=self.home,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        finally:
+            log.close()
+
+    # ---- DAGs
+    def add_dags(self, specs: Iterable[DagSpec]) -> None:
+        """Write DAG files for these specs and register them (reserialize; then, when some
+        are stale or import errors, delete/break their files and let Airflow notice)."""
+        specs = list(specs)
+        if not specs:
+            return
+        if self.home is None:          # before start(): written during prepare()
+            self._pending.extend(specs)
+            return
+        with self._lock:
+            seen = set(self.specs)
+            for spec in specs:
+                if spec.dag_id in seen:
+                    raise ValueError(f"duplicate dag_id {spec.dag_id!r}")
+                seen.add(spec.dag_id)
+            special = [s for s in specs if s.stale or s.import_error]
+            if special and self.major == 2 and "scheduler" in self._procs:
+                raise HarnessError("AF2: adding stale/import-error DAGs while the scheduler "
+                                   "runs is not supported (SQLite allows one scheduler)")
+            normal = [s for s in specs if not (s.stale or s.import_error)]
+            for start in range(0, len(normal), DAGS_PER_FILE):
+                self._file_seq += 1
+                self._write_file(f"pausectl_dags_{self._file_seq:04d}",
+                                 normal[start:start + DAGS_PER_FILE])
+            for spec in special:
+                self._write_file(spec.dag_id, [spec])
+            t = time.monotonic()
+            self.airflow("dags", "reserialize", log="reserialize")
+            self.timings["reserialize"] = round(time.monotonic() - t, 2)
+            self._check_registered(specs)
+            if special:
+                for spec in special:
+                    path = self.dags_folder / f"{spec.dag_id}.py"
+                    if spec.stale:
+                        path.unlink()
+                        (self.dags_folder / f"{spec.dag_id}.json").unlink()
+                    else:
+                        with open(path, "a") as fh:
+                            fh.write(_BREAK)
+                t = time.monotonic()
+                self._parse_once(special)
+                self.timings["parse_once"] = round(time.monotonic() - t, 2)
+                self._check_special(special)
+            for spec in specs:
+                self.specs[spec.dag_id] = spec
+
+    def _write_file(self, stem: str, specs: Sequence[DagSpec]) -> None:
+        (self.dags_folder / f"{stem}.json").write_text(
+            json.dumps([s.to_json() for s in specs], indent=0))
+        (self.dags_folder / f"{stem}.py").write_text(
+            _GENERATOR.format(imports=_IMPORTS[self.major]))
+
+    def _parse_once(self, specs: Sequence[DagSpec]) -> None:
+        """One full parsing loop, which (unlike `dags reserialize`, measured) marks DAGs of
+        deleted files stale and records import errors."""
+        if self.major == 3:
+            self.airflow("dag-processor", "--num-runs", "1", log="parse-once")
+            return
+        # AF2 on SQLite has no standalone dag-processor and `scheduler --num-runs 1` may exit
+        # before its parser has seen every file: run a scheduler (job scheduling off, so it
+        # never creates runs) until the DB shows the result, then stop it.
+        log = open(self.logs / "parse-once.log", "ab")
+        try:
+            proc = subprocess.Popen(
+                [str(self.venv / "bin" / "airflow"), "scheduler", "--skip-serve-logs"],
+                env={**self.env, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"},
+                cwd=self.home, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        finally:
+            log.close()
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT
+            while self._special_problems(specs):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+        finally:
+            _kill_tree(proc)
+
+    def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """Read the metadata DB directly (SQLite), e.g. to check what the API reports."""
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
+            return db.execute(sql, params).fetchall()
+
+    def _check_registered(self, specs: Sequence[DagSpec]) -> None:
+        known = {row[0] for row in self.query("SELECT dag_id FROM dag")}
+        missing = [s.dag_id for s in specs if s.dag_id not in known]
+        if missing:
+            raise HarnessError(f"{len(missing)} DAG(s) not registered after reserialize "
+                               f"(first: {missing[:5]}); {self.logs / 'reserialize.log'}:\n"
+                               f"{_tail(self.logs / 'reserialize.log')}")
+
+    def _special_problems(self, specs: Sequence[DagSpec]) -> list[str]:
+        active = "NOT is_stale" if self.major == 3 else "is_active"
+        rows = {r[0]: r[1:] for r in self.query(
+            f"SELECT dag_id, {active}, has_import_errors FROM dag")}
+        bad = []
+        for spec in specs:
+            is_active, has_errors = rows.get(spec.dag_id, (None, None))
+            if spec.stale and is_active:
+                bad.append(f"{spec.dag_id} not stale")
+            if spec.import_error and not has_errors:
+                bad.append(f"{spec.dag_id} has no import error")
+        return bad
+
+    def _check_special(self, specs: Sequence[DagSpec]) -> None:
+        bad = self._special_problems(specs)
+        if bad:
+            raise HarnessError(f"after one parsing loop: {', '.join(bad)}; "
+                               f"{self.logs / 'parse-once.log'}:\n"
+                               f"{_tail(self.logs / 'parse-once.log')}")
+
+    def reset(self, paused: bool | None = None, variables: bool = True) -> None:
+        """Put the pause state back to each DAG's creation default (or `paused` for all) and
+        delete every Airflow Variable: for tests sharing one session-wide server."""
+        with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
+            with db:
+                if paused is None:
+                    db.execute("UPDATE dag SET is_paused = 1")
+                    opened = [d for d, s in self.specs.items() if not s.initially_paused]
+                    db.executemany("UPDATE dag SET is_paused = 0 WHERE dag_id = ?",
+                                   [(d,) for d in opened])
+                else:
+                    db.execute("UPDATE dag SET is_paused = ?", (int(paused),))
+                if variables:
+                    db.execute("DELETE FROM variable")
+
+    # ---- auth
+    def token(self) -> str:
+        """A fresh JWT from POST /auth/token (AF3 only)."""
+        if self.major != 3:
+            raise HarnessError("tokens are an Airflow 3 feature; AF2 uses basic auth")
+        status, body = _http("POST", f"{self.url}/auth/token", timeout=30,
+                             data={"username": self.username, "password": self.password})
+        if status not in (200, 201):
+            raise HarnessError(f"POST /auth/token -> {status}: {body[:300]!r}")
+        return json.loads(body)["access_token"]
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate as the admin user (Bearer for AF3, Basic for AF2)."""
+        if self.major == 3:
+            return {"Authorization": f"Bearer {self.token()}"}
+        raw = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        headers = {"Authorization": f"Basic {raw}"}
+        status, body = _http("GET", f"{self.api_url}/dags?limit=1", headers=headers,
+                             timeout=30)
+        if status != 200:
+            raise HarnessError(f"basic auth check GET /api/v1/dags -> {status}: {body[:300]!r}")
+        return headers
+
+    def info(self) -> dict:
+        return {"url": self.url, "api_url": self.api_url, "api_version": self.api_version,
+                "airflow_version": self.version, "username": self.username,
+                "password": self.password, "home": str(self.home),
+                "dags": len(self.specs), "timings": self.timings}
+
+
+def _http(method: str, url: str, *, timeout: float, data: dict | None = None,
+          headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def start_all(servers: Sequence[AirflowServer]) -> list[AirflowServer]:
+    """Start several servers concurrently (e.g. AF2 and AF3); on any failure stop them all
+    and raise the first error."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
+        futures = [pool.submit(s.start) for s in servers]
+        errors = [f.exception() for f in futures]
+    if any(errors):
+        for server in servers:
+            server.stop()
+        raise next(e for e in errors if e)
+    return list(servers)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reconciler.harness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start one Airflow and stay in the foreground")
+    up.add_argument("--major", type=int, choices=(2, 3), default=3)
+    up.add_argument("--dags", type=int, default=None,
+                    help="N generated DAGs (default: the standard test set of 154)")
+    up.add_argument("--root", type=Path, default=Path.cwd(),
+                    help="where .airflow/venv-N lives (default: current directory)")
+    up.add_argument("--scheduler", action="store_true", help="also run a scheduler")
+    up.add_argument("--port", type=int, default=None)
+    up.add_argument("--workers", type=int, default=1)
+    up.add_argument("--keep-home", action="store_true")
+    args = parser.parse_args(argv)
+
+    dags = STANDARD_DAGS if args.dags is None else make_dags(args.dags)
+    server = AirflowServer(major=args.major, dags=dags, root=args.root,
+                           scheduler=args.scheduler, port=args.port, workers=args.workers,
+                           keep_home=args.keep_home)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server.start()
+        print(json.dumps(server.info()), flush=True)
+        while not stop.is_set():
+            dead = [n for n, p in server._procs.items() if p.poll() is not None]
+            if dead:
+                print(f"harness: {', '.join(dead)} exited; see {server.logs}", file=sys.stderr)
+                return 1
+            stop.wait(1)
+    except HarnessError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

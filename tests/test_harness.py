@@ -1,0 +1,198 @@
+"""The harness gives tests a real Airflow 3 and 2 that answer like production ones."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from reconciler import harness
+from reconciler.harness import STANDARD_DAGS, DagSpec
+
+SPECS = {s.dag_id: s for s in STANDARD_DAGS}
+STALE = {s.dag_id for s in STANDARD_DAGS if s.stale}
+BROKEN = {s.dag_id for s in STANDARD_DAGS if s.import_error}
+
+
+# ------------------------------------------------------------------ no Airflow needed
+
+def test_standard_dags_shape():
+    assert len(SPECS) == len(STANDARD_DAGS) >= 150          # no duplicate ids
+    assert len(SPECS) - len(STALE) - len(BROKEN) > 100      # paging is exercised
+    assert len(BROKEN) == 2 and len(STALE) == 1
+    assert all(s.initially_paused for s in STANDARD_DAGS)
+    prefixes = {d.split("_")[0] for d in SPECS}
+    assert {"etl", "report", "ml", "critical"} <= prefixes
+    tags = {t for s in STANDARD_DAGS for t in s.tags}
+    assert {"etl", "reporting", "canary", "critical", "ml"} <= tags
+    assert {s.owner for s in STANDARD_DAGS} >= {"data-eng", "analytics", "ml-team"}
+
+
+def test_dagspec_validation_and_json():
+    with pytest.raises(ValueError):
+        DagSpec("bad id")
+    with pytest.raises(ValueError):
+        DagSpec("x", stale=True, import_error=True)
+    spec = DagSpec("a", tags=["t"], schedule=["asset_a"])
+    assert spec.tags == ("t",) and spec.schedule == ("asset_a",)
+    assert spec.to_json()["schedule"] == ["asset_a"]
+    assert len({d.dag_id for d in harness.make_dags(1000)}) == 1000
+
+
+# ------------------------------------------------------------------ helpers
+
+def _list_all(server, client, **params) -> tuple[list[dict], int, int]:
+    """Every DAG via offset paging; returns (dags, total_entries, pages)."""
+    dags: list[dict] = []
+    pages = 0
+    while True:
+        resp = client.get(f"{server.api_url}/dags",
+                          params={"limit": 100, "offset": len(dags), **params})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        pages += 1
+        dags += body["dags"]
+        if not body["dags"] or len(dags) >= body["total_entries"]:
+            return dags, body["total_entries"], pages
+
+
+def _client(server) -> httpx.Client:
+    return httpx.Client(headers=server.auth_headers(), timeout=30)
+
+
+def _pause_roundtrip(server, client, dag_id: str) -> None:
+    url = f"{server.api_url}/dags/{dag_id}"
+    assert client.get(url).json()["is_paused"] is True
+    resp = client.patch(url, json={"is_paused": False})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["is_paused"] is False
+    assert client.get(url).json()["is_paused"] is False
+    assert server.query("SELECT is_paused FROM dag WHERE dag_id = ?", (dag_id,)) == [(0,)]
+    resp = client.patch(url, json={"is_paused": True})
+    assert resp.status_code == 200 and resp.json()["is_paused"] is True
+    assert client.patch(f"{server.api_url}/dags/no_such_dag",
+                        json={"is_paused": True}).status_code == 404
+
+
+# ------------------------------------------------------------------ Airflow 3 (v2)
+
+def test_af3_lists_every_dag_with_paging(airflow3):
+    assert airflow3.api_version == "v2" and airflow3.url.startswith("http://127.0.0.1:")
+    with _client(airflow3) as client:
+        dags, total, pages = _list_all(airflow3, client, exclude_stale="false")
+        assert total == len(SPECS) and pages >= 2
+        assert {d["dag_id"] for d in dags} == set(SPECS)
+        # maximum_page_limit: a larger limit silently returns 100 rows
+        assert len(client.get(f"{airflow3.api_url}/dags",
+                              params={"limit": 1000}).json()["dags"]) == 100
+        by_id = {d["dag_id"]: d for d in dags}
+        for dag_id in ("etl_000", "report_009", "ml_000", "critical_billing", "misc_orphan"):
+            spec = SPECS[dag_id]
+            assert {t["name"] for t in by_id[dag_id]["tags"]} == set(spec.tags)
+            assert by_id[dag_id]["owners"] == [spec.owner]
+        assert by_id["etl_000"]["timetable_summary"] is None
+        # AF3 expands presets: "@daily" is summarised as "0 0 * * *"
+        assert by_id["etl_001"]["timetable_summary"] in ("@daily", "0 0 * * *")
+
+
+def test_af3_stale_and_import_errors(airflow3):
+    with _client(airflow3) as client:
+        dags, _, _ = _list_all(airflow3, client, exclude_stale="false")
+        by_id = {d["dag_id"]: d for d in dags}
+        assert by_id["ml_stale_old"]["is_stale"] is True
+        assert by_id["ml_stale_old"]["has_import_errors"] is False
+        assert by_id["etl_000"]["is_stale"] is False
+        for dag_id in BROKEN:
+            # AF3 also marks the DAGs of a file that fails to import as stale (measured)
+            assert by_id[dag_id]["has_import_errors"] is True
+        assert sum(d["has_import_errors"] for d in dags) == len(BROKEN)
+        # the default listing hides stale DAGs (exclude_stale defaults to true)
+        default, total, _ = _list_all(airflow3, client)
+        assert "ml_stale_old" not in {d["dag_id"] for d in default}
+        errors = client.get(f"{airflow3.api_url}/importErrors").json()
+        files = {e["filename"].rsplit("/", 1)[-1] for e in errors["import_errors"]}
+        assert files == {f"{d}.py" for d in BROKEN}
+        assert all("pausectl_missing_module" in e["stack_trace"]
+                   for e in errors["import_errors"])
+
+
+def test_af3_token_auth(airflow3):
+    resp = httpx.get(f"{airflow3.api_url}/dags", params={"limit": 1})
+    assert resp.status_code == 401
+    bad = httpx.get(f"{airflow3.api_url}/dags", headers={"Authorization": "Bearer nonsense"})
+    assert bad.status_code == 403      # measured: a malformed token is 403, a missing one 401
+    resp = httpx.post(f"{airflow3.url}/auth/token",
+                      json={"username": airflow3.username, "password": airflow3.password})
+    assert resp.status_code in (200, 201), resp.text
+    token = resp.json()["access_token"]
+    ok = httpx.get(f"{airflow3.api_url}/dags", params={"limit": 1},
+                   headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200 and ok.json()["total_entries"] > 100
+    wrong = httpx.post(f"{airflow3.url}/auth/token",
+                       json={"username": airflow3.username, "password": "wrong"})
+    assert wrong.status_code == 401
+
+
+def test_af3_patch_pause_unpause(airflow3):
+    airflow3.reset()
+    with _client(airflow3) as client:
+        _pause_roundtrip(airflow3, client, "etl_010")
+
+
+# ------------------------------------------------------------------ Airflow 2 (v1)
+
+def test_af2_lists_every_dag_with_paging(airflow2):
+    assert airflow2.api_version == "v1"
+    with _client(airflow2) as client:
+        dags, total, pages = _list_all(airflow2, client, only_active="false")
+        assert total == len(SPECS) and pages >= 2
+        assert {d["dag_id"] for d in dags} == set(SPECS)
+        by_id = {d["dag_id"]: d for d in dags}
+        for dag_id in ("etl_000", "report_009", "ml_000", "critical_billing", "misc_orphan"):
+            spec = SPECS[dag_id]
+            assert {t["name"] for t in by_id[dag_id]["tags"]} == set(spec.tags)
+            assert by_id[dag_id]["owners"] == [spec.owner]
+
+
+def test_af2_stale_and_import_errors(airflow2):
+    with _client(airflow2) as client:
+        dags, _, _ = _list_all(airflow2, client, only_active="false")
+        by_id = {d["dag_id"]: d for d in dags}
+        assert by_id["ml_stale_old"]["is_active"] is False
+        assert by_id["etl_000"]["is_active"] is True
+        for dag_id in BROKEN:
+            # AF2 keeps a broken file's DAGs active (unlike AF3)
+            assert by_id[dag_id]["has_import_errors"] is True
+            assert by_id[dag_id]["is_active"] is True
+        # the default listing hides inactive DAGs (only_active defaults to true)
+        default, _, _ = _list_all(airflow2, client)
+        assert "ml_stale_old" not in {d["dag_id"] for d in default}
+        errors = client.get(f"{airflow2.api_url}/importErrors").json()
+        files = {e["filename"].rsplit("/", 1)[-1] for e in errors["import_errors"]}
+        assert files == {f"{d}.py" for d in BROKEN}
+
+
+def test_af2_basic_auth(airflow2):
+    url = f"{airflow2.api_url}/dags"
+    assert httpx.get(url, params={"limit": 1}).status_code in (401, 403)
+    assert httpx.get(url, auth=(airflow2.username, "wrong")).status_code in (401, 403)
+    ok = httpx.get(url, params={"limit": 1}, auth=(airflow2.username, airflow2.password))
+    assert ok.status_code == 200 and ok.json()["total_entries"] == len(SPECS) - len(STALE)
+
+
+def test_af2_patch_pause_unpause(airflow2):
+    airflow2.reset()
+    with _client(airflow2) as client:
+        _pause_roundtrip(airflow2, client, "etl_010")
+
+
+# ------------------------------------------------------------------ both
+
+def test_cli_and_reset(airflow_server):
+    """The `airflow` CLI helper runs against the same home; reset() restores pause state."""
+    airflow_server.reset()
+    airflow_server.airflow("dags", "unpause", "report_000", *(
+        ["-y"] if airflow_server.major == 3 else []))
+    assert airflow_server.query(
+        "SELECT is_paused FROM dag WHERE dag_id = 'report_000'") == [(0,)]
+    airflow_server.reset()
+    assert airflow_server.query("SELECT COUNT(*) FROM dag WHERE NOT is_paused") == [(0,)]
