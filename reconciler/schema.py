@@ -95,7 +95,9 @@ def _describe(error) -> tuple[tuple, str]:
         if missing in ("reason", "owner"):
             hint = " (every pause carries a reason and an owner)"
         return path, f"{where}: missing required key {missing!r}{hint}"
-    if v == "propertyNames":
+    if v == "propertyNames" or ("propertyNames" in error.relative_schema_path
+                                and isinstance(error.instance, str)):
+        # jsonschema reports a bad key by its sub-schema (pattern...) at the parent's path
         return path + (error.instance,), f"{where}: invalid name {error.instance!r}"
     if v in ("oneOf", "anyOf") and error.context:
         from jsonschema.exceptions import best_match

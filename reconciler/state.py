@@ -132,8 +132,9 @@ class Config:
     def env(self, name: str) -> EnvConfig:
         if name not in self.environments:
             known = ", ".join(sorted(self.environments)) or "none"
+            line, col = self.doc.mark(("environments",)) if self.doc else (None, None)
             raise PausectlError(f"unknown environment {name!r} (known: {known})",
-                                self.rel(self.root / CONFIG_FILE))
+                                self.rel(self.root / CONFIG_FILE), line, col)
         return self.environments[name]
 
     def rollout_for(self, env: str) -> dict:
@@ -370,7 +371,9 @@ def _load_state_file(cfg: Config, root: Path, path: Path, state: EnvState, depth
         target = _resolve_include(cfg, root, path, inc, doc, p)
         tr = target.resolve()
         if tr == resolved or tr in stack:
-            chain = " -> ".join([cfg.rel(Path(s)) for s in stack] + [shown, cfg.rel(target)])
+            # from where the cycle starts: the same message whichever environment reached it
+            loop = stack[stack.index(tr):] if tr in stack else ()
+            chain = " -> ".join([cfg.rel(Path(s)) for s in loop] + [shown, cfg.rel(target)])
             raise doc.error(p, f"include cycle: {chain}")
         _load_state_file(cfg, root, target, state, depth + 1, stack + (resolved,), now,
                          group_names, (doc, p))

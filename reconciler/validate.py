@@ -65,7 +65,8 @@ def validate_repo(root: Path, paths: list[str] | None = None) -> list[dict]:
             if wanted is None or _touches(e, wanted, env_files):
                 add(_problem(e))
                 # the rest of this file's schema problems too, so one run shows them all
-                if e.file:
+                # (not when the error is in pausectl.yaml: that file has its own schema)
+                if e.file and Path(e.file).resolve() != (root / CONFIG_FILE).resolve():
                     doc = _try_doc(Path(e.file), root)
                     if doc is not None and isinstance(doc.data, dict):
                         for err in schema_errors(doc, "state.schema.json"):

@@ -94,8 +94,7 @@ def load_yaml_bytes(raw: bytes, shown: str) -> LoadedYaml:
     try:
         node = _compose_single(text)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        msg = " ".join(str(x) for x in (e.context, e.problem) if x) or "invalid YAML"
+        mark, msg = _syntax_error_location(e, text)
         if mark is not None:
             raise PausectlError(f"invalid YAML: {msg}", shown, mark.line + 1, mark.column + 1) from None
         raise PausectlError(f"invalid YAML: {msg}", shown) from None
@@ -115,6 +114,51 @@ def load_yaml_bytes(raw: bytes, shown: str) -> LoadedYaml:
     return doc
 
 
+def _syntax_error_location(e: yaml.MarkedYAMLError, text: str):
+    """(mark, message) for a syntax error, pointing where the user has to look.
+
+    The parser notices an unclosed quote or bracket only where it runs into something later
+    (often lines further down, or at the end of the file); name the line that opened it.
+    """
+    msg = " ".join(str(x) for x in (e.context, e.problem) if x) or "invalid YAML"
+    problem, context = e.problem_mark, e.context_mark
+    ctx = e.context or ""
+    if context is not None and "quoted scalar" in ctx:
+        return context, f"unclosed quote: {msg}"
+    if (context is not None and problem is not None and ctx.startswith("while parsing a flow")
+            and problem.line > context.line):
+        what = ctx[len("while parsing a "):]
+        return context, (f"{what} opened here is not closed (the parser gave up on line "
+                         f"{problem.line + 1}: {e.problem})")
+    if problem is not None and len(text) <= 2_000_000:   # the pure-Python rescan is slow
+        opened = _runaway_quote(text, problem.line)
+        if opened is not None:
+            return opened, (f"unclosed quote: the quoted string opened here runs on to line "
+                            f"{problem.line + 1} ({msg})")
+    return problem or context, msg
+
+
+def _runaway_quote(text: str, error_line: int):
+    """The start mark of a quoted scalar spanning several lines that ends on `error_line`:
+    the usual shape of a missing closing quote (the string swallows lines until the next quote,
+    and the error comes right after it). None when there is none."""
+    loader = yaml.SafeLoader(text)
+    found = None
+    try:
+        while True:
+            tok = loader.get_token()
+            if tok is None or tok.start_mark.line > error_line:
+                break
+            if (isinstance(tok, yaml.ScalarToken) and tok.style in ('"', "'")
+                    and tok.start_mark.line < tok.end_mark.line == error_line):
+                found = tok.start_mark
+    except yaml.YAMLError:
+        pass
+    finally:
+        loader.dispose()
+    return found
+
+
 def _compose_single(text: str):
     loader = _Loader(text)
     try:
@@ -129,23 +173,37 @@ class _Builder:
         self.doc = doc
         self.alias_budget = MAX_ALIAS_EXPANSIONS
         self.seen_ids: set[int] = set()
+        # the nodes being built that were written in place (not reached through an alias):
+        # an alias bomb is reported where its expansion is used, not at the far-away anchor
+        self.written: list = []
 
     def _err(self, node, message: str) -> PausectlError:
         return PausectlError(message, self.doc.path, node.start_mark.line + 1,
                              node.start_mark.column + 1)
 
-    def _count(self, node) -> None:
+    def _count(self, node) -> bool:
+        """True when node was written in place; charges the budget when reached by alias."""
         # A node object reached twice was reached through an alias: charge the budget.
         if id(node) in self.seen_ids:
             self.alias_budget -= 1
             if self.alias_budget < 0:
-                raise self._err(node, f"too many alias expansions (over {MAX_ALIAS_EXPANSIONS}); "
-                                      "refusing a YAML alias bomb")
-        else:
-            self.seen_ids.add(id(node))
+                raise self._err(self.written[-1] if self.written else node,
+                                f"too many alias expansions (over {MAX_ALIAS_EXPANSIONS}); "
+                                "refusing a YAML alias bomb")
+            return False
+        self.seen_ids.add(id(node))
+        return True
 
     def build(self, node, path: tuple):
-        self._count(node)
+        if self._count(node) and not isinstance(node, yaml.ScalarNode):
+            self.written.append(node)
+            try:
+                return self._build(node, path)
+            finally:
+                self.written.pop()
+        return self._build(node, path)
+
+    def _build(self, node, path: tuple):
         if path not in self.doc.marks:
             self.doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
