@@ -1,0 +1,183 @@
+"""Test helpers: build a small state repo in a temp dir, run the real CLI, hash a tree.
+
+The base repo (BASE_FILES) is deliberately small and warning-free, so a test that mutates one
+file sees exactly the error it caused. Line numbers in tests refer to these texts: keep them
+stable, or update the tests that name lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable, Mapping
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_STATE = REPO / "state"
+
+# --- the base state repo -------------------------------------------------------------------
+
+PAUSECTL_YAML = """\
+environments:
+  prod:
+    backend: {type: snapshot, path: snapshots/prod.json}
+  staging:
+    backend: {type: snapshot, path: snapshots/staging.json}
+    promote_to: prod
+precedence:
+  layers: [emergency, dag, group, defaults]
+  tie: pause
+safety:
+  max_changes: 50
+  protect: ["critical_*"]
+"""
+
+PROD_YAML = """\
+environment: prod
+include: [common.yaml]
+defaults: {unmanaged: report}
+dags:
+  billing_daily:
+    paused: true
+    reason: "vendor outage"
+    owner: team-billing
+    until: 2030-01-01T00:00:00Z
+groups:
+  - name: etl-maintenance
+    match: {tags: [etl], dag_id: "etl_*"}
+    paused: true
+    reason: "warehouse maintenance"
+    owner: data-eng
+    priority: 10
+    windows: [{cron: "0 2 * * SUN", duration: 2h, timezone: Europe/Berlin}]
+"""
+
+COMMON_YAML = """\
+groups:
+  - name: reporting
+    match: {dag_id: "report_*"}
+    paused: false
+    reason: "reports run everywhere"
+    owner: analytics
+"""
+
+STAGING_YAML = """\
+environment: staging
+include: [common.yaml]
+dags:
+  billing_daily:
+    paused: false
+    reason: "testing the vendor fix"
+    owner: team-billing
+"""
+
+
+def dag(dag_id: str, paused: bool = False, tags: Iterable[str] = (), owners: Iterable[str] = (),
+        **extra) -> dict:
+    d = {"dag_id": dag_id, "is_paused": paused, "tags": list(tags), "owners": list(owners),
+         "is_stale": False, "has_import_errors": False}
+    d.update(extra)
+    return d
+
+
+def snapshot_json(dags: Iterable[dict], environment: str | None = None) -> str:
+    doc: dict = {}
+    if environment:
+        doc["environment"] = environment
+    doc["dags"] = list(dags)
+    return json.dumps(doc, indent=1) + "\n"
+
+
+BASE_DAGS = [
+    dag("billing_daily", False, ["billing"], ["team-billing"]),
+    dag("etl_orders", False, ["etl"], ["data-eng"]),
+    dag("report_daily", True, ["reporting"], ["analytics"]),
+]
+
+BASE_FILES: dict[str, str] = {
+    "pausectl.yaml": PAUSECTL_YAML,
+    "prod.yaml": PROD_YAML,
+    "common.yaml": COMMON_YAML,
+    "staging.yaml": STAGING_YAML,
+    "snapshots/prod.json": snapshot_json(BASE_DAGS, "prod"),
+    "snapshots/staging.json": snapshot_json(BASE_DAGS, "staging"),
+}
+
+
+def write_files(root: Path, files: Mapping[str, str | bytes | None]) -> None:
+    """Write files under root (str as UTF-8, bytes as is); None deletes the file."""
+    for rel, content in files.items():
+        p = root / rel
+        if content is None:
+            if p.exists():
+                p.unlink()
+            continue
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content, encoding="utf-8")
+
+
+def make_state(base: Path, files: Mapping[str, str | bytes | None] | None = None,
+               with_base: bool = True) -> Path:
+    """Create base/state holding the base repo (unless with_base=False) plus `files`.
+
+    Returns the state directory. Run the CLI with cwd=base so it finds ./state.
+    """
+    root = base / "state"
+    root.mkdir(parents=True, exist_ok=True)
+    if with_base:
+        write_files(root, BASE_FILES)
+    if files:
+        write_files(root, files)
+    return root
+
+
+def load(root: Path, env: str, now=None):
+    """(Config, EnvState) through the real loaders."""
+    from reconciler.state import load_config, load_env
+    cfg = load_config(root)
+    return cfg, load_env(cfg, env, now=now)
+
+
+# --- running the CLI -----------------------------------------------------------------------
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 60,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e.pop("PAUSECTL_DEBUG", None)
+    e.pop("PAUSECTL_STATE", None)
+    e["COLUMNS"] = "200"
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    if env:
+        e.update(env)
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=e,
+                          errors="replace")
+
+
+def tree_hash(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under root (new, removed and changed files show)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() or p.is_symlink():
+            try:
+                data = p.read_bytes()
+            except OSError:
+                data = b"<unreadable>"
+            out[str(p.relative_to(root))] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+LOCATED = re.compile(r"^(?:error: )?(?P<file>[^\s:][^:]*):(?P<line>\d+)(?::(?P<col>\d+))?: "
+                     r"(?P<message>\S.*)$")
+
+
+def parse_located(line: str):
+    """Match one `file:line[:col]: message` line (the CLI may prefix it with `error: `)."""
+    return LOCATED.match(line)
