@@ -15,12 +15,22 @@ COMMANDS = {
     "validate": "reconciler.commands.core:validate",
     "plan": "reconciler.commands.core:plan",
     "explain": "reconciler.commands.core:explain",
+    "apply": "reconciler.commands.live:apply",
+    "rollback": "reconciler.commands.live:rollback",
+    "drift": "reconciler.commands.live:drift",
+    "export": "reconciler.commands.live:export",
+    "restore": "reconciler.commands.live:restore",
 }
 
 HELP = {
     "validate": "Check the state repo: schema and semantics.",
     "plan": "Show what apply would change in ENV.",
     "explain": "Which rule decides DAG_ID in ENV, and why.",
+    "apply": "Apply ENV's plan: canary batches, gates, journal, lock.",
+    "rollback": "Undo an apply exactly, from its journal.",
+    "drift": "Live changes not in git, and who made them.",
+    "export": "Write ENV's live pause state (snapshot or <env>.yaml).",
+    "restore": "Put back a saved live pause state.",
 }
 
 

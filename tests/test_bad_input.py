@@ -331,11 +331,8 @@ CASES = [
          SNAP, 3, "is_paused"),
     Case("snapshot-duplicate-dag-id", {"snapshots/prod.json": sub(
         SNAPSHOT_OK, '"report_daily"', '"billing_daily"')}, SNAP, 4, "duplicate dag_id"),
-    # reconciler/backends/snapshot.py (not ours to edit) reads the file with read_text() and
-    # reports any decode error at 1:1; the bad byte is on line 3.
     pytest.param(Case("snapshot-not-utf8", {"snapshots/prod.json": SNAPSHOT_OK.encode().replace(
-        b"etl_orders", b"etl_\xffrders")}, SNAP, 3, "UTF-8"),
-        marks=pytest.mark.xfail(reason="snapshot.py names line 1 for invalid UTF-8", strict=False)),
+        b"etl_orders", b"etl_\xffrders")}, SNAP, 3, "UTF-8")),
     Case("snapshot-path-outside-repo", {
         **config("path: snapshots/prod.json", "path: ../outside.json"),
         "../outside.json": SNAPSHOT_OK}, CONFIG, 3, "outside the state repo"),

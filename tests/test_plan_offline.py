@@ -320,8 +320,6 @@ def test_dag_entry_without_live_dag_is_missing(example):
     assert code == 2          # the other changes are still pending
 
 
-@pytest.mark.xfail(reason="backends/snapshot.py rejects a DAG without 'tags'/'owners' "
-                          "(optional in snapshot.schema.json)", strict=False)
 def test_snapshot_dags_without_tags_or_owners(example):
     snap = example / "state" / "snapshots" / "prod.json"
     snap.write_text(snapshot_json([{"dag_id": "billing_daily", "is_paused": True},

@@ -69,7 +69,7 @@ def parse_snapshot(raw: str, shown: str) -> list[LiveDag]:
                           d.get("next_dagrun_run_after"), d.get("max_active_runs"))
             ok = (type(dag.dag_id) is str and dag.dag_id and type(dag.is_paused) is bool
                   and type(dag.is_stale) is bool and type(dag.has_import_errors) is bool
-                  and type(d.get("tags", ())) is list and type(d.get("owners", ())) is list
+                  and type(d.get("tags", [])) is list and type(d.get("owners", [])) is list
                   and all(type(x) is str for x in dag.tags)
                   and all(type(x) is str for x in dag.owners))
         except (TypeError, KeyError, AttributeError):
@@ -118,8 +118,11 @@ class SnapshotBackend:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise PausectlError(f"snapshot for {self.name} not found", self.shown) from None
-        except UnicodeDecodeError:
-            raise PausectlError("snapshot is not valid UTF-8", self.shown, 1, 1) from None
+        except UnicodeDecodeError as e:
+            raw = self.path.read_bytes()
+            line = raw[: e.start].count(b"\n") + 1
+            col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+            raise PausectlError("snapshot is not valid UTF-8", self.shown, line, col) from None
         return parse_snapshot(raw, self.shown)
 
     def set_paused(self, dag_ids, paused: bool, progress=None) -> SetPausedResult:

@@ -1,0 +1,254 @@
+"""apply, rollback, drift, export, restore: the commands that read or change live Airflow."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import PausectlError
+from .common import exit_with, format_option, state_option
+
+
+def _confirm(plan, yes: bool) -> None:
+    from ..report import is_tty
+    if yes:
+        return
+    if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
+        raise PausectlError("refusing to apply without confirmation: not a terminal "
+                            "(pass --yes in pipelines)")
+    if not click.confirm(f"Apply {len(plan.changes)} change(s) to {plan.environment}?",
+                         default=False):
+        raise click.exceptions.Abort()
+
+
+def _batches_preview(ctx, plan, live, batches_opt) -> None:
+    from ..rollout import make_batches
+    rollout = ctx.cfg.rollout_for(ctx.env)
+    spec = batches_opt if batches_opt is not None else rollout.get("batches")
+    tags = {d.dag_id: d.tags for d in live}
+    owners = {d.dag_id: d.owners for d in live}
+    batches = make_batches(plan.changes, spec, rollout.get("canary"), tags, owners)
+    for i, b in enumerate(batches):
+        names = ", ".join(c.dag_id for c in b[:8]) + (" ..." if len(b) > 8 else "")
+        click.echo(f"batch {i + 1}/{len(batches)}: {len(b)} DAG(s): {names}")
+
+
+def _compare_saved(saved, fresh) -> None:
+    """Refuse a saved plan whose changes no longer match what a fresh plan would do."""
+    if saved.environment != fresh.environment:
+        raise PausectlError(f"plan file is for {saved.environment}, not {fresh.environment}")
+    if saved.change_key() == fresh.change_key():
+        return
+    from deepdiff import DeepDiff
+    diff = DeepDiff(dict(saved.change_key()), dict(fresh.change_key()), verbose_level=2)
+    parts = []
+    for kind, label in (("dictionary_item_added", "now also"), ("dictionary_item_removed",
+                        "no longer"), ("values_changed", "changed")):
+        items = diff.get(kind) or {}
+        if items:
+            keys = [k.split("['", 1)[-1].rstrip("']") for k in items]
+            parts.append(f"{label}: {', '.join(sorted(keys)[:5])}"
+                         + (" ..." if len(keys) > 5 else ""))
+    raise PausectlError("live state changed since the plan was made (" + "; ".join(parts)
+                        + "); run `pausectl plan` again")
+
+
+@click.command()
+@click.argument("env")
+@state_option
+@click.option("--plan", "plan_file", metavar="FILE", help="Apply this saved plan (re-checked first).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--batches", metavar="LIST", default=None,
+              help='Override rollout.batches, e.g. "1,25%,100%".')
+@click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
+@click.option("--resume", is_flag=True, help="Continue the last (or --journal) interrupted apply.")
+@click.option("--journal", "journal_file", metavar="FILE", help="Journal for --resume/--gate-only.")
+@click.option("--gate-only", is_flag=True, help="Re-evaluate the health gate of the last apply.")
+@click.option("--no-gates", is_flag=True, help="Skip health gates (an emergency lever).")
+@click.option("--force-unlock", is_flag=True, help="Remove the environment's apply lock and exit.")
+@click.option("--mirror-journal", is_flag=True,
+              help="Also keep the journal in an Airflow Variable (for runners without disks).")
+def apply(env, state_dir, plan_file, yes, batches, allow_mass_change, resume, journal_file,
+          gate_only, no_gates, force_unlock, mirror_journal):
+    """Apply the plan for ENV in canary batches with health gates, a journal and a lock."""
+    from ..apply import ApplyOptions, apply_plan, resume as resume_apply
+    from ..engine import load, open_backend, plan_env
+    from ..journal import Journal
+    from ..plan import Plan
+    from ..report import is_tty, plan_text
+    from ..rollout import parse_batches
+
+    ctx = load(state_dir, env)
+    backend = open_backend(ctx.cfg, env)
+    opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
+                        allow_mass_change=allow_mass_change, gates=not no_gates,
+                        mirror_journal=mirror_journal, progress=is_tty(sys.stderr))
+    try:
+        if force_unlock:
+            from ..lock import force_unlock as unlock
+            who = unlock(backend, env)
+            click.echo(f"removed lock held by {who}" if who else f"{env} was not locked")
+            return
+        if resume or gate_only:
+            journal = (Journal.load(Path(journal_file), backend if mirror_journal else None)
+                       if journal_file else Journal.latest(env, backend))
+            if gate_only:
+                _gate_only(ctx, backend, journal)
+                return
+            result = resume_apply(ctx, backend, journal, opts)
+            _finish(result, env)
+            return
+        fresh, _, live = plan_env(ctx, backend)
+        plan = fresh
+        if plan_file:
+            try:
+                saved = Plan.from_json(json.loads(Path(plan_file).read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                raise PausectlError("plan file not found", plan_file) from None
+            except (ValueError, KeyError, TypeError) as e:
+                raise PausectlError(f"not a pausectl plan ({e})", plan_file) from None
+            _compare_saved(saved, fresh)
+        plan_text(plan)
+        if not plan.changes:
+            return
+        from ..apply import check_guards
+        check_guards(ctx, plan, opts)
+        _batches_preview(ctx, plan, live, opts.batches)
+        _confirm(plan, yes)
+        result = apply_plan(ctx, backend, plan, opts, {d.dag_id: d.tags for d in live},
+                            {d.dag_id: d.owners for d in live})
+        _finish(result, env)
+    finally:
+        backend.close()
+
+
+def _finish(result, env: str) -> None:
+    s = result.status
+    msg = {"done": f"Apply complete: {result.changed} DAG(s) changed in {env}.",
+           "nothing": "Nothing to do.",
+           "rolled_back": f"Gate failed: every DAG changed in {env} was put back (rolled back).",
+           "halted": f"Gate failed: apply halted in {env}; journal kept for --resume or rollback.",
+           "failed": f"Apply failed in {env} with {len(result.errors)} error(s); journal kept."}[s]
+    click.echo(msg, err=s not in ("done", "nothing"))
+    if result.exit_code:
+        exit_with(result.exit_code)
+
+
+def _gate_only(ctx, backend, journal) -> None:
+    from ..gates import evaluate, gate_settings
+    from ..timeutil import parse_timestamp
+    dags = journal.data["dags"]
+    unpaused = sorted(d for d, v in journal.started_dags().items() if v["after"] is False)
+    since = parse_timestamp(journal.data["started"])
+    gate = evaluate(backend, unpaused, since, gate_settings(ctx.cfg.rollout_for(ctx.env)), wait=False)
+    journal.data.setdefault("gate_checks", []).append(gate)
+    journal.save()
+    click.echo(f"gate: {'passed' if gate['passed'] else 'FAILED'} ({gate['message']}) "
+               f"for {len(unpaused)} DAG(s) of {journal.path}; {len(dags)} in the journal")
+    if not gate["passed"]:
+        exit_with(3)
+
+
+@click.command()
+@click.argument("env")
+@state_option
+@click.option("--journal", "journal_file", metavar="FILE", help="Journal to undo (default: latest).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def rollback(env, state_dir, journal_file, yes):
+    """Undo an apply exactly: every DAG it changed goes back to its state before."""
+    from ..apply import ApplyOptions, rollback_journal
+    from ..engine import load, open_backend
+    from ..journal import Journal
+    from ..report import is_tty
+    ctx = load(state_dir, env)
+    backend = open_backend(ctx.cfg, env)
+    try:
+        journal = Journal.load(Path(journal_file)) if journal_file else Journal.latest(env, backend)
+        n = len(journal.started_dags()) if journal.status != "done" else len(journal.data["dags"])
+        if not yes:
+            if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
+                raise PausectlError("refusing to roll back without confirmation (pass --yes)")
+            click.confirm(f"Roll back {n} DAG(s) in {env} ({journal.path})?", abort=True)
+        rollback_journal(ctx, backend, journal, ApplyOptions())
+        click.echo(f"Rolled back {n} DAG(s) in {env} to their state before {journal.data['started']}.")
+    finally:
+        backend.close()
+
+
+@click.command()
+@click.argument("envs", nargs=-1, required=True)
+@state_option
+@format_option("text", "json", "markdown")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when drift is found.")
+def drift(envs, state_dir, fmt, detailed_exitcode):
+    """Live changes not in git, with who made them, when and how."""
+    from ..drift import drift_report, drift_text, drift_markdown
+    from ..report import dump_json
+    reports = [drift_report(state_dir, env) for env in envs]
+    if fmt == "json":
+        dump_json({"environments": reports})
+    elif fmt == "markdown":
+        sys.stdout.write(drift_markdown(reports))
+    else:
+        for r in reports:
+            drift_text(r)
+    if detailed_exitcode and any(r["drifted"] for r in reports):
+        exit_with(2)
+
+
+@click.command()
+@click.argument("env")
+@state_option
+@click.option("--out", metavar="FILE", default=None, help="Write here instead of stdout.")
+@format_option("json", "yaml", default="json")
+def export(env, state_dir, out, fmt):
+    """Write ENV's live pause state: a snapshot (json) or a ready-to-commit <env>.yaml."""
+    from ..engine import load, open_backend
+    from ..export import export_json, export_yaml
+    ctx = load(state_dir, env)
+    backend = open_backend(ctx.cfg, env)
+    try:
+        live = backend.list_dags()
+    finally:
+        backend.close()
+    text = export_json(env, live) if fmt == "json" else export_yaml(env, live)
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        click.echo(f"exported {len(live)} DAG(s) of {env} to {out}", err=True)
+    else:
+        sys.stdout.write(text)
+
+
+@click.command()
+@click.argument("env")
+@click.argument("file")
+@state_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
+@click.option("--batches", metavar="LIST", default=None, help="Override rollout.batches.")
+def restore(env, file, state_dir, yes, allow_mass_change, batches):
+    """Put back the live pause state saved in FILE (from `pausectl export`)."""
+    from ..apply import ApplyOptions, apply_plan
+    from ..engine import load, open_backend
+    from ..export import restore_plan
+    from ..report import is_tty, plan_text
+    from ..rollout import parse_batches
+    ctx = load(state_dir, env)
+    backend = open_backend(ctx.cfg, env)
+    try:
+        live = backend.list_dags()
+        plan = restore_plan(env, Path(file), live)
+        plan_text(plan)
+        if not plan.changes:
+            return
+        opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
+                            allow_mass_change=allow_mass_change, progress=is_tty(sys.stderr))
+        _confirm(plan, yes)
+        result = apply_plan(ctx, backend, plan, opts, {d.dag_id: d.tags for d in live},
+                            {d.dag_id: d.owners for d in live})
+        _finish(result, env)
+    finally:
+        backend.close()

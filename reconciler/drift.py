@@ -1,0 +1,111 @@
+"""`pausectl drift`: where live Airflow differs from git, and who made it so.
+
+Each difference is attributed from Airflow's event log: the UI/API user (patch_dag), a bulk
+pattern (patch_dags) or the OS user of `airflow dags pause` (cli_dag_pause). A difference with
+no manual event behind it is a git change not yet applied, not drift by hand.
+Missing, stale and import-error DAGs are reported apart and never flipped blindly.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .engine import load, open_backend, plan_env
+
+
+def drift_report(state_dir, env: str) -> dict:
+    ctx = load(state_dir, env)
+    backend = open_backend(ctx.cfg, env)
+    try:
+        plan, resolution, live = plan_env(ctx, backend)
+        differing = [c.dag_id for c in plan.changes] + [h["dag_id"] for h in plan.held]
+        events = backend.audit_events(differing) if differing else []
+    finally:
+        backend.close()
+    from .plan import last_events
+    last = last_events(events)
+    by_id = {d.dag_id: d for d in live}
+    items = []
+    for c in plan.changes:
+        items.append(_item(c.dag_id, c.live_paused, c.desired_paused, c.rule, last.get(c.dag_id),
+                           "will be reverted by apply" if ctx.cfg.drift_mode == "enforce" else ""))
+    for h in plan.held:
+        items.append(_item(h["dag_id"], h["live_paused"], h["desired_paused"], h["rule"],
+                           last.get(h["dag_id"]), h["why"]))
+    items.sort(key=lambda x: x["dag_id"])
+    drifted = [x for x in items if x["cause"] == "manual"]
+    pending = [x for x in items if x["cause"] != "manual"]
+    return {
+        "environment": env, "mode": ctx.cfg.drift_mode,
+        "hold_manual_hours": ctx.cfg.hold_manual_hours,
+        "drifted": drifted, "pending_git_changes": pending,
+        "missing": plan.missing,
+        "stale": sorted(s["dag_id"] for s in plan.skipped if s["why"].startswith("stale")),
+        "import_errors": sorted(d.dag_id for d in live if d.has_import_errors),
+        "protected": [s for s in plan.skipped if "protect" in s["why"]],
+        "unmanaged": plan.unmanaged, "conflicts": plan.conflicts,
+        "warnings": plan.warnings, "checked_dags": len(by_id),
+    }
+
+
+def _item(dag_id, live_paused, desired_paused, rule, event, note) -> dict:
+    manual = event is not None and event.via != "pausectl" and \
+        event.is_paused in (None, live_paused)
+    return {
+        "dag_id": dag_id, "live_paused": live_paused, "desired_paused": desired_paused,
+        "rule": rule, "cause": "manual" if manual else "git",
+        "changed_by": event.user if manual else None,
+        "when": event.when.isoformat() if manual else None,
+        "how": {"api": "UI/API", "bulk": "bulk API", "cli": "CLI"}.get(event.via, event.via)
+        if manual else None,
+        "detail": event.detail if manual else None,
+        "description": event.describe() if manual else "git changed; not applied yet",
+        "note": note,
+    }
+
+
+def _state(p: bool) -> str:
+    return "paused" if p else "running"
+
+
+def drift_text(r: dict, stream=None) -> None:
+    w = (stream or sys.stdout).write
+    env = r["environment"]
+    for warning in r["warnings"]:
+        w(f"warning: {warning}\n")
+    if r["drifted"]:
+        w(f"{env}: {len(r['drifted'])} DAG(s) drifted from git (drift.mode {r['mode']}):\n")
+        for x in r["drifted"]:
+            w(f"  {x['dag_id']}: live {_state(x['live_paused'])}, git says "
+              f"{_state(x['desired_paused'])} ({x['rule']}); {x['description']}"
+              f"{'; ' + x['note'] if x['note'] else ''}\n")
+    else:
+        w(f"{env}: no drift ({r['checked_dags']} DAGs checked)\n")
+    if r["pending_git_changes"]:
+        w(f"{env}: {len(r['pending_git_changes'])} git change(s) not applied yet: "
+          + ", ".join(x["dag_id"] for x in r["pending_git_changes"][:20]) + "\n")
+    for m in r["missing"]:
+        w(f"  missing: {m['dag_id']} is in git ({m['rule']}) but not in Airflow\n")
+    for d in r["stale"]:
+        w(f"  stale: {d} (DAG file gone; not flipped)\n")
+    for d in r["import_errors"]:
+        w(f"  import errors: {d}\n")
+    for c in r["conflicts"]:
+        w(f"  conflict: {c['dag_id']}: {c['message']}\n")
+
+
+def drift_markdown(reports: list[dict]) -> str:
+    out = []
+    for r in reports:
+        out.append(f"### Drift in `{r['environment']}`: {len(r['drifted'])} DAG(s)")
+        out.append("")
+        if r["drifted"]:
+            out += ["| dag_id | live | git | changed by | how | when |", "|---|---|---|---|---|---|"]
+            for x in r["drifted"]:
+                out.append(f"| `{x['dag_id']}` | {_state(x['live_paused'])} | "
+                           f"{_state(x['desired_paused'])} | {x['changed_by'] or ''} | "
+                           f"{x['how'] or ''} | {x['when'] or ''} |")
+        else:
+            out.append("No drift.")
+        out.append("")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,120 @@
+"""The apply journal: enough to resume or exactly undo an apply that died anywhere.
+
+Written atomically (temp file + rename) before and after every batch, so a SIGKILL at any point
+leaves a journal that names every DAG with its state before the apply and its target.
+Setting is_paused is idempotent, which makes replay safe: resume re-applies every batch not
+marked applied; rollback sets `before` on every DAG of every batch that was started.
+Mirrored to the Airflow Variable `pausectl.journal.<env>` when asked, so another machine can
+see (and undo) what a dead runner did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PausectlError
+from .timeutil import iso, utcnow
+
+JOURNAL_DIR_ENV = "PAUSECTL_JOURNAL_DIR"
+
+
+def journal_dir() -> Path:
+    return Path(os.environ.get(JOURNAL_DIR_ENV) or ".pausectl/journal")
+
+
+def variable_key(env: str) -> str:
+    return f"pausectl.journal.{env}"
+
+
+@dataclass
+class Journal:
+    path: Path
+    data: dict
+    backend: object | None = None    # mirror to an Airflow Variable when set
+
+    @classmethod
+    def start(cls, env: str, plan_json: dict, batches: list[list], mirror_backend=None) -> "Journal":
+        now = utcnow()
+        jid = f"{now.strftime('%Y%m%dT%H%M%S')}Z-{os.getpid()}"
+        data = {
+            "id": jid, "environment": env, "status": "running", "started": iso(now),
+            "finished": None, "host": socket.gethostname(), "pid": os.getpid(),
+            "plan_live_hash": plan_json.get("live_hash"), "plan_generated_at": plan_json.get("generated_at"),
+            "desired_ref": plan_json.get("desired_ref"),
+            "batches": [{"index": i, "dag_ids": [c.dag_id for c in b], "status": "pending",
+                         "gate": None} for i, b in enumerate(batches)],
+            "dags": {c.dag_id: {"before": c.live_paused, "after": c.desired_paused,
+                                "batch": i} for i, b in enumerate(batches) for c in b},
+            "events": [],
+        }
+        j = cls(journal_dir() / f"{env}-{jid}.json", data, mirror_backend)
+        j.save()
+        return j
+
+    @classmethod
+    def load(cls, path: Path, mirror_backend=None) -> "Journal":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PausectlError("journal not found", str(path)) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise PausectlError(f"journal is corrupt: {e}", str(path)) from None
+        if not isinstance(data, dict) or "dags" not in data or "batches" not in data:
+            raise PausectlError("not a pausectl journal", str(path))
+        return cls(path, data, mirror_backend)
+
+    @classmethod
+    def latest(cls, env: str, mirror_backend=None) -> "Journal":
+        """The newest local journal of env, else the one mirrored in Airflow."""
+        files = sorted(journal_dir().glob(f"{env}-*.json"))
+        if files:
+            return cls.load(files[-1], mirror_backend)
+        if mirror_backend is not None:
+            raw = mirror_backend.get_variable(variable_key(env))
+            if raw:
+                data = json.loads(raw)
+                return cls(journal_dir() / f"{env}-{data['id']}.json", data, mirror_backend)
+        raise PausectlError(f"no journal for {env} in {journal_dir()} "
+                            f"(set {JOURNAL_DIR_ENV} or pass --journal FILE)")
+
+    def event(self, text: str) -> None:
+        self.data["events"].append({"at": iso(utcnow()), "event": text})
+
+    def save(self) -> None:
+        from .backends.snapshot import write_json_atomic
+        write_json_atomic(self.path, self.data)
+        if self.backend is not None:
+            try:
+                self.backend.set_variable(variable_key(self.data["environment"]),
+                                          json.dumps(self.data))
+            except PausectlError:
+                pass  # the local journal is the source of truth; the mirror is best effort
+
+    def set_batch(self, i: int, status: str, gate: dict | None = None) -> None:
+        self.data["batches"][i]["status"] = status
+        if gate is not None:
+            self.data["batches"][i]["gate"] = gate
+        self.event(f"batch {i} {status}")
+        self.save()
+
+    def finish(self, status: str) -> None:
+        self.data["status"] = status
+        self.data["finished"] = iso(utcnow())
+        self.event(status)
+        self.save()
+
+    @property
+    def status(self) -> str:
+        return self.data["status"]
+
+    def pending_batches(self) -> list[int]:
+        return [b["index"] for b in self.data["batches"] if b["status"] != "applied"]
+
+    def started_dags(self) -> dict[str, dict]:
+        """DAGs of every batch that was started (applying, applied, gate failed)."""
+        started = {b["index"] for b in self.data["batches"] if b["status"] != "pending"}
+        return {d: v for d, v in self.data["dags"].items() if v["batch"] in started}

@@ -1,0 +1,86 @@
+"""Turn a plan's changes into ordered batches: canary DAGs first, then deterministic slices.
+
+`batches: [1, "10%", "50%", "100%"]` are cumulative targets: after batch k, that many (or that
+share) of all changes are done. Order inside the canary set and the rest is by dag_id, so the
+same plan always yields the same batches, and `plan` can show them before anything happens.
+Pauses are safe and need no watching; only unpauses are rolled out in stages, and all pauses
+go in the first batch (stopping things is never the risky direction).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import PausectlError
+from .plan import Change
+from .selectors import Selector, SelectorIndex
+
+
+def parse_batches(spec) -> list:
+    """From config (list) or --batches "1,10%,100%" (str)."""
+    if spec is None:
+        return ["100%"]
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        item = item.strip() if isinstance(item, str) else item
+        if isinstance(item, int) and item >= 1:
+            out.append(item)
+        elif isinstance(item, str) and item.isdigit() and int(item) >= 1:
+            out.append(int(item))
+        elif isinstance(item, str) and item.endswith("%") and item[:-1].isdigit() \
+                and 1 <= int(item[:-1]) <= 100:
+            out.append(item)
+        else:
+            raise PausectlError(f"bad batch size {item!r} (use a count like 1 or a share like 25%)")
+    return out
+
+
+def canary_index(canary: dict | None) -> SelectorIndex | None:
+    if not canary:
+        return None
+    items = []
+    sel = {k: v for k, v in canary.items() if k in ("tags", "dag_id") and v}
+    if sel:
+        # tags and dag_id in the canary selector are alternatives: either marks a canary
+        for key, value in sel.items():
+            items.append((Selector.from_spec({key: value}), True))
+    if canary.get("dags"):
+        items.append((Selector.from_spec({"dag_id": list(canary["dags"])}), True))
+    return SelectorIndex(items) if items else None
+
+
+def make_batches(changes: list[Change], spec, canary: dict | None,
+                 live_tags: dict[str, tuple] | None = None,
+                 live_owners: dict[str, tuple] | None = None) -> list[list[Change]]:
+    """Batches of changes, first to last. Every change is in exactly one batch."""
+    if not changes:
+        return []
+    sizes = parse_batches(spec)
+    pauses = sorted((c for c in changes if c.action == "pause"), key=lambda c: c.dag_id)
+    unpauses = [c for c in changes if c.action == "unpause"]
+    idx = canary_index(canary)
+    tags = live_tags or {}
+    owners = live_owners or {}
+
+    def is_canary(c: Change) -> bool:
+        return bool(idx and idx.lookup(c.dag_id, tags.get(c.dag_id, ()), owners.get(c.dag_id, ())))
+
+    ordered = sorted(unpauses, key=lambda c: (not is_canary(c), c.dag_id))
+    total = len(ordered)
+    batches: list[list[Change]] = []
+    done = 0
+    for s in sizes:
+        target = s if isinstance(s, int) else math.ceil(total * int(s[:-1]) / 100)
+        target = min(max(target, done), total)
+        if target > done:
+            batches.append(ordered[done:target])
+            done = target
+    if done < total:
+        batches.append(ordered[done:])
+    if pauses:
+        if batches:
+            batches[0] = pauses + batches[0]
+        else:
+            batches.append(pauses)
+    return batches
