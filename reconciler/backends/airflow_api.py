@@ -1,0 +1,1232 @@
+"""The `airflow-api` backend: Airflow's REST API, v2 (Airflow 3) or v1 (Airflow 2), over httpx.
+
+Config (the environment's `backend:` mapping in pausectl.yaml)::
+
+    type: airflow-api
+    url: https://airflow.example.com      # the api-server (AF3) / webserver (AF2) base URL
+    api: auto                             # auto | v1 | v2
+    auth: password-token                  # none | basic | bearer | password-token
+    username_env: AIRFLOW_USER            # env var names; the values never leave this module
+    password_env: AIRFLOW_PASSWORD
+    token_env: AIRFLOW_TOKEN              # auth: bearer
+    ca_bundle: /path/ca.pem               # else the system CAs; TLS verification is always on ...
+    insecure: false                       # ... unless this is explicitly true
+    timeout: 10                           # seconds, per request
+    retries: 4                            # extra attempts on 429/5xx/connection errors/bad JSON
+    concurrency: 8                        # parallel single-DAG PATCHes
+    page_size: 100                        # the server caps it at [api] maximum_page_limit
+    bulk: true                            # use the verified bulk-PATCH fast path in set_paused
+    bulk_min: 16                          # ... for groups of at least this many DAGs
+    max_pattern_length: 6000              # longest dag_id_pattern sent in a URL
+    parallel_pages: false                 # fetch list pages concurrently after the first
+    audit_limit: 1000                     # most events audit_events reads
+    max_retry_after: 60                   # cap on a server's Retry-After, seconds
+    create_settle: 0.5                    # create_variable re-reads after this many seconds
+
+Design notes (see also docs/ and the module tests):
+
+* Detection (`api: auto`): GET {url}/api/v2/version (unauthenticated on AF3), then
+  /api/v1/version (unauthenticated on AF2). 401/403 on a version path also proves it exists.
+* password-token on v2 POSTs {url}/auth/token; on a 401 (or AF3's 403 "Invalid JWT token",
+  which is what a token signed by a restarted server's new secret gets) the token is refreshed
+  once and the request retried. AF2 has no /auth/token: password-token there is HTTP basic.
+* AF2 answers 403 (not 401) for a wrong password, exactly as for a missing permission. The
+  first 403 before any authenticated success is told apart by one probe (GET /dags?limit=1).
+* set_paused never changes a DAG outside the requested set. Its fast path sends one bulk
+  PATCH /dags?dag_id_pattern=P only after a GET with the same P (stale DAGs included) showed
+  that every DAG P matches and that the PATCH would flip is in the set; `paused=!target` on the
+  v2 PATCH narrows it further, and the PATCH response is checked against the GET (a DAG that
+  slipped in between is put back). v2 ORs terms with `|`; v1 has no OR (one ILIKE term), no
+  `paused` filter, and updates only one page (offset/limit), so v1 groups DAGs by a common
+  prefix, requires every match to be in the set, and pages the PATCH.
+* `changed` in SetPausedResult lists every requested DAG that is now confirmed at the requested
+  state (including one that already was); `errors` holds the rest, one line each, so
+  changed + errors == the requested set. Pre-flight failures (detection, login) raise.
+* create_variable is NOT atomic on either server (measured and read from the source): AF3
+  3.3.2's POST /variables checks for the key then upserts (409 only if the key was already
+  there when checked), and AF2's POST /variables is a plain upsert. This backend narrows the
+  race with a read-back of the value (and, on v1, a GET first), so use a value unique to the
+  caller (e.g. a UUID) and re-read it before relying on a lock.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import random
+import re
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from ..errors import BackendError
+from .base import AuditEvent, DagRun, LiveDag, Progress, SetPausedResult
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+AUTH_MODES = ("none", "basic", "bearer", "password-token")
+API_MODES = ("auto", "v1", "v2")
+# What Airflow accepts as a dag_id (airflow.utils.helpers.KEY_REGEX); only such ids go in a pattern.
+_DAG_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+V2_EVENTS = ("patch_dag", "patch_dags", "cli_dag_pause", "cli_dag_unpause")
+V1_EVENTS = ("api.patch_dag", "ui.patch_dag", "api.patch_dags", "ui.patch_dags", "paused",
+             "cli_dag_pause", "cli_dag_unpause")
+_BULK_EVENTS = {"v2": ("patch_dags",), "v1": ("api.patch_dags", "ui.patch_dags")}
+
+_DEFAULTS: dict[str, Any] = {
+    "api": "auto", "auth": "password-token", "username_env": "AIRFLOW_USER",
+    "password_env": "AIRFLOW_PASSWORD", "token_env": "AIRFLOW_TOKEN", "ca_bundle": None,
+    "insecure": False, "timeout": 10, "retries": 4, "concurrency": 8, "page_size": 100,
+    "bulk": True, "bulk_min": 16, "max_pattern_length": 6000, "parallel_pages": False,
+    "audit_limit": 1000, "max_retry_after": 60, "create_settle": 0.5,
+}
+
+
+class _Secret:
+    """A credential that never shows itself in repr/str/logs."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+class _Fatal(BackendError):
+    """An error every further request would hit too (auth, TLS, unreachable, permission)."""
+
+
+class _Retryable(Exception):
+    def __init__(self, kind: str, detail: str, response: httpx.Response | None = None):
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+        self.response = response
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def ilike_matches(pattern: str, dag_id: str, *, or_terms: bool = True) -> bool:
+    """Emulate Airflow's dag_id_pattern: ILIKE '%term%' (`_`, `%` wildcards), `|` ORs on v2.
+
+    Used only to decide which ids to try; the server's answer to a GET always decides.
+    """
+    if pattern == "~":
+        return True
+    terms = [pattern]
+    if or_terms and "|" in pattern:
+        stripped = [t.strip() for t in pattern.split("|") if t.strip()]
+        terms = stripped or [pattern]
+    for term in terms:
+        rx = "".join("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in term.lower())
+        if re.search(rx, dag_id.lower(), re.S):
+            return True
+    return False
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return a[:i]
+
+
+def _retry_after(resp: httpx.Response | None) -> float | None:
+    if resp is None:
+        return None
+    raw = resp.headers.get("retry-after")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 10:
+        if isinstance(e, ssl.SSLError):
+            return True
+        text = str(e)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL:" in text or "certificate verify" in text:
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
+
+
+def _tls_reason(exc: BaseException) -> str:
+    e: BaseException | None = exc
+    while e is not None:
+        if isinstance(e, ssl.SSLCertVerificationError) and getattr(e, "verify_message", None):
+            return str(e.verify_message)
+        e = e.__cause__ or e.__context__
+    return _one_line(exc, 200)
+
+
+def _permission_for(method: str, path: str) -> str:
+    """What an Airflow role needs for this call, for a 403 message."""
+    p = path.split("?")[0]
+    write = method in ("PATCH", "POST", "PUT", "DELETE")
+    if "/eventLogs" in p:
+        return "Audit Logs read permission"
+    if "/dagRuns" in p:
+        return "DAG Runs read permission"
+    if "/variables" in p:
+        verb = {"GET": "read", "POST": "create", "PATCH": "edit", "PUT": "edit",
+                "DELETE": "delete"}.get(method, "edit")
+        return f"Variables {verb} permission"
+    if "/dags" in p:
+        return "DAGs edit permission" if write else "DAGs read permission"
+    return "a permission the user lacks"
+
+
+class AirflowApiBackend:
+    """Airflow over its REST API. Thread-safe; one httpx.Client, one small thread pool."""
+
+    type = "airflow-api"
+
+    def __init__(self, name: str, config: Mapping[str, Any], *,
+                 env: Mapping[str, str] = os.environ,
+                 transport: httpx.BaseTransport | None = None):
+        self.name = name
+        cfg = dict(_DEFAULTS)
+        cfg.update({k: v for k, v in dict(config or {}).items() if v is not None or k == "ca_bundle"})
+        self._cfg_errors(cfg)
+        url = str(cfg["url"]).strip().rstrip("/")
+        self.url = url
+        self.api_mode: str = cfg["api"]
+        self.api: str | None = None if self.api_mode == "auto" else self.api_mode
+        self.server_version: str | None = None
+        self.auth_mode: str = cfg["auth"]
+        self.timeout = float(cfg["timeout"])
+        self.retries = int(cfg["retries"])
+        self.concurrency = int(cfg["concurrency"])
+        self.page_size = int(cfg["page_size"])
+        self.bulk = bool(cfg["bulk"])
+        self.bulk_min = max(1, int(cfg["bulk_min"]))
+        self.max_pattern_length = int(cfg["max_pattern_length"])
+        self.parallel_pages = bool(cfg["parallel_pages"])
+        self.audit_limit = int(cfg["audit_limit"])
+        self.max_retry_after = float(cfg["max_retry_after"])
+        self.create_settle = float(cfg["create_settle"])
+        self.backoff_base = 0.5
+        self.backoff_max = 30.0
+        #: injectable for tests: how to wait between retries, and the jitter source
+        self.sleep: Callable[[float], None] = time.sleep
+        self.random: Callable[[], float] = random.random
+
+        self._user_env = str(cfg["username_env"])
+        self._password_env = str(cfg["password_env"])
+        self._token_env = str(cfg["token_env"])
+        self._username: str | None = None
+        self._password: _Secret | None = None
+        self._static_token: _Secret | None = None
+        if self.auth_mode in ("basic", "password-token"):
+            self._username = self._env(env, self._user_env)
+            self._password = _Secret(self._env(env, self._password_env))
+        elif self.auth_mode == "bearer":
+            self._static_token = _Secret(self._env(env, self._token_env))
+
+        verify: bool | ssl.SSLContext = True
+        if cfg["insecure"] is True:
+            verify = False
+            log.warning("%s: TLS certificate verification is disabled (insecure: true)", name)
+        elif cfg["ca_bundle"]:
+            path = os.path.expanduser(str(cfg["ca_bundle"]))
+            if not os.path.isfile(path):
+                raise BackendError(f"{name}: ca_bundle {path} is not a readable file")
+            try:
+                verify = ssl.create_default_context(cafile=path)
+            except (ssl.SSLError, OSError, ValueError) as e:
+                raise BackendError(f"{name}: ca_bundle {path} is not a usable PEM CA file: "
+                                   f"{_one_line(e, 150)}") from None
+        self._client = httpx.Client(
+            transport=transport, verify=verify, timeout=httpx.Timeout(self.timeout),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=self.concurrency + 2,
+                                max_keepalive_connections=self.concurrency + 2),
+            headers={"Accept": "application/json", "User-Agent": "pausectl"},
+        )
+        self._token: _Secret | None = None
+        self._token_gen = 0
+        self._auth_lock = threading.Lock()
+        self._init_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._ready = False
+        self._auth_ok = False          # an authenticated request has succeeded
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    # ---------------------------------------------------------------- config and secrets
+
+    def _cfg_errors(self, cfg: dict) -> None:
+        n = self.name
+        url = cfg.get("url")
+        if not url or not isinstance(url, str):
+            raise BackendError(f"{n}: backend url is required for type airflow-api")
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BackendError(f"{n}: backend url must be http(s)://host[:port][/path], "
+                               f"got scheme {parts.scheme or '(none)'!r}")
+        if parts.username is not None or parts.password is not None:
+            raise BackendError(f"{n}: backend url must not contain credentials; "
+                               "use username_env/password_env or token_env")
+        if parts.query or parts.fragment:
+            raise BackendError(f"{n}: backend url must not have a query or fragment")
+        if cfg["api"] not in API_MODES:
+            raise BackendError(f"{n}: backend api must be one of {', '.join(API_MODES)}, "
+                               f"got {cfg['api']!r}")
+        if cfg["auth"] not in AUTH_MODES:
+            raise BackendError(f"{n}: backend auth must be one of {', '.join(AUTH_MODES)}, "
+                               f"got {cfg['auth']!r}")
+        if not isinstance(cfg["insecure"], bool):
+            raise BackendError(f"{n}: backend insecure must be true or false")
+        for key, lo in (("timeout", 0.001), ("retries", 0), ("concurrency", 1), ("page_size", 1),
+                        ("bulk_min", 1), ("max_pattern_length", 100), ("audit_limit", 1),
+                        ("max_retry_after", 0), ("create_settle", 0)):
+            val = cfg[key]
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or val < lo:
+                raise BackendError(f"{n}: backend {key} must be a number >= {lo}, got {val!r}")
+        for key in ("username_env", "password_env", "token_env"):
+            if not isinstance(cfg[key], str) or not cfg[key]:
+                raise BackendError(f"{n}: backend {key} must name an environment variable")
+
+    def _env(self, env: Mapping[str, str], var: str) -> str:
+        val = env.get(var)
+        if not val:
+            raise BackendError(f"{self.name}: environment variable {var} is not set "
+                               f"(needed for auth: {self.auth_mode})")
+        return val
+
+    def _secrets(self) -> list[str]:
+        out = []
+        for s in (self._password, self._static_token, self._token):
+            if s is not None and len(s.value) >= 3:
+                out.append(s.value)
+        return out
+
+    def _scrub(self, text: str) -> str:
+        for s in self._secrets():
+            text = text.replace(s, "***")
+        return text
+
+    def _error(self, message: str, fatal: bool = False) -> BackendError:
+        cls = _Fatal if fatal else BackendError
+        return cls(self._scrub(_one_line(message, 500)))
+
+    def __repr__(self) -> str:
+        return (f"AirflowApiBackend(name={self.name!r}, url={self.url!r}, "
+                f"api={self.api or self.api_mode!r}, auth={self.auth_mode!r})")
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._client.close()
+
+    def __enter__(self) -> "AirflowApiBackend":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._init_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.concurrency,
+                                                    thread_name_prefix=f"pausectl-{self.name}")
+        return self._pool
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        with self._init_lock:
+            if self._ready:
+                return
+            if self._closed:
+                raise BackendError(f"{self.name}: backend is closed")
+            if self.api is None:
+                self.api = self._detect()
+            if self._uses_token():
+                self._login()
+            self._ready = True
+
+    def _uses_token(self) -> bool:
+        return self.auth_mode == "password-token" and self.api == "v2"
+
+    def _auth_hint(self) -> str:
+        if self.auth_mode == "bearer":
+            return f"check {self._token_env}"
+        if self.auth_mode == "none":
+            return "the server needs credentials but auth is none"
+        return f"check {self._user_env} and {self._password_env}"
+
+    def _auth_failed(self) -> BackendError:
+        return self._error(f"authentication failed for {self.name} ({self._auth_hint()})",
+                           fatal=True)
+
+    # ---------------------------------------------------------------- HTTP core
+
+    def _auth_kwargs(self) -> tuple[dict, Any, int]:
+        """Headers and httpx auth for the next request, plus the token generation used."""
+        if self.auth_mode == "bearer":
+            assert self._static_token is not None
+            return {"Authorization": f"Bearer {self._static_token.value}"}, None, 0
+        if self.auth_mode == "none":
+            return {}, None, 0
+        if self._uses_token():
+            with self._auth_lock:
+                tok, gen = self._token, self._token_gen
+            if tok is not None:
+                return {"Authorization": f"Bearer {tok.value}"}, None, gen
+            return {}, None, gen
+        assert self._username is not None and self._password is not None
+        return {}, httpx.BasicAuth(self._username, self._password.value), 0
+
+    def _login(self) -> None:
+        """POST {url}/auth/token -> access_token (AF3 SimpleAuthManager / FAB auth manager)."""
+        assert self._username is not None and self._password is not None
+        resp, data = self._send("POST", f"{self.url}/auth/token", authenticate=False,
+                                json_body={"username": self._username,
+                                           "password": self._password.value},
+                                allow=(400, 401, 403, 404, 422))
+        if resp.status_code in (400, 401, 403, 422):
+            raise self._auth_failed()
+        if resp.status_code == 404:
+            raise self._error(f"{self.name}: {self.url}/auth/token not found; use auth: basic "
+                              "or bearer for this server", fatal=True)
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise self._error(f"{self.name}: POST /auth/token returned no access_token", fatal=True)
+        with self._auth_lock:
+            self._token = _Secret(token)
+            self._token_gen += 1
+
+    def _refresh(self, seen_gen: int) -> None:
+        with self._refresh_lock:
+            with self._auth_lock:
+                if self._token_gen != seen_gen:
+                    return       # another thread already refreshed
+            self._login()
+
+    def _detail(self, resp: httpx.Response) -> str:
+        try:
+            data = resp.json()
+        except ValueError:
+            text = resp.text.strip()
+            if "<html" in text[:500].lower():
+                return ""
+            return _one_line(text, 200)
+        if isinstance(data, dict):
+            d = data.get("detail")
+            if isinstance(d, list):
+                msgs = []
+                for item in d[:3]:
+                    if isinstance(item, dict):
+                        loc = ".".join(str(x) for x in item.get("loc", []) if x != "body")
+                        msgs.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+                    else:
+                        msgs.append(str(item))
+                return _one_line("; ".join(msgs), 200)
+            if d:
+                return _one_line(d, 200)
+            if data.get("title"):
+                return _one_line(data["title"], 200)
+        return _one_line(json.dumps(data), 200) if data else ""
+
+    def _send(self, method: str, url: str, *, params: Any = None, json_body: Any = None,
+              authenticate: bool = True, allow: Iterable[int] = (),
+              expect_json: bool = True) -> tuple[httpx.Response, Any]:
+        """One logical request: retries, backoff, token refresh, one-line errors.
+
+        Returns (response, parsed JSON or None) for 2xx and statuses in `allow`;
+        raises BackendError for everything else.
+        """
+        if self._closed:
+            raise BackendError(f"{self.name}: backend is closed")
+        allow = set(allow)
+        path = urlsplit(url).path
+        what = f"{method} {path}"
+        attempt = 0
+        refreshed = False
+        while True:
+            headers, auth, gen = self._auth_kwargs() if authenticate else ({}, None, 0)
+            resp: httpx.Response | None = None
+            try:
+                try:
+                    resp = self._client.request(method, url, params=params, json=json_body,
+                                                headers=headers, auth=auth)
+                except httpx.ConnectError as e:
+                    if _is_tls_error(e):
+                        raise self._error(f"TLS verification failed for {self.url}: "
+                                          f"{_tls_reason(e)} (set ca_bundle to your CA file)",
+                                          fatal=True) from None
+                    raise _Retryable("connect", _one_line(e, 200) or "connection failed") from None
+                except httpx.TimeoutException as e:
+                    raise _Retryable("timeout", type(e).__name__) from None
+                except httpx.TransportError as e:
+                    if _is_tls_error(e):
+                        raise self._error(f"TLS verification failed for {self.url}: "
+                                          f"{_tls_reason(e)}", fatal=True) from None
+                    raise _Retryable("network", f"{type(e).__name__}: {_one_line(e, 150)}") from None
+                code = resp.status_code
+                log.debug("%s: %s -> %s", self.name, what, code)
+                if authenticate and self._is_auth_failure(resp):
+                    if self._uses_token() and not refreshed:
+                        refreshed = True
+                        self._refresh(gen)
+                        continue
+                    if code == 403 and self.api == "v1":
+                        # AF2: same 403 for a bad password and a missing permission
+                        if not (self._auth_ok or self._probe_auth()):
+                            raise self._auth_failed()
+                    else:
+                        raise self._auth_failed()
+                if code in RETRY_STATUSES and code not in allow:
+                    raise _Retryable("status", f"HTTP {code} {self._detail(resp)}".strip(), resp)
+                if code < 300 or code in allow:
+                    data = None
+                    if expect_json and code < 300 and code != 204 and resp.content:
+                        ctype = resp.headers.get("content-type", "")
+                        if "html" in ctype:
+                            raise self._error(
+                                f"{self.name}: {what} returned HTML, not JSON; is {self.url} the "
+                                "Airflow base URL (no login proxy in front)?", fatal=True)
+                        try:
+                            data = resp.json()
+                        except ValueError as e:
+                            raise _Retryable("json", f"invalid JSON ({_one_line(e, 100)})") from None
+                    elif expect_json and code in allow and resp.content:
+                        try:
+                            data = resp.json()
+                        except ValueError:
+                            data = None
+                    if authenticate and code < 300:
+                        self._auth_ok = True
+                    return resp, data
+                raise self._status_error(method, path, resp)
+            except _Retryable as r:
+                if attempt >= self.retries:
+                    raise self._exhausted(what, r, attempt + 1) from None
+                delay = self._delay(attempt, r.response)
+                log.info("%s: %s: %s; retry %d/%d in %.1fs", self.name, what,
+                         self._scrub(r.detail), attempt + 1, self.retries, delay)
+                self.sleep(delay)
+                attempt += 1
+
+    def _is_auth_failure(self, resp: httpx.Response) -> bool:
+        if resp.status_code == 401:
+            return True
+        if resp.status_code == 403:
+            if self.api == "v1":
+                return True           # AF2: bad credentials and missing permission look alike
+            try:
+                detail = resp.json().get("detail")
+            except (ValueError, AttributeError):
+                return False
+            # AF3: a token the server cannot verify (e.g. signed before a restart) -> 403
+            return isinstance(detail, str) and "invalid jwt" in detail.lower()
+        return False
+
+    def _probe_auth(self) -> bool:
+        """AF2 only: are the credentials valid? (403 means bad password OR no permission)."""
+        headers, auth, _ = self._auth_kwargs()
+        try:
+            r = self._client.get(f"{self.url}/api/v1/dags", params={"limit": 1},
+                                 headers=headers, auth=auth)
+        except httpx.HTTPError:
+            return False
+        if r.status_code < 300:
+            self._auth_ok = True
+            return True
+        return False
+
+    def _delay(self, attempt: int, resp: httpx.Response | None) -> float:
+        ra = _retry_after(resp)
+        if ra is not None:
+            return min(ra, self.max_retry_after)
+        base = min(self.backoff_max, self.backoff_base * (2 ** attempt))
+        return base * (0.5 + 0.5 * self.random())
+
+    def _exhausted(self, what: str, r: _Retryable, attempts: int) -> BackendError:
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        if r.kind == "connect":
+            return self._error(f"cannot reach {self.name} at {self.url} ({what}: {r.detail}; "
+                               f"{tries})", fatal=True)
+        if r.kind == "timeout":
+            return self._error(f"{self.name}: {what} timed out after {self.timeout:g}s "
+                               f"({tries}) at {self.url}", fatal=True)
+        if r.kind == "network":
+            return self._error(f"{self.name}: {what} failed at {self.url}: {r.detail} ({tries})",
+                               fatal=True)
+        if r.kind == "json":
+            return self._error(f"{self.name}: {what} returned {r.detail} ({tries})")
+        return self._error(f"{self.name}: {what} failed: {r.detail} ({tries})")
+
+    def _status_error(self, method: str, path: str, resp: httpx.Response) -> BackendError:
+        code = resp.status_code
+        detail = self._detail(resp)
+        if code == 403:      # not fatal: Airflow can grant access per DAG
+            return self._error(f"permission denied for {self.name}: {method} {path} needs "
+                               f"{_permission_for(method, path)}"
+                               + (f" ({detail})" if detail else ""))
+        if 300 <= code < 400:
+            loc = resp.headers.get("location", "")
+            return self._error(f"{self.name}: {method} {path} was redirected to "
+                               f"{urlsplit(loc).path or loc!s} (HTTP {code}); is {self.url} the "
+                               "Airflow base URL, without a login proxy?", fatal=True)
+        if code == 404 and "/dags/" in path:
+            dag_id = _dag_id_from_path(path)
+            if dag_id is not None:
+                return self._error(f"DAG {dag_id} not found in {self.name}")
+        return self._error(f"{self.name}: {method} {path} failed: HTTP {code}"
+                           + (f" {detail}" if detail else ""))
+
+    # paths under the detected API root
+
+    def _api_url(self, path: str) -> str:
+        return f"{self.url}/api/{self.api}{path}"
+
+    def _call(self, method: str, path: str, **kw: Any) -> tuple[httpx.Response, Any]:
+        self._ensure_ready()
+        return self._send(method, self._api_url(path), **kw)
+
+    def _detect(self) -> str:
+        tried = []
+        for api in ("v2", "v1"):
+            resp, data = self._send("GET", f"{self.url}/api/{api}/version", authenticate=False,
+                                    allow=(401, 403, 404, 405))
+            if resp.status_code < 300 and isinstance(data, dict) and data.get("version"):
+                self.server_version = str(data["version"])
+                if api == "v2" and self.server_version.startswith(("1.", "2.")):
+                    continue
+                return api
+            if resp.status_code in (401, 403):
+                return api
+            tried.append(f"/api/{api}/version -> HTTP {resp.status_code}")
+        raise self._error(f"cannot detect the Airflow REST API at {self.url} ({'; '.join(tried)}); "
+                          "set api: v1 or v2, or check the url", fatal=True)
+
+    def _get_all(self, path: str, params: dict, key: str, *,
+                 max_items: int | None = None, parallel: bool = False) -> list[dict]:
+        """Page through a collection by offset. Never assumes `limit` was honoured."""
+        out: list[dict] = []
+        offset = 0
+        limit = self.page_size if max_items is None else min(self.page_size, max_items)
+        first_total: int | None = None
+        pages = 0
+        while True:
+            _, data = self._call("GET", path, params={**params, "limit": limit, "offset": offset})
+            rows = self._rows(data, key, path)
+            total = data.get("total_entries") if isinstance(data, dict) else None
+            if first_total is None and isinstance(total, int):
+                first_total = total
+            out.extend(rows)
+            pages += 1
+            offset += len(rows)
+            if not rows or (max_items is not None and len(out) >= max_items):
+                break
+            if isinstance(total, int):
+                if offset >= total:
+                    break
+            elif len(rows) < limit:
+                break
+            if parallel and pages == 1 and isinstance(total, int) and total > offset:
+                rest = self._pages_parallel(path, params, key, limit, step=len(rows),
+                                            start=offset, total=total)
+                if rest is None:        # the server moved under us: read it again in order
+                    return self._get_all(path, params, key, max_items=max_items)
+                out.extend(rest)
+                break
+            if pages > 100_000:
+                break
+        return out if max_items is None else out[:max_items]
+
+    def _pages_parallel(self, path: str, params: dict, key: str, limit: int, step: int,
+                        start: int, total: int) -> list[dict] | None:
+        """Pages after the first, concurrently; None if any page but the last came back short."""
+        offsets = list(range(start, total, step))
+
+        def one(off: int) -> tuple[int, list[dict]]:
+            _, data = self._call("GET", path, params={**params, "limit": limit, "offset": off})
+            return off, self._rows(data, key, path)
+
+        results = dict(self._executor().map(one, offsets))
+        if any(len(results[o]) < step for o in offsets[:-1]):
+            return None
+        return [row for off in offsets for row in results[off]]
+
+    def _rows(self, data: Any, key: str, path: str) -> list[dict]:
+        rows = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise self._error(f"{self.name}: GET {self._api_url(path)} returned no {key!r} list")
+        return [r for r in rows if isinstance(r, dict)]
+
+    # ---------------------------------------------------------------- list_dags
+
+    def _dag_params(self) -> dict:
+        return {"exclude_stale": "false"} if self.api == "v2" else {"only_active": "false"}
+
+    def list_dags(self) -> list[LiveDag]:
+        self._ensure_ready()
+        rows = self._get_all("/dags", {**self._dag_params(), "order_by": "dag_id"}, "dags",
+                             parallel=self.parallel_pages)
+        seen: dict[str, LiveDag] = {}
+        for row in rows:
+            dag = self._live_dag(row)
+            if dag is not None and dag.dag_id not in seen:
+                seen[dag.dag_id] = dag
+        return list(seen.values())
+
+    def _live_dag(self, d: dict) -> LiveDag | None:
+        dag_id = d.get("dag_id")
+        if not isinstance(dag_id, str):
+            return None
+        tags = tuple(t.get("name") if isinstance(t, dict) else str(t) for t in d.get("tags") or ())
+        tags = tuple(t for t in tags if t)
+        owners = d.get("owners") or ()
+        if isinstance(owners, str):
+            owners = [o.strip() for o in owners.split(",") if o.strip()]
+        mar = d.get("max_active_runs")
+        if self.api == "v2":
+            is_stale = bool(d.get("is_stale", False))
+            timetable = d.get("timetable_summary")
+            next_run = d.get("next_dagrun_run_after")
+        else:
+            is_stale = not bool(d.get("is_active", True))
+            timetable = d.get("timetable_summary") or _v1_schedule(d)
+            next_run = d.get("next_dagrun_create_after") or d.get("next_dagrun")
+        return LiveDag(
+            dag_id=dag_id, is_paused=bool(d.get("is_paused")), tags=tags,
+            owners=tuple(str(o) for o in owners), is_stale=is_stale,
+            has_import_errors=bool(d.get("has_import_errors", False)),
+            fileloc=d.get("fileloc"), last_parsed_time=d.get("last_parsed_time"),
+            timetable_summary=timetable, next_dagrun_run_after=next_run,
+            max_active_runs=mar if isinstance(mar, int) and not isinstance(mar, bool) else None,
+        )
+
+    # ---------------------------------------------------------------- set_paused
+
+    def set_paused(self, dag_ids: Iterable[str], paused: bool,
+                   progress: Progress | None = None) -> SetPausedResult:
+        targets = list(dict.fromkeys(str(d) for d in dag_ids))
+        result = SetPausedResult()
+        if not targets:
+            return result
+        paused = bool(paused)
+        self._ensure_ready()
+        tick = progress or (lambda n: None)
+        singles: list[str] = []
+        state = _Run()
+        if self.bulk and len(targets) >= self.bulk_min:
+            ok_ids = [t for t in targets if _DAG_ID_RE.match(t)]
+            singles.extend(t for t in targets if not _DAG_ID_RE.match(t))
+            groups = (self._v2_chunks(ok_ids) if self.api == "v2"
+                      else self._v1_groups(ok_ids))
+            target_set = set(targets)
+            for pattern_terms in groups:
+                if state.fatal:
+                    singles.extend(pattern_terms)
+                    continue
+                try:
+                    handled, rest = (self._bulk_v2(pattern_terms, paused, result, target_set)
+                                     if self.api == "v2"
+                                     else self._bulk_v1(pattern_terms, paused, result,
+                                                        target_set))
+                except _Fatal as e:
+                    state.fatal = str(e)
+                    singles.extend(pattern_terms)
+                    continue
+                except BackendError as e:
+                    log.info("%s: bulk path skipped for %d DAGs: %s", self.name,
+                             len(pattern_terms), e)
+                    singles.extend(pattern_terms)
+                    continue
+                if handled:
+                    tick(handled)
+                singles.extend(rest)
+        else:
+            singles = targets
+        self._singles(singles, paused, result, tick, state)
+        # keep the caller's order
+        order = {d: i for i, d in enumerate(targets)}
+        result.changed = sorted(set(result.changed) & set(targets), key=order.__getitem__)
+        return result
+
+    def _singles(self, ids: list[str], paused: bool, result: SetPausedResult,
+                 tick: Progress, state: "_Run") -> None:
+        if not ids:
+            return
+        lock = threading.Lock()
+
+        def one(dag_id: str) -> None:
+            if state.fatal:
+                err = state.fatal
+            else:
+                try:
+                    err = self._patch_one(dag_id, paused)
+                except _Fatal as e:
+                    with lock:
+                        state.fatal = state.fatal or str(e)
+                    err = str(e)
+                except BackendError as e:
+                    err = str(e)
+                except Exception as e:  # never let one DAG's surprise kill the batch
+                    err = self._scrub(_one_line(f"{self.name}: PATCH {dag_id}: "
+                                                f"{type(e).__name__}: {e}"))
+            with lock:
+                if err is None:
+                    result.changed.append(dag_id)
+                else:
+                    result.errors[dag_id] = err
+            tick(1)
+
+        if len(ids) == 1 or self.concurrency == 1:
+            for d in ids:
+                one(d)
+        else:
+            list(self._executor().map(one, ids))
+
+    def _patch_one(self, dag_id: str, paused: bool) -> str | None:
+        path = f"/dags/{quote(dag_id, safe='')}"
+        resp, data = self._call("PATCH", path, params={"update_mask": "is_paused"},
+                                json_body={"is_paused": paused}, allow=(404,))
+        if resp.status_code == 404:
+            return f"DAG {dag_id} not found in {self.name}"
+        if isinstance(data, dict) and "is_paused" in data and bool(data["is_paused"]) != paused:
+            return f"{self.name}: PATCH {dag_id} answered is_paused={data['is_paused']}"
+        return None
+
+    # -- v2 bulk: OR of exact ids, verified by a GET with the same pattern
+
+    def _v2_chunks(self, ids: list[str]) -> list[list[str]]:
+        chunks: list[list[str]] = []
+        cur: list[str] = []
+        length = 0
+        for d in sorted(ids):
+            add = len(d) + (3 if cur else 0)          # '|' is sent as %7C
+            if cur and (length + add > self.max_pattern_length or len(cur) >= self.page_size):
+                chunks.append(cur)
+                cur, length, add = [], 0, len(d)
+            cur.append(d)
+            length += add
+        if cur:
+            chunks.append(cur)
+        return chunks
+
+    def _match_all(self, pattern: str, extra: dict | None = None) -> dict[str, bool]:
+        rows = self._get_all("/dags", {"dag_id_pattern": pattern, **self._dag_params(),
+                                       "order_by": "dag_id", **(extra or {})}, "dags")
+        return {r["dag_id"]: bool(r.get("is_paused")) for r in rows if "dag_id" in r}
+
+    def _bulk_v2(self, terms: list[str], paused: bool, result: SetPausedResult,
+                 target_set: set[str]) -> tuple[int, list[str]]:
+        """Try one chunk on the bulk path. Returns (DAGs handled, ids left for single PATCH)."""
+        rest: list[str] = []
+        for _round in range(3):
+            if len(terms) < self.bulk_min:
+                return 0, rest + terms
+            pattern = "|".join(terms)
+            live = self._match_all(pattern)
+            term_set = set(terms)
+            offending = [d for d, p in live.items() if d not in term_set and p != paused]
+            if offending:
+                bad = {t for t in terms if any(ilike_matches(t, d) for d in offending)}
+                if not bad:            # our emulation disagrees with the server: be safe
+                    return 0, rest + terms
+                rest.extend(t for t in terms if t in bad)
+                terms = [t for t in terms if t not in bad]
+                continue
+            missing = [t for t in terms if t not in live]      # -> single PATCH gives a 404
+            in_state = [t for t in terms if t in live and live[t] == paused]
+            to_change = [t for t in terms if t in live and live[t] != paused]
+            rest.extend(missing)
+            result.changed.extend(in_state)
+            if not to_change:
+                return len(in_state), rest
+            if len(to_change) < min(self.bulk_min, 2):
+                return len(in_state), rest + to_change
+            self._bulk_patch_v2(pattern, paused, to_change, result, target_set, live)
+            return len(in_state) + len(to_change), rest
+        return 0, rest + terms
+
+    def _bulk_patch_v2(self, pattern: str, paused: bool, to_change: list[str],
+                       result: SetPausedResult, target_set: set[str],
+                       before: dict[str, bool]) -> None:
+        params = {"dag_id_pattern": pattern, "paused": "false" if paused else "true",
+                  "exclude_stale": "false", "limit": self.page_size, "update_mask": "is_paused"}
+        _, data = self._call("PATCH", "/dags", params=params, json_body={"is_paused": paused})
+        rows = self._rows(data, "dags", "/dags")
+        total = data.get("total_entries")
+        if not isinstance(total, int):
+            # cannot verify: the caller falls back to (idempotent) single PATCHes
+            raise self._error(f"{self.name}: bulk PATCH /dags returned no total_entries")
+        # The response lists what the PATCH selected, with `paused=!target` applied, i.e. DAGs
+        # that were at the other state just before the update.
+        touched = {r.get("dag_id") for r in rows if r.get("dag_id")}
+        if total <= len(to_change) and touched <= target_set:
+            # every DAG touched is one we meant (a target flipped meanwhile by someone else
+            # only makes the count smaller)
+            result.changed.extend(to_change)
+            return
+        # Something outside the set matched between our GET and the PATCH (a DAG appeared or
+        # flipped). Put back what we can prove we flipped; report what we cannot.
+        now_at_target = self._match_all(pattern, {"paused": "true" if paused else "false"})
+        suspects = {d for d in touched if d not in target_set}
+        suspects |= {d for d in now_at_target
+                     if d not in target_set and not (d in before and before[d] == paused)}
+        log.warning("%s: bulk PATCH %r touched %d DAGs, expected %d; outside the set: %s",
+                    self.name, pattern, total, len(to_change), sorted(suspects))
+        for d in sorted(suspects):
+            if d in touched or (d in before and before[d] != paused):
+                try:
+                    err = self._patch_one(d, not paused)
+                except BackendError as e:
+                    err = str(e)
+                if err:
+                    result.errors[d] = (f"{self.name}: {d} is outside the requested set, was "
+                                        f"changed by a concurrent bulk match and could not be "
+                                        f"restored: {err}")
+            else:
+                result.errors[d] = (f"{self.name}: {d} is outside the requested set and "
+                                    f"matched bulk pattern during a concurrent change (a new "
+                                    f"DAG?); it is now paused={paused}: check it")
+        result.changed.extend(to_change)
+
+    # -- v1 bulk: one ILIKE term (common prefix), paged PATCH, every match must be in the set
+
+    def _v1_groups(self, ids: list[str], min_len: int = 3) -> list[list[str]]:
+        s = sorted(ids, key=lambda x: (x.lower(), x))
+        groups: list[list[str]] = []
+        i = 0
+        while i < len(s):
+            prefix = s[i].lower()
+            j = i + 1
+            while j < len(s):
+                p = _common_prefix(prefix, s[j].lower())
+                if len(p) < min_len:
+                    break
+                prefix = p
+                j += 1
+            groups.append(s[i:j])
+            i = j
+        return groups
+
+    def _bulk_v1(self, ids: list[str], paused: bool, result: SetPausedResult,
+                 target_set: set[str], depth: int = 0) -> tuple[int, list[str]]:
+        if len(ids) < self.bulk_min:
+            return 0, list(ids)
+        prefix = ids[0].lower()
+        for d in ids[1:]:
+            prefix = _common_prefix(prefix, d.lower())
+        pattern = ids[0][: len(prefix)]
+        if len(pattern) < 3:
+            return 0, list(ids)
+        live = self._match_all(pattern)
+        id_set = set(ids)
+        outside = [d for d in live if d not in id_set]
+        if outside:
+            if depth >= 2:
+                return 0, list(ids)
+            # split into longer-prefix groups and try each
+            handled, rest = 0, []
+            for sub in self._v1_groups(ids, min_len=len(prefix) + 1):
+                h, r = self._bulk_v1(sub, paused, result, target_set, depth + 1)
+                handled += h
+                rest.extend(r)
+            return handled, rest
+        missing = [d for d in ids if d not in live]
+        in_state = [d for d in ids if d in live and live[d] == paused]
+        to_change = [d for d in ids if d in live and live[d] != paused]
+        result.changed.extend(in_state)
+        if not to_change:
+            return len(in_state), missing
+        total_seen: int | None = None
+        offset = 0
+        touched: set[str] = set()
+        while True:
+            params = {"dag_id_pattern": pattern, "only_active": "false",
+                      "update_mask": "is_paused", "limit": self.page_size, "offset": offset}
+            _, data = self._call("PATCH", "/dags", params=params, json_body={"is_paused": paused})
+            rows = self._rows(data, "dags", "/dags")
+            total_seen = data.get("total_entries") if isinstance(data, dict) else None
+            touched.update(r.get("dag_id") for r in rows)
+            offset += len(rows)
+            if not rows or not isinstance(total_seen, int) or offset >= total_seen:
+                break
+        extras = sorted(d for d in touched if d and d not in target_set)
+        for d in extras:
+            result.errors[d] = (f"{self.name}: {d} matched bulk pattern {pattern!r} after the "
+                                f"check (a new or renamed DAG?) and was set to paused={paused}; "
+                                "check it")
+        if extras:
+            log.warning("%s: bulk PATCH %r touched DAGs outside the set: %s", self.name,
+                        pattern, extras)
+        result.changed.extend(to_change)
+        return len(in_state) + len(to_change), missing
+
+    # ---------------------------------------------------------------- audit events
+
+    def audit_events(self, dag_ids: Iterable[str] | None = None,
+                     since: datetime | None = None) -> list[AuditEvent]:
+        self._ensure_ready()
+        ids = None if dag_ids is None else set(dag_ids)
+        if ids is not None and not ids:
+            return []
+        api = self.api or "v2"
+        events = V2_EVENTS if api == "v2" else V1_EVENTS
+        bulk_events = _BULK_EVENTS[api]
+        base: dict[str, Any] = {"order_by": "-when"}
+        if since is not None:
+            s = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+            base["after"] = s.astimezone(timezone.utc).isoformat()
+
+        def inc(names: Iterable[str]) -> dict:
+            names = list(names)
+            return {"included_events": names if api == "v2" else ",".join(names)}
+
+        raw: list[dict] = []
+        if ids is not None and len(ids) == 1:
+            (only,) = ids
+            raw += self._get_all("/eventLogs", {**base, **inc(e for e in events
+                                                              if e not in bulk_events),
+                                                "dag_id": only},
+                                 "event_logs", max_items=self.audit_limit)
+            raw += self._get_all("/eventLogs", {**base, **inc(bulk_events)}, "event_logs",
+                                 max_items=self.audit_limit)
+        else:
+            raw += self._get_all("/eventLogs", {**base, **inc(events)}, "event_logs",
+                                 max_items=self.audit_limit)
+        out: list[AuditEvent] = []
+        seen: set[Any] = set()
+        for row in raw:
+            key = row.get("event_log_id", id(row))
+            if key in seen:
+                continue
+            seen.add(key)
+            ev = self._event(row)
+            if ev is None:
+                continue
+            if since is not None and ev.when < (since if since.tzinfo
+                                                else since.replace(tzinfo=timezone.utc)):
+                continue
+            if ids is not None:
+                if ev.dag_id is not None:
+                    if ev.dag_id not in ids:
+                        continue
+                elif not (ev.detail and any(ilike_matches(ev.detail, d, or_terms=api == "v2")
+                                            for d in ids)):
+                    continue
+            out.append(ev)
+        out.sort(key=lambda e: e.when, reverse=True)
+        return out[: self.audit_limit]
+
+    def _event(self, row: dict) -> AuditEvent | None:
+        name = str(row.get("event") or "")
+        base = name.split(".", 1)[1] if name.startswith(("api.", "ui.")) else name
+        when = _parse_time(row.get("when"))
+        if when is None:
+            return None
+        extra_raw = row.get("extra")
+        extra: Any = None
+        if isinstance(extra_raw, str) and extra_raw:
+            try:
+                extra = json.loads(extra_raw)
+            except ValueError:
+                extra = extra_raw
+        elif isinstance(extra_raw, dict):
+            extra = extra_raw
+        ex = extra if isinstance(extra, dict) else {}
+        is_paused = _as_bool(ex.get("is_paused"))
+        dag_id = row.get("dag_id") or None
+        detail: str | None = None
+        if base in ("patch_dag", "paused"):
+            event, via = "patch_dag", "api"
+            if dag_id is None:
+                return None
+        elif base == "patch_dags":
+            event, via = "patch_dags", "bulk"
+            dag_id = None
+            pattern = ex.get("dag_id_pattern") or ex.get("dag_id_prefix_pattern")
+            if pattern is None and isinstance(extra, str):
+                pattern = extra
+            detail = str(pattern) if pattern is not None else None
+        elif base in ("cli_dag_pause", "cli_dag_unpause"):
+            event, via = base, "cli"
+            is_paused = base == "cli_dag_pause"
+            cmd = ex.get("full_command") or ex.get("command")
+            detail = _command_line(cmd) if cmd else (extra if isinstance(extra, str) else None)
+        else:
+            return None
+        return AuditEvent(dag_id=dag_id, event=event, when=when, user=row.get("owner") or None,
+                          is_paused=is_paused, via=via, detail=detail or None)
+
+    # ---------------------------------------------------------------- dag runs
+
+    def dag_runs(self, dag_id: str, limit: int = 25) -> list[DagRun]:
+        self._ensure_ready()
+        order = "-run_after" if self.api == "v2" else "-execution_date"
+        rows = self._get_all(f"/dags/{quote(dag_id, safe='')}/dagRuns", {"order_by": order},
+                             "dag_runs", max_items=max(1, int(limit)))
+        if not rows and self.api == "v1":
+            # AF2 answers an empty list, not 404, for an unknown DAG
+            self._call("GET", f"/dags/{quote(dag_id, safe='')}")
+        out = []
+        for r in rows:
+            run_after = (_parse_time(r.get("run_after")) if self.api == "v2" else
+                         _parse_time(r.get("data_interval_end"))
+                         or _parse_time(r.get("execution_date") or r.get("logical_date")))
+            out.append(DagRun(dag_id=r.get("dag_id") or dag_id,
+                              run_id=str(r.get("dag_run_id") or r.get("run_id") or ""),
+                              state=str(r.get("state") or ""), run_after=run_after,
+                              start_date=_parse_time(r.get("start_date")),
+                              end_date=_parse_time(r.get("end_date"))))
+        return out
+
+    # ---------------------------------------------------------------- variables
+
+    def _var_path(self, key: str) -> str:
+        return f"/variables/{quote(key, safe='')}"
+
+    def get_variable(self, key: str) -> str | None:
+        resp, data = self._call("GET", self._var_path(key), allow=(404,))
+        if resp.status_code == 404:
+            return None
+        value = data.get("value") if isinstance(data, dict) else None
+        return None if value is None else str(value)
+
+    def set_variable(self, key: str, value: str) -> None:
+        body = {"key": key, "value": value}
+        if self.api == "v1":          # AF2: POST /variables is an upsert
+            self._call("POST", "/variables", json_body=body)
+            return
+        resp, _ = self._call("PATCH", self._var_path(key), json_body=body, allow=(404,))
+        if resp.status_code == 404:
+            resp, _ = self._call("POST", "/variables", json_body=body, allow=(409,))
+            if resp.status_code == 409:     # created meanwhile: overwrite
+                self._call("PATCH", self._var_path(key), json_body=body)
+
+    def create_variable(self, key: str, value: str) -> bool:
+        """Create only if absent; True if this call's value is the one stored.
+
+        Best effort, NOT atomic on AF2/AF3 (see the module notes): pass a value unique to the
+        caller. A 201 is confirmed by re-reading after `create_settle` seconds (a concurrent
+        creator that upserted after us wins, and this returns False); a 409 is re-read too,
+        because a retried POST whose first attempt did land answers 409.
+        """
+        self._ensure_ready()
+        body = {"key": key, "value": value}
+        if self.api == "v1":          # AF2: POST is a plain upsert, so look first
+            if self.get_variable(key) is not None:
+                return False
+            self._call("POST", "/variables", json_body=body)
+            created = True
+        else:
+            resp, _ = self._call("POST", "/variables", json_body=body, allow=(409,))
+            created = resp.status_code != 409
+        if created and self.create_settle > 0:
+            self.sleep(self.create_settle)
+        return self.get_variable(key) == value
+
+    def delete_variable(self, key: str) -> None:
+        self._call("DELETE", self._var_path(key), allow=(404,), expect_json=False)
+
+
+class _Run:
+    """Shared state of one set_paused call."""
+
+    __slots__ = ("fatal",)
+
+    def __init__(self) -> None:
+        self.fatal: str | None = None
+
+
+def _command_line(cmd: Any) -> str:
+    """AF2/AF3 log the CLI argv as the repr of a list: turn it back into a command line."""
+    import ast
+    import shlex
+    argv = cmd
+    if isinstance(cmd, str) and cmd.startswith("["):
+        try:
+            argv = ast.literal_eval(cmd)
+        except (ValueError, SyntaxError):
+            argv = cmd
+    if isinstance(argv, (list, tuple)) and argv:
+        parts = [str(a) for a in argv]
+        parts[0] = os.path.basename(parts[0]) or parts[0]
+        return " ".join(shlex.quote(p) for p in parts)
+    return _one_line(cmd, 1000)
+
+
+def _dag_id_from_path(path: str) -> str | None:
+    from urllib.parse import unquote
+    m = re.search(r"/dags/([^/]+)(?:/|$)", path)
+    return unquote(m.group(1)) if m else None
+
+
+def _v1_schedule(d: dict) -> str | None:
+    """AF2 schedule_interval -> the text AF3 puts in timetable_summary."""
+    si = d.get("schedule_interval")
+    if si is None:
+        return None
+    if isinstance(si, dict):
+        kind = si.get("__type")
+        if kind == "CronExpression":
+            return si.get("value")
+        if kind == "TimeDelta":
+            return str(timedelta(days=si.get("days", 0), seconds=si.get("seconds", 0),
+                                 microseconds=si.get("microseconds", 0)))
+        return d.get("timetable_description") or str(si.get("value") or kind)
+    return str(si)
