@@ -1,21 +1,43 @@
-"""Read the desired state at a git ref without touching the working tree."""
+"""Read the desired state at a git ref without touching the working tree.
+
+Refs come from users and pipelines (`--ref`, `diff BASE HEAD`, `--branch`), so they are checked
+before git sees them: no option injection (a leading `-`), no `rev:path` or absolute paths, no
+ranges, reflog or shell syntax. Only regular files of the state directory are materialised
+(no symlinks, no submodules), into a private temp dir that is removed afterwards.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import PausectlError
 
-# A conservative ref syntax: no option injection (leading '-'), no '..' ranges, no control chars.
-_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)[A-Za-z0-9._/~^\-]{1,200}$")
+# A conservative ref syntax: branch/tag names, shas, HEAD~2, main^ ... nothing else.
+_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/~^\-+]{0,199}$")
+_BAD_PARTS = ("..", "//", "/.", "@{", ".lock/")
 
 
 def check_ref(ref: str) -> str:
-    if not _REF.match(ref) or ref.endswith((".lock", "/", ".")):
-        raise PausectlError(f"invalid git ref {ref!r}")
+    """`ref` if it is a safe git revision name, else a PausectlError (never reaches git)."""
+    if not isinstance(ref, str) or not _REF.match(ref) or any(b in ref for b in _BAD_PARTS) \
+            or ref.endswith((".lock", "/", ".")):
+        raise PausectlError(f"invalid git ref {ref!r} (use a branch, tag or commit, "
+                            "e.g. main, v1.2, HEAD~1, 3f2c1ab)")
     return ref
+
+
+def check_branch(name: str) -> str:
+    """A name for a new branch: a safe ref without revision syntax (~ ^)."""
+    check_ref(name)
+    if any(c in name for c in "~^") or name == "HEAD" or name.startswith("refs/"):
+        raise PausectlError(f"invalid branch name {name!r}")
+    return name
 
 
 def open_repo(path: Path):
@@ -31,28 +53,79 @@ def resolve_commit(repo, ref: str):
     check_ref(ref)
     try:
         return repo.commit(ref)
-    except (git.BadName, ValueError, git.GitCommandError):
+    except (git.BadName, ValueError, git.GitCommandError, IndexError, TypeError):
         raise PausectlError(f"unknown git ref {ref!r}") from None
 
 
-def checkout_ref(state_dir, ref: str):
-    """Materialise the state repo as of `ref` into a temp dir: (tmpdir, state_path, sha)."""
+def state_location(state_dir) -> tuple[object, Path, str]:
+    """(repo, absolute state dir, state dir relative to the repo top) for a state dir."""
     state = Path(state_dir or "state").resolve()
     if not state.is_dir():
         raise PausectlError(f"state repo {str(state_dir or 'state')!r} not found")
     repo = open_repo(state)
-    commit = resolve_commit(repo, ref)
     top = Path(repo.working_tree_dir).resolve()
-    rel = state.relative_to(top).as_posix()
-    tmp = tempfile.TemporaryDirectory(prefix="pausectl-ref-")
-    out = Path(tmp.name)
     try:
-        tree = commit.tree / rel if rel not in ("", ".") else commit.tree
+        rel = state.relative_to(top).as_posix()
+    except ValueError:
+        raise PausectlError(f"state repo {state} is outside its git work tree") from None
+    return repo, state, "" if rel == "." else rel
+
+
+def shown_state(state_dir) -> str:
+    """How the state dir is named in messages (relative to the working directory)."""
+    state = Path(state_dir or "state")
+    try:
+        return os.path.relpath(state.resolve(), Path.cwd())
+    except ValueError:  # pragma: no cover
+        return str(state)
+
+
+class RefTree:
+    """A state dir materialised from a commit; files in messages read as in the work tree."""
+
+    def __init__(self, tmp: tempfile.TemporaryDirectory, root: Path, sha: str, ref: str,
+                 shown: str):
+        from .state import DISPLAY_ALIASES
+        self._tmp, self.root, self.sha, self.ref = tmp, root, sha, ref
+        self._key = str(root)
+        DISPLAY_ALIASES[self._key] = shown
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref}@{self.sha[:12]}"
+
+    def cleanup(self) -> None:
+        from .state import DISPLAY_ALIASES
+        DISPLAY_ALIASES.pop(self._key, None)
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "RefTree":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+def materialise(state_dir, ref: str, commit=None) -> RefTree:
+    """The state dir as of `ref` (or an already resolved `commit`) in a temp dir."""
+    repo, _, rel = state_location(state_dir)
+    commit = commit if commit is not None else resolve_commit(repo, ref)
+    tmp = tempfile.TemporaryDirectory(prefix="pausectl-ref-")
+    out = Path(tmp.name).resolve() / "state"
+    try:
+        tree = commit.tree / rel if rel else commit.tree
     except KeyError:
         tmp.cleanup()
         raise PausectlError(f"{rel} does not exist at {ref}") from None
-    _write_tree(tree, out / "state")
-    return tmp, out / "state", commit.hexsha
+    _write_tree(tree, out)
+    return RefTree(tmp, out, commit.hexsha, ref, shown_state(state_dir))
+
+
+def checkout_ref(state_dir, ref: str):
+    """Materialise the state repo as of `ref` into a temp dir: (tree, state_path, sha).
+    `tree.cleanup()` removes it."""
+    t = materialise(state_dir, ref)
+    return t, t.root, t.sha
 
 
 def _write_tree(tree, dest: Path) -> None:
@@ -63,3 +136,70 @@ def _write_tree(tree, dest: Path) -> None:
             _write_tree(item, target)
         elif item.type == "blob" and item.mode & 0o170000 == 0o100000:  # regular files only
             target.write_bytes(item.data_stream.read())
+
+
+# ---- history ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    author: str
+    email: str
+    when: datetime
+    summary: str
+    message: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:10]
+
+    def to_json(self) -> dict:
+        return {"commit": self.sha, "author": self.author, "email": self.email,
+                "date": self.when.isoformat(), "summary": self.summary}
+
+
+def commit_info(c) -> CommitInfo:
+    when = datetime.fromtimestamp(c.authored_date, tz=timezone.utc)
+    msg = c.message if isinstance(c.message, str) else c.message.decode("utf-8", "replace")
+    return CommitInfo(c.hexsha, c.author.name or "", c.author.email or "", when,
+                      msg.strip().splitlines()[0] if msg.strip() else "", msg)
+
+
+def file_text(commit, path: str) -> str | None:
+    """A file's text at a commit (path relative to the repo top), None when absent."""
+    try:
+        blob = commit.tree / path
+    except KeyError:
+        return None
+    if blob.type != "blob":
+        return None
+    return blob.data_stream.read().decode("utf-8", "replace")
+
+
+def commits_touching(repo, paths: list[str], ref: str = "HEAD", max_count: int = 200) -> list:
+    """Commits (newest first) reachable from `ref` that changed any of `paths` (repo-relative)."""
+    check_ref(ref)
+    if not paths:
+        return []
+    return list(repo.iter_commits(ref, paths=paths, max_count=max_count))
+
+
+def changed_paths(repo, base, head) -> set[str]:
+    """Paths (repo-relative) that differ between two commits."""
+    out = set()
+    for d in base.diff(head):
+        for p in (d.a_path, d.b_path):
+            if p:
+                out.add(p)
+    return out
+
+
+def git(repo, *args: str, env: dict | None = None, input: str | None = None) -> str:
+    """Run git in the repo with validated arguments (callers check refs first)."""
+    full = dict(os.environ)
+    full.update(env or {})
+    proc = subprocess.run(["git", *args], cwd=repo.working_tree_dir, capture_output=True,
+                          text=True, env=full, input=input)
+    if proc.returncode != 0:
+        raise PausectlError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip()[:300]}")
+    return proc.stdout

@@ -146,8 +146,18 @@ class Config:
         return display_path(self.root, path)
 
 
+# A state repo materialised from a git ref (gitstate.checkout_ref) lives in a temp dir; its
+# files are named as in the working tree: {temp state dir: shown state dir}.
+DISPLAY_ALIASES: dict[str, str] = {}
+
+
 def display_path(root: Path, path: Path) -> str:
     """How a file is named in messages: relative to the working directory when inside it."""
+    if DISPLAY_ALIASES and path.is_absolute():
+        text = str(path)
+        for real, shown in DISPLAY_ALIASES.items():
+            if text.startswith(real + os.sep):
+                return os.path.join(shown, text[len(real) + 1:])
     try:
         return os.path.relpath(path, Path.cwd()) if path.is_absolute() else str(path)
     except ValueError:  # pragma: no cover (different drive on Windows)

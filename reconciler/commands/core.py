@@ -17,14 +17,18 @@ from .common import at_option, exit_with, format_option, parse_at, state_option
 @state_option
 @format_option("text", "json", "github")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def validate(paths, state_dir, fmt, strict):
+@click.option("--ref", "ref", metavar="GITREF", default=None,
+              help="Validate the state repo as of this git ref, without checking it out.")
+def validate(paths, state_dir, fmt, strict, ref):
     """Check the state repo (or only PATHS): JSON Schema and semantic checks."""
     from ..report import problems_out
     from ..state import find_root
     from ..validate import validate_repo
 
-    root = find_root(state_dir)
-    problems = validate_repo(root, list(paths) or None)
+    with desired_state(state_dir, ref) as (root_dir, _):
+        root = find_root(root_dir)
+        wanted = _paths_at_ref(paths, state_dir, root) if ref else list(paths)
+        problems = validate_repo(root, wanted or None)
     errors = sum(p["severity"] == "error" for p in problems)
     warnings = len(problems) - errors
     problems_out(problems, fmt)
@@ -32,6 +36,21 @@ def validate(paths, state_dir, fmt, strict):
         click.echo(f"{errors} error(s), {warnings} warning(s)" if problems else "state repo is valid",
                    err=bool(problems))
     exit_with(1 if errors or (strict and warnings) else 0)
+
+
+def _paths_at_ref(paths, state_dir, root: Path) -> list[str]:
+    """PATHS (files of the working tree's state dir) as files of the materialised ref."""
+    state = Path(state_dir or "state").resolve()
+    out = []
+    for p in paths:
+        try:
+            rel = Path(p).resolve().relative_to(state)
+        except ValueError:
+            raise PausectlError(f"{p} is not a file of the state repo {state_dir or 'state'}") from None
+        if not (root / rel).is_file():
+            raise PausectlError("file not found at the given --ref", p)
+        out.append(str(root / rel))
+    return out
 
 
 def write_plan_file(plan, out: str) -> None:
