@@ -20,6 +20,9 @@ COMMANDS = {
     "drift": "reconciler.commands.live:drift",
     "export": "reconciler.commands.live:export",
     "restore": "reconciler.commands.live:restore",
+    "diff": "reconciler.commands.git:diff",
+    "history": "reconciler.commands.git:history",
+    "promote": "reconciler.commands.git:promote",
 }
 
 HELP = {
@@ -31,6 +34,9 @@ HELP = {
     "drift": "Live changes not in git, and who made them.",
     "export": "Write ENV's live pause state (snapshot or <env>.yaml).",
     "restore": "Put back a saved live pause state.",
+    "diff": "What a change to the state repo (BASE..HEAD) does, per environment and DAG.",
+    "history": "Git history of ENV's desired state joined with Airflow's audit log.",
+    "promote": "Carry promotable rules from one environment's file into the next, on a branch.",
 }
 
 

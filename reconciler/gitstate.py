@@ -86,13 +86,21 @@ class RefTree:
     def __init__(self, tmp: tempfile.TemporaryDirectory, root: Path, sha: str, ref: str,
                  shown: str):
         from .state import DISPLAY_ALIASES
-        self._tmp, self.root, self.sha, self.ref = tmp, root, sha, ref
+        self._tmp, self.root, self.sha, self.ref, self.shown = tmp, root, sha, ref, shown
         self._key = str(root)
         DISPLAY_ALIASES[self._key] = shown
 
     @property
     def label(self) -> str:
         return f"{self.ref}@{self.sha[:12]}"
+
+    def state_rel(self, shown_file: str) -> str:
+        """A file as named in messages -> its path inside the state dir (posix)."""
+        f = os.path.normpath(shown_file)
+        prefix = os.path.normpath(self.shown) + os.sep
+        if self.shown not in ("", ".") and f.startswith(prefix):
+            f = f[len(prefix):]
+        return f.replace(os.sep, "/")
 
     def cleanup(self) -> None:
         from .state import DISPLAY_ALIASES

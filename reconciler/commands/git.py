@@ -1,0 +1,51 @@
+"""diff, history, promote: the commands that read the state repo's git history."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import PausectlError
+from .common import at_option, exit_with, format_option, parse_at, state_option
+
+
+@click.command()
+@click.argument("base")
+@click.argument("head")
+@click.argument("envs", nargs=-1)
+@state_option
+@at_option
+@format_option("text", "json", "markdown")
+@click.option("--offline", is_flag=True,
+              help="Do not read live Airflow: compare only DAG ids named by rules.")
+@click.option("--out", metavar="FILE", default=None, help="Also write the diff as JSON here.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when the desired state does not change, 2 when it does.")
+def diff(base, head, envs, state_dir, at, fmt, offline, out, detailed_exitcode):
+    """What changing the state repo from BASE to HEAD does, per environment and DAG.
+
+    Without ENV, every environment whose files changed. Each DAG whose desired state or
+    deciding rule differs is listed (old rule -> new rule, reason, owner), with what `apply`
+    would do at HEAD when the environment's backend answers.
+    """
+    from ..gitdiff import compute_diff, diff_markdown, diff_text
+    from ..report import dump_json
+    result = compute_diff(state_dir, base, head, list(envs) or None, parse_at(at), offline)
+    if out:
+        import json
+        from pathlib import Path
+        try:
+            Path(out).write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n",
+                                 encoding="utf-8")
+        except OSError as e:
+            raise PausectlError(f"cannot write diff: {e.strerror}", out) from None
+    if fmt == "json":
+        dump_json(result.to_json())
+    elif fmt == "markdown":
+        sys.stdout.write(diff_markdown(result))
+    else:
+        diff_text(result)
+    if any(e.error for e in result.environments):
+        exit_with(1)
+    exit_with(2 if detailed_exitcode and result.total else 0)
