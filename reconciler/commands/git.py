@@ -49,3 +49,28 @@ def diff(base, head, envs, state_dir, at, fmt, offline, out, detailed_exitcode):
     if any(e.error for e in result.environments):
         exit_with(1)
     exit_with(2 if detailed_exitcode and result.total else 0)
+
+
+@click.command()
+@click.argument("env")
+@click.argument("dag_id", required=False)
+@state_option
+@format_option("text", "json")
+@click.option("--ref", "ref", metavar="GITREF", default="HEAD", show_default=True,
+              help="Read git history reachable from this ref.")
+@click.option("--max-commits", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Look at most at this many commits touching the environment's files.")
+@click.option("--offline", is_flag=True, help="Do not read Airflow's audit log.")
+def history(env, dag_id, state_dir, fmt, ref, max_commits, offline):
+    """Git history of ENV's desired state joined with Airflow's audit log.
+
+    With DAG_ID: every commit that changed the rule deciding it or its desired state, every
+    live pause/unpause event, and one answer to "who paused this and why".
+    """
+    from ..history import build_history, history_text
+    from ..report import dump_json
+    h = build_history(state_dir, env, dag_id, ref=ref, max_commits=max_commits, offline=offline)
+    if fmt == "json":
+        dump_json(h)
+    else:
+        history_text(h)
