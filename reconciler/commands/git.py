@@ -74,3 +74,39 @@ def history(env, dag_id, state_dir, fmt, ref, max_commits, offline):
         dump_json(h)
     else:
         history_text(h)
+
+
+@click.command()
+@click.option("--from", "source", metavar="ENV", required=True, help="Source environment.")
+@click.option("--to", "target", metavar="ENV", default=None,
+              help="Target environment (default: the source's promote_to).")
+@click.option("--dags", "dags", metavar="NAMES", default=None,
+              help="Only these promotable rules: dag ids / group names, comma-separated.")
+@click.option("--branch", metavar="NAME", default=None,
+              help="Branch to create (default: pausectl/promote-FROM-to-TO-<time>).")
+@click.option("--since", metavar="GITREF", default=None,
+              help="Look for target conflicts since the merge-base with this ref (used when "
+                   "no earlier promotion commit exists).")
+@click.option("--dry-run", is_flag=True, help="Check and show everything; write nothing.")
+@click.option("--checkout", is_flag=True, help="Switch to the new branch afterwards.")
+@state_option
+@format_option("text", "json")
+def promote(source, target, dags, branch, since, dry_run, checkout, state_dir, fmt):
+    """Carry rules marked `promote: true` from one environment's file into the next.
+
+    The target file keeps its comments, key order and formatting (only the promoted entries'
+    lines change). Gates first: no conflicting change in the target since the last promotion,
+    the source ran the change for promotion.soak_hours without failed runs, and the target's
+    plan passes the safety guards. The result is one commit on a new branch.
+    Exit 0 promoted (or nothing to do), 1 blocked by a gate or a conflict.
+    """
+    from ..promote import promote as run, promotion_text
+    from ..report import dump_json
+    names = [d.strip() for d in dags.split(",") if d.strip()] if dags else None
+    res = run(state_dir, source, target, names, branch=branch, dry_run=dry_run, since=since,
+              checkout=checkout)
+    if fmt == "json":
+        dump_json(res.to_json())
+    else:
+        promotion_text(res)
+    exit_with(1 if res.failures else 0)
