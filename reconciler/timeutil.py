@@ -50,40 +50,133 @@ def zone(name: str):
 
 
 def check_cron(expr: str) -> None:
+    """A 5-field cron expression (minute hour day month weekday) or an @alias; ValueError."""
     from croniter import croniter
-    if not croniter.is_valid(expr):
+    text = expr.strip()
+    fields = text.split()
+    if not text.startswith("@") and len(fields) != 5:
+        raise ValueError(f"bad cron expression {expr!r} (use 5 fields: minute hour day month "
+                         "weekday, e.g. '0 2 * * SUN', or @daily/@weekly/...)")
+    if not croniter.is_valid(text):
         raise ValueError(f"bad cron expression {expr!r}")
 
 
-def window_start_at(cron: str, duration: timedelta, tz_name: str, at: datetime) -> datetime | None:
-    """The start of the window in force at `at` (start inclusive, end exclusive), or None.
+# ---- wall-clock windows, DST-correct ------------------------------------------------------
+#
+# A window is `cron` + `duration` on the wall clock of its time zone:
+# - the cron fires at local wall-clock times: 02:00 Europe/Berlin stays 02:00 all year;
+# - a window starts at the first instant the clock shows the fire time, and ends at the first
+#   instant after that at which the clock shows fire time + duration (or later). So
+#   `0 19 * * FRI` + `2d13h` always ends Monday 08:00 local, and `0 2 * * SUN` + `2h` covers
+#   02:00-04:00 on the clock: 3 real hours on the night the clocks go back (the hour
+#   02:00-03:00 passes twice), and the fire never repeats in the second pass;
+# - a fire time the clocks skip (spring forward: 02:30 on the night 02:00 -> 03:00) moves the
+#   whole window to when the clock resumes, by the amount skipped: 02:30 + 1h becomes
+#   03:00-04:00 summer time, and no window is lost;
+# - start inclusive, end exclusive. All returned instants are UTC.
 
-    The latest cron fire at or before `at` is the only candidate: any earlier window ends no later.
-    Fire times are computed in the window's own zone so 02:00 Europe/Berlin stays 02:00 across DST.
+_UTC = timezone.utc
+
+
+def local_to_utc(naive: datetime, tz) -> datetime:
+    """The first instant at which the clock of `tz` shows `naive` (its first occurrence when
+    the clocks go back), or, when the clocks skip it, the instant they resume."""
+    a = naive.replace(tzinfo=tz, fold=0)
+    b = naive.replace(tzinfo=tz, fold=1)
+    ua, ub = a.astimezone(_UTC), b.astimezone(_UTC)
+    if ua == ub:
+        return ua
+    lo, hi = (ua, ub) if ua < ub else (ub, ua)
+    if lo.astimezone(tz).replace(tzinfo=None) == naive:
+        return lo                          # shown twice (fall back): the first time
+    # skipped (spring forward): the first instant whose wall time is at or after `naive`
+    lo_s, hi_s = int(lo.timestamp()), int(hi.timestamp()) + 1
+    while lo_s < hi_s:
+        mid = (lo_s + hi_s) // 2
+        if datetime.fromtimestamp(mid, tz).replace(tzinfo=None) >= naive:
+            hi_s = mid
+        else:
+            lo_s = mid + 1
+    return datetime.fromtimestamp(lo_s, _UTC)
+
+
+def window_of(fire: datetime, duration: timedelta, tz) -> tuple[datetime, datetime]:
+    """(start, end) in UTC of the window of wall-clock fire time `fire` (naive, local)."""
+    start = local_to_utc(fire, tz)
+    shift = _wall(start, tz) - fire        # > 0 only when the clocks skipped `fire`
+    return start, local_to_utc(fire + shift + duration, tz)
+
+
+def _wall(at: datetime, tz) -> datetime:
+    return at.astimezone(tz).replace(tzinfo=None)
+
+
+def _latest_wall_at_or_before(at: datetime, tz) -> datetime:
+    """The latest wall time whose first occurrence is at or before `at`: the wall time of `at`,
+    or up to one DST shift later when `at` lies in the second pass of a repeated hour."""
+    wall = _wall(at, tz)
+    first = local_to_utc(wall, tz)
+    if first >= at:
+        return wall
+    # `at` is in the second pass: walls up to the end of the repeated hour qualify
+    lo_s, hi_s = 0, int((at - first).total_seconds())
+    while lo_s < hi_s:
+        mid = (lo_s + hi_s + 1) // 2
+        if local_to_utc(wall + timedelta(seconds=mid), tz) <= at:
+            lo_s = mid
+        else:
+            hi_s = mid - 1
+    return wall + timedelta(seconds=lo_s)
+
+
+def window_start_at(cron: str, duration: timedelta, tz_name: str, at: datetime) -> datetime | None:
+    """The start (UTC) of the window in force at `at`, or None.
+
+    Only the latest start at or before `at` can be in force: starts and ends both move forward
+    with the cron's wall-clock fire times, so any earlier window ends no later.
     """
     from croniter import croniter
     tz = zone(tz_name)
-    local = at.astimezone(tz)
-    it = croniter(cron, local + timedelta(seconds=1))
-    start = it.get_prev(datetime)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=tz)
-    if start <= at < start + duration:
-        return start
-    return None
+    at = at.astimezone(_UTC)
+    hi = _latest_wall_at_or_before(at, tz)
+    it = croniter(cron, hi + timedelta(seconds=1))
+    for _ in range(10_000):
+        start, end = window_of(it.get_prev(datetime), duration, tz)
+        if start <= at:
+            return start if at < end else None
+    return None  # pragma: no cover (a cron firing more than 10,000 times in one DST shift)
+
+
+def window_intervals(cron: str, duration: timedelta, tz_name: str, lo: datetime,
+                     hi: datetime, limit: int = 100_000) -> list[tuple[datetime, datetime]]:
+    """(start, end) in UTC of every window of this cron overlapping [lo, hi), in order."""
+    from croniter import croniter
+    tz = zone(tz_name)
+    lo, hi = lo.astimezone(_UTC), hi.astimezone(_UTC)
+    out: list[tuple[datetime, datetime]] = []
+    # a window in force at `lo` started at most `duration` (plus a DST shift) before it
+    begin = _latest_wall_at_or_before(lo, tz) - duration - timedelta(hours=3)
+    it = croniter(cron, begin)
+    while len(out) < limit:
+        start, end = window_of(it.get_next(datetime), duration, tz)
+        if start >= hi:
+            break
+        if end > lo and end > start and (not out or out[-1] != (start, end)):
+            out.append((start, end))
+    return out
 
 
 def next_fires(cron: str, tz_name: str, after: datetime, until: datetime, limit: int = 1000):
-    """Cron fire times in (after, until], in UTC."""
+    """Cron fire times (window starts) in (after, until], in UTC."""
     from croniter import croniter
     tz = zone(tz_name)
-    it = croniter(cron, after.astimezone(tz))
-    out = []
+    after, until = after.astimezone(_UTC), until.astimezone(_UTC)
+    it = croniter(cron, _latest_wall_at_or_before(after, tz))
+    out: list[datetime] = []
     while len(out) < limit:
-        t = it.get_next(datetime)
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=tz)
+        t = local_to_utc(it.get_next(datetime), tz)
         if t > until:
             break
-        out.append(t.astimezone(timezone.utc))
+        if t > after and (not out or out[-1] != t):
+            out.append(t)
     return out
