@@ -28,6 +28,7 @@ class Window:
     duration: timedelta
     timezone: str
     where: str
+    budget: str | None = None   # set when the window comes from a named budget
 
     def start_at(self, at: datetime) -> datetime | None:
         return window_start_at(self.cron, self.duration, self.timezone, at)
@@ -54,6 +55,8 @@ class Rule:
     promote: bool = False
     budget: str | None = None
     raw: dict | None = None    # the mapping as written (for promote/export)
+    origin: "Rule | None" = None   # cascade: the rule whose pause this one follows
+    chain: tuple = ()          # cascade: ((dag_id, via), ...) from the origin's DAG to this one
 
     def inactive_reason(self, at: datetime) -> str | None:
         """None when the rule is in force at `at`, else why not."""
@@ -62,10 +65,16 @@ class Rule:
         if self.from_ is not None and at < self.from_:
             return f"not yet in force (from {self.from_.isoformat()})"
         if self.windows and not any(w.start_at(at) for w in self.windows):
+            if self.budget and all(w.budget for w in self.windows):
+                return f"outside budget {self.budget!r}"
+            if self.budget:
+                return f"outside its maintenance windows and budget {self.budget!r}"
             return "outside its maintenance windows"
         return None
 
     def label(self) -> str:
+        if self.origin is not None:
+            return f"cascade of {self.origin.label()}"
         if self.layer == "dag":
             return f"dag entry {self.name}"
         if self.layer == "group":
@@ -127,6 +136,7 @@ class Config:
     notify: dict = field(default_factory=dict)
     promotion: dict = field(default_factory=dict)
     lint: dict = field(default_factory=dict)
+    budgets: dict[str, tuple[Window, ...]] = field(default_factory=dict)
     doc: LoadedYaml | None = None
 
     def env(self, name: str) -> EnvConfig:
@@ -208,6 +218,10 @@ def load_config(root: Path) -> Config:
                  protect=list(safety.get("protect") or []), tenants=data.get("tenants") or {},
                  notify=data.get("notify") or {}, promotion=data.get("promotion") or {},
                  lint=data.get("lint") or {}, doc=doc)
+    for bname, b in (data.get("budgets") or {}).items():
+        cfg.budgets[bname] = tuple(Window(w.cron, w.duration, w.timezone, w.where, bname)
+                                   for w in _windows(doc, ("budgets", bname, "windows"),
+                                                     b["windows"]))
     for i, pattern in enumerate(cfg.protect):
         _check_glob(doc, ("safety", "protect", i), pattern)
     for tname, t in cfg.tenants.items():
@@ -277,7 +291,7 @@ def _windows(doc: LoadedYaml, path: tuple, specs) -> tuple[Window, ...]:
 
 
 def _rule(doc: LoadedYaml, path: tuple, spec: dict, layer: str, name: str, depth: int,
-          now: datetime, warnings: list[str]) -> Rule:
+          now: datetime, warnings: list[str], budgets: dict | None = None) -> Rule:
     until = _timestamp(doc, path + ("until",), spec.get("until"))
     from_ = _timestamp(doc, path + ("from",), spec.get("from"))
     if until and from_ and from_ >= until:
@@ -285,10 +299,17 @@ def _rule(doc: LoadedYaml, path: tuple, spec: dict, layer: str, name: str, depth
     if until and until <= now:
         warnings.append(f"{doc.where(path + ('until',))}: {layer} rule {name!r} expired at "
                         f"{spec.get('until')} (remove it, or extend 'until')")
+    windows = _windows(doc, path + ("windows",), spec.get("windows"))
+    budget = spec.get("budget")
+    if budget is not None:
+        if budget not in (budgets or {}):
+            known = ", ".join(sorted(budgets or {})) or "none defined"
+            raise doc.error(path + ("budget",), f"unknown budget {budget!r} (pausectl.yaml "
+                                                f"budgets: {known})")
+        windows = windows + budgets[budget]
     return Rule(layer=layer, name=name, paused=spec["paused"], where=doc.where(path),
                 reason=spec.get("reason"), owner=spec.get("owner"), ticket=spec.get("ticket"),
-                until=until, from_=from_, windows=_windows(doc, path + ("windows",),
-                                                           spec.get("windows")),
+                until=until, from_=from_, windows=windows,
                 priority=spec.get("priority", 0), depth=depth,
                 cascade=spec.get("cascade", "none"), promote=bool(spec.get("promote", False)),
                 budget=spec.get("budget"), raw=spec)
@@ -357,14 +378,15 @@ def _load_state_file(cfg: Config, root: Path, path: Path, state: EnvState, depth
                                   owner=d.get("owner"), where=doc.where(("defaults",)))
     for dag_id, spec in (data.get("dags") or {}).items():
         state.dag_rules.setdefault(dag_id, []).append(
-            _rule(doc, ("dags", dag_id), spec, "dag", dag_id, depth, now, state.warnings))
+            _rule(doc, ("dags", dag_id), spec, "dag", dag_id, depth, now, state.warnings,
+                  cfg.budgets))
     for i, g in enumerate(data.get("groups") or []):
         p = ("groups", i)
         if g["name"] in group_names:
             raise doc.error(p + ("name",), f"duplicate group name {g['name']!r} "
                                             f"(also at {group_names[g['name']]})")
         group_names[g["name"]] = doc.where(p)
-        rule = _rule(doc, p, g, "group", g["name"], depth, now, state.warnings)
+        rule = _rule(doc, p, g, "group", g["name"], depth, now, state.warnings, cfg.budgets)
         rule.selector = _selector(doc, p + ("match",), g["match"])
         state.groups.append(rule)
     for i, pattern in enumerate(data.get("protect") or []):
