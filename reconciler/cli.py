@@ -23,6 +23,8 @@ COMMANDS = {
     "diff": "reconciler.commands.git:diff",
     "history": "reconciler.commands.git:history",
     "promote": "reconciler.commands.git:promote",
+    "doctor": "reconciler.commands.operate:doctor",
+    "emergency": "reconciler.commands.emergency:emergency",
 }
 
 HELP = {
@@ -37,6 +39,8 @@ HELP = {
     "diff": "What a change to the state repo (BASE..HEAD) does, per environment and DAG.",
     "history": "Git history of ENV's desired state joined with Airflow's audit log.",
     "promote": "Carry promotable rules from one environment's file into the next, on a branch.",
+    "doctor": "Why isn't DAG_ID running in ENV? Finding first, evidence after.",
+    "emergency": "Pause everything in ENV now (emergency pause) / put it back (recover).",
 }
 
 

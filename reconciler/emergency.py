@@ -1,33 +1,346 @@
-"""Emergency pause: the marker that makes every later plan/apply/drift respect the emergency.
+"""Emergency pause and recover, and the marker that makes every later plan/apply/drift respect
+the emergency (the `emergency` precedence layer) instead of undoing it.
 
-The marker is an Airflow Variable `pausectl.emergency.<env>` holding JSON:
-`{reason, owner, started, except: [selector...], prior: {dag_id: is_paused}}`.
+The marker is the Airflow Variable `pausectl.emergency.<env>`, JSON:
+`{version, environment, reason, owner, started, by, except: [match spec...], except_text,
+protect, prior: {dag_id: is_paused}, kept: [dag_id...]}`.
+`prior` holds, for every DAG the emergency paused, its state just before (running), i.e. what
+`recover` puts back; DAGs not in `prior` were never touched. `kept` lists the running DAGs left
+running because they matched `--except` or `safety.protect`.
+
+`pause`: list every DAG, write the marker (before anything changes), then pause every running
+DAG that no exception matches, in as few requests as possible (see `fast_pause`). Running it
+again while an emergency is active completes it (new running DAGs are paused and added to
+`prior`, the first prior state of a DAG is never overwritten).
+`recover`: a plan that puts every DAG of `prior` back, applied like any plan (lock, journal,
+canary batches, health gates); the marker is deleted only after that apply succeeded.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
+from typing import Callable
 
 from .errors import PausectlError
 from .resolve import Emergency
-from .selectors import Selector, SelectorIndex
+from .selectors import Selector, SelectorIndex, parse_selector
+from .timeutil import iso, utcnow
+
+MARKER_VERSION = 1
 
 
 def marker_key(env: str) -> str:
     return f"pausectl.emergency.{env}"
 
 
-def load_marker(backend, env: str) -> Emergency | None:
+def read_marker(backend, env: str) -> dict | None:
     raw = backend.get_variable(marker_key(env))
     if raw is None:
         return None
     try:
         data = json.loads(raw)
-        selectors = [Selector.from_spec(s) for s in data.get("except") or []]
+        if not isinstance(data, dict) or not isinstance(data.get("prior", {}), dict):
+            raise ValueError("not an object with a prior map")
+        for s in data.get("except") or []:
+            Selector.from_spec(s)
     except (ValueError, TypeError, AttributeError) as e:
         raise PausectlError(f"emergency marker {marker_key(env)} in {env} is corrupt ({e}); "
                             "inspect it, then fix or delete the Variable") from None
-    index = SelectorIndex((s, s) for s in selectors) if selectors else None
+    return data
+
+
+def _except_index(data: dict) -> SelectorIndex | None:
+    selectors = [Selector.from_spec(s) for s in data.get("except") or []]
+    return SelectorIndex((s, s) for s in selectors) if selectors else None
+
+
+def load_marker(backend, env: str) -> Emergency | None:
+    data = read_marker(backend, env)
+    if data is None:
+        return None
     return Emergency(reason=data.get("reason", "?"), owner=data.get("owner", "?"),
                      started=data.get("started", "?"),
-                     where=f"Variable {marker_key(env)}", except_index=index)
+                     where=f"Variable {marker_key(env)}", except_index=_except_index(data))
+
+
+def except_specs(excepts: list[str], protect: list[str]) -> list[dict]:
+    """`--except` selectors plus the safety.protect globs, as match specs."""
+    specs = []
+    for text in excepts:
+        try:
+            specs.append(parse_selector(text))
+        except ValueError as e:
+            raise PausectlError(f"--except: {e}") from None
+    if protect:
+        specs.append({"dag_id": list(protect)})
+    return specs
+
+
+def covered(data: dict, dags) -> set[str]:
+    """DAG ids (of `dags`, LiveDag values) the emergency holds paused: no exception matches."""
+    index = _except_index(data)
+    return {d.dag_id for d in dags
+            if not (index and index.lookup(d.dag_id, d.tags, d.owners))}
+
+
+# ---------------------------------------------------------------- pause
+
+def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protect: list[str],
+          by: str, log: Callable[[str], None] = lambda s: None,
+          clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Declare (or complete) an emergency in `env`. Returns a summary with timings."""
+    t0 = clock()
+    specs = except_specs(excepts, protect)
+    live = backend.list_dags()
+    t_list = clock()
+    existing = read_marker(backend, env)
+    data = existing or {"version": MARKER_VERSION, "environment": env, "reason": reason,
+                        "owner": owner, "started": iso(utcnow()), "by": by, "except": specs,
+                        "except_text": list(excepts), "protect": list(protect), "prior": {},
+                        "kept": []}
+    if existing and (existing.get("reason") != reason
+                     or list(existing.get("except_text") or []) != list(excepts)):
+        log(f"warning: an emergency is already active in {env} since {existing.get('started')} "
+            f"({existing.get('reason')!r}); completing it with its own reason and exceptions")
+    hold = covered(data, live)
+    targets = sorted(d.dag_id for d in live if not d.is_paused and d.dag_id in hold)
+    kept = sorted(d.dag_id for d in live if not d.is_paused and d.dag_id not in hold)
+    prior = data["prior"]
+    for d in targets:
+        prior.setdefault(d, False)
+    data["kept"] = sorted(set(data.get("kept") or []) | set(kept))
+    _write_marker(backend, env, data, create=existing is None, log=log)
+    t_marker = clock()
+    index = _except_index(data)
+
+    def is_excepted(d) -> bool:
+        return bool(index and index.lookup(d.dag_id, d.tags, d.owners))
+
+    errors = fast_pause(backend, live, targets, is_excepted, log) if targets else {}
+    t_done = clock()
+    if errors:
+        data["errors"] = errors
+        _write_marker(backend, env, data, create=False, log=log)
+    return {"environment": env, "started": data["started"], "reason": data["reason"],
+            "paused": len(targets) - len(errors), "kept_running": kept, "errors": errors,
+            "already_paused": sum(d.is_paused for d in live), "dags": len(live),
+            "completed_existing": existing is not None,
+            "seconds": {"list": round(t_list - t0, 3), "marker": round(t_marker - t_list, 3),
+                        "pause": round(t_done - t_marker, 3), "total": round(t_done - t0, 3)}}
+
+
+def _write_marker(backend, env: str, data: dict, create: bool, log) -> None:
+    key = marker_key(env)
+    if create:
+        # create-if-absent, so two people declaring an emergency at once cannot overwrite each
+        # other's prior state; the API backend's read-back settle (made for locks) is skipped:
+        # a marker value is unique (it holds its start time and prior state)
+        settle = getattr(backend, "create_settle", None)
+        if settle:
+            backend.create_settle = 0
+        try:
+            if backend.create_variable(key, json.dumps(data)):
+                return
+        finally:
+            if settle:
+                backend.create_settle = settle
+        other = read_marker(backend, env)
+        if other is not None:
+            log(f"warning: another emergency was declared in {env} at the same moment; merging")
+            for d, p in data["prior"].items():
+                other["prior"].setdefault(d, p)
+            other["kept"] = sorted(set(other.get("kept") or []) | set(data["kept"]))
+            data.clear()
+            data.update(other)
+    backend.set_variable(key, json.dumps(data))
+
+
+# ---------------------------------------------------------------- the fast path
+
+_ILIKE_SPECIAL = {"_": "[^\n]", "%": "[^\n]*"}
+
+
+def _term_regex(term: str) -> re.Pattern:
+    return re.compile("".join(_ILIKE_SPECIAL.get(c) or re.escape(c) for c in term.lower()))
+
+
+def compact_terms(targets: list[str], avoid: list[str]) -> tuple[list[str], list[str]]:
+    """Few `dag_id_pattern` terms (Airflow: case-insensitive `ILIKE %term%`, `_` any one
+    character) that together match every target and no id in `avoid`. Greedy: for the first
+    uncovered target, its shortest prefix that matches nothing in `avoid`; that term also
+    covers every other target containing it. Returns (terms, targets no term can cover)."""
+    blob = "\n" + "\n".join(a.lower() for a in avoid) + "\n"
+    terms: list[str] = []
+    rest: list[str] = []
+    uncovered = sorted(targets)
+    while uncovered:
+        s = uncovered[0]
+        term = None
+        for n in range(1, len(s) + 1):
+            p = s[:n]
+            if not avoid or not _term_regex(p).search(blob):
+                term = p
+                break
+        if term is None:
+            rest.append(s)
+            uncovered = uncovered[1:]
+            continue
+        rx = _term_regex(term)
+        terms.append(term)
+        uncovered = [u for u in uncovered if not rx.search(u.lower())]
+    return terms, rest
+
+
+def fast_pause(backend, live, targets: list[str], is_excepted, log) -> dict[str, str]:
+    """Pause exactly `targets` (running DAGs, just listed in `live`) and never a DAG that
+    `is_excepted`. On the REST API v2 this is one bulk `PATCH /dags?dag_id_pattern=P&paused=false`
+    where P (from `compact_terms`) matches every target and, checked against the listing,
+    no excepted DAG; the count Airflow reports must equal the number of targets, else the
+    difference is found and repaired. Elsewhere (v1, dagmodel, snapshot) and for ids no short
+    pattern can isolate: backend.set_paused, which changes exactly the ids it is given.
+    Returns errors by dag_id."""
+    avoid = [d.dag_id for d in live if is_excepted(d)]
+    rest = list(targets)
+    errors: dict[str, str] = {}
+    if getattr(backend, "api", None) == "v2" and hasattr(backend, "_call") and len(targets) > 1:
+        terms, rest = compact_terms(targets, avoid)
+        pattern = "|".join(terms)
+        uncoverable = set(rest)
+        covered_ids = [t for t in targets if t not in uncoverable]
+        if terms and len(pattern) <= getattr(backend, "max_pattern_length", 6000):
+            try:
+                total = _bulk_pause(backend, pattern)
+            except PausectlError as e:
+                log(f"bulk pause failed ({e}); pausing one by one")
+                total, rest = None, list(targets)
+            if total is not None and total != len(covered_ids):
+                log(f"bulk pause touched {total} DAG(s), expected {len(covered_ids)}; checking")
+                errors.update(_repair(backend, live, pattern, covered_ids, is_excepted, log))
+        else:
+            rest = list(targets)
+    if rest:
+        res = backend.set_paused(rest, True)
+        errors.update(res.errors)
+    return errors
+
+
+def _bulk_pause(backend, pattern: str) -> int | None:
+    params = {"dag_id_pattern": pattern, "paused": "false", "exclude_stale": "false",
+              "limit": 1, "update_mask": "is_paused"}
+    _, data = backend._call("PATCH", "/dags", params=params, json_body={"is_paused": True})
+    total = data.get("total_entries") if isinstance(data, dict) else None
+    return total if isinstance(total, int) else -1
+
+
+def _repair(backend, live, pattern: str, targets: list[str], is_excepted, log) -> dict[str, str]:
+    """The bulk count was off: someone changed DAGs meanwhile. Make sure every target is
+    paused, and put back any excepted DAG born meanwhile (not in the listing) that matches
+    the pattern and is now paused: the bulk PATCH (which only touches running DAGs) did that."""
+    errors: dict[str, str] = {}
+    now = {d.dag_id: d for d in backend.list_dags()}
+    running = [t for t in targets if t in now and not now[t].is_paused]
+    if running:
+        errors.update(backend.set_paused(running, True).errors)
+    known = {d.dag_id for d in live}
+    rx = [_term_regex(t) for t in pattern.split("|")]
+    new = [d for d in now.values() if d.dag_id not in known and d.is_paused
+           and any(r.search(d.dag_id.lower()) for r in rx)]
+    back = sorted(d.dag_id for d in new if is_excepted(d))
+    if back:
+        log(f"warning: {', '.join(back)} appeared during the emergency pause, matched its bulk "
+            "pattern and is excepted: unpausing it again")
+        errors.update(backend.set_paused(back, False).errors)
+    others = sorted(d.dag_id for d in new if not is_excepted(d))
+    if others:
+        log(f"warning: {len(others)} DAG(s) appeared during the emergency pause and are paused "
+            f"(not in the marker's prior state): {', '.join(others[:10])}")
+    return errors
+
+
+# ---------------------------------------------------------------- recover
+
+def recover_plan(env: str, data: dict, live):
+    """A plan that puts every DAG the emergency paused back to its prior state."""
+    from .plan import Change, Plan, live_hash
+    now = iso(utcnow())
+    plan = Plan(environment=env, generated_at=now, at=now, desired_ref=None,
+                live_hash=live_hash(live))
+    by_id = {d.dag_id: d for d in live}
+    where = f"Variable {marker_key(env)}"
+    reason = f"emergency recover ({data.get('reason')})"
+    for dag_id, prior in sorted(data.get("prior", {}).items()):
+        d = by_id.get(dag_id)
+        if d is None:
+            plan.missing.append({"dag_id": dag_id, "rule": where, "desired_paused": prior})
+            continue
+        if d.is_paused == prior:
+            plan.unchanged += 1
+            continue
+        plan.changes.append(Change(dag_id=dag_id, action="pause" if prior else "unpause",
+                                   live_paused=d.is_paused, desired_paused=prior, rule=where,
+                                   reason=reason, owner=data.get("owner"),
+                                   rule_name="emergency recover"))
+    plan.warnings.append(f"recovering the emergency declared {data.get('started')} by "
+                         f"{data.get('owner')}: {data.get('reason')}")
+    return plan
+
+
+def defer_rollback(backend, env: str, targets: list[tuple[str, bool]], log
+                   ) -> list[tuple[str, bool]]:
+    """A rollback during an emergency must not unpause what the emergency holds paused.
+    For such DAGs the rollback's target becomes their prior state in the marker (so recover
+    puts them where the rollback wanted them); the rest is returned to be set now."""
+    data = read_marker(backend, env)
+    if data is None:
+        return targets
+    live = backend.list_dags()
+    hold = covered(data, live)
+    now, changed = [], False
+    for dag_id, paused in targets:
+        if dag_id in hold:
+            if paused:
+                now.append((dag_id, True))
+                if data["prior"].pop(dag_id, None) is not None:
+                    changed = True
+            else:
+                data["prior"][dag_id] = False
+                changed = True
+        else:
+            now.append((dag_id, paused))
+    deferred = len(targets) - len(now)
+    if changed:
+        backend.set_variable(marker_key(env), json.dumps(data))
+    if deferred:
+        log(f"emergency active in {env}: {deferred} DAG(s) stay paused now; "
+            "`pausectl emergency recover` will start them")
+    return now
+
+
+def recover(ctx, backend, opts, confirm: Callable[[object], None],
+            show: Callable[[object], None]) -> tuple[object, object]:
+    """Put back what the emergency paused, as a staged apply; delete the marker only when
+    that apply succeeded. Returns (plan, apply result or None when nothing was left to do)."""
+    from .apply import apply_plan
+    from .rollout import batches_json, effective_rollout, plan_batches
+    env = ctx.env
+    data = read_marker(backend, env)
+    if data is None:
+        raise PausectlError(f"no emergency is active in {env} (no Variable {marker_key(env)})")
+    live = backend.list_dags()
+    plan = recover_plan(env, data, live)
+    plan.emergency = data.get("started")
+    rollout = effective_rollout(ctx.cfg.rollout_for(env), opts.rollout_overrides)
+    plan.batches = batches_json(plan_batches(plan.changes, rollout, live))
+    show(plan)
+    result = None
+    if plan.changes:
+        confirm(plan)
+        opts.ignore_emergency = True        # this apply is the end of the emergency
+        opts.allow_mass_change = True       # it restores a recorded state, whatever its size
+        result = apply_plan(ctx, backend, plan, opts, live=live)
+        if result.status != "done":
+            return plan, result
+    backend.delete_variable(marker_key(env))
+    return plan, result

@@ -82,7 +82,11 @@ def plan_env(ctx: Context, backend: Backend, at: datetime | None = None,
         if differing:
             events = backend.audit_events(differing)
     plan = build_plan(ctx.cfg, ctx.state, live, resolution, at, desired_ref, events)
+    from .rollout import batches_json, effective_rollout, plan_batches
+    plan.batches = batches_json(plan_batches(plan.changes, effective_rollout(
+        ctx.cfg.rollout_for(ctx.env)), live))
     if emergency is not None:
+        plan.emergency = emergency.started
         plan.warnings.insert(0, f"EMERGENCY active since {emergency.started}: {emergency.reason} "
                                 f"({emergency.owner}); only `pausectl emergency recover` ends it")
     return plan, resolution, live

@@ -4,12 +4,15 @@ Written atomically (temp file + rename) before and after every batch, so a SIGKI
 leaves a journal that names every DAG with its state before the apply and its target.
 Setting is_paused is idempotent, which makes replay safe: resume re-applies every batch not
 marked applied; rollback sets `before` on every DAG of every batch that was started.
+Statuses: running -> done | failed | halted | rolling_back -> rolled_back | rollback_failed.
+A journal that is rolling back (or failed to) is only ever rolled back further, never resumed.
 Mirrored to the Airflow Variable `pausectl.journal.<env>` when asked, so another machine can
 see (and undo) what a dead runner did.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -37,14 +40,21 @@ class Journal:
     backend: object | None = None    # mirror to an Airflow Variable when set
 
     @classmethod
-    def start(cls, env: str, plan_json: dict, batches: list[list], mirror_backend=None) -> "Journal":
+    def start(cls, env: str, plan_json: dict, batches: list[list], mirror_backend=None,
+              rollout: dict | None = None, emergency: str | None = None,
+              kind: str = "apply") -> "Journal":
         now = utcnow()
-        jid = f"{now.strftime('%Y%m%dT%H%M%S')}Z-{os.getpid()}"
+        jid = f"{now.strftime('%Y%m%dT%H%M%S%f')}Z-{os.getpid()}"
+        changes = sorted((c["dag_id"], c["action"]) for c in plan_json.get("changes", []))
         data = {
-            "id": jid, "environment": env, "status": "running", "started": iso(now),
+            "id": jid, "environment": env, "kind": kind, "status": "running", "started": iso(now),
             "finished": None, "host": socket.gethostname(), "pid": os.getpid(),
             "plan_live_hash": plan_json.get("live_hash"), "plan_generated_at": plan_json.get("generated_at"),
+            "plan_hash": "sha256:" + hashlib.sha256(json.dumps(changes).encode()).hexdigest(),
             "desired_ref": plan_json.get("desired_ref"),
+            "rollout": rollout or {},          # the effective batches/gate/on_gate_failure
+            "emergency": emergency,            # the emergency in force when the apply began
+            "mirror": mirror_backend is not None,
             "batches": [{"index": i, "dag_ids": [c.dag_id for c in b], "status": "pending",
                          "gate": None} for i, b in enumerate(batches)],
             "dags": {c.dag_id: {"before": c.live_paused, "after": c.desired_paused,
@@ -56,7 +66,8 @@ class Journal:
         return j
 
     @classmethod
-    def load(cls, path: Path, mirror_backend=None) -> "Journal":
+    def load(cls, path: Path, backend=None) -> "Journal":
+        """Read a journal; it keeps mirroring to `backend` if its apply mirrored."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -65,19 +76,27 @@ class Journal:
             raise PausectlError(f"journal is corrupt: {e}", str(path)) from None
         if not isinstance(data, dict) or "dags" not in data or "batches" not in data:
             raise PausectlError("not a pausectl journal", str(path))
-        return cls(path, data, mirror_backend)
+        return cls(path, data, backend if data.get("mirror") else None)
 
     @classmethod
-    def latest(cls, env: str, mirror_backend=None) -> "Journal":
+    def latest(cls, env: str, backend=None) -> "Journal":
         """The newest local journal of env, else the one mirrored in Airflow."""
-        files = sorted(journal_dir().glob(f"{env}-*.json"))
-        if files:
-            return cls.load(files[-1], mirror_backend)
-        if mirror_backend is not None:
-            raw = mirror_backend.get_variable(variable_key(env))
+        # ids sort by start time; `-[0-9]` keeps env "prod" from matching "prod-eu" journals
+        files = sorted(journal_dir().glob(f"{env}-[0-9]*.json"))
+        for f in reversed(files):
+            j = cls.load(f, backend)
+            if j.data.get("environment") == env:
+                return j
+        if backend is not None:
+            raw = backend.get_variable(variable_key(env))
             if raw:
-                data = json.loads(raw)
-                return cls(journal_dir() / f"{env}-{data['id']}.json", data, mirror_backend)
+                try:
+                    data = json.loads(raw)
+                    path = journal_dir() / f"{env}-{data['id']}.json"
+                except (ValueError, KeyError, TypeError) as e:
+                    raise PausectlError(f"journal mirror Variable {variable_key(env)} is corrupt "
+                                        f"({e})") from None
+                return cls(path, data, backend)
         raise PausectlError(f"no journal for {env} in {journal_dir()} "
                             f"(set {JOURNAL_DIR_ENV} or pass --journal FILE)")
 

@@ -45,6 +45,8 @@ class Plan:
     skipped: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     live_hash: str = ""
+    batches: list[dict] = field(default_factory=list)   # apply's order: [{dag_ids, pause, unpause}]
+    emergency: str | None = None                         # start of the emergency in force, if any
 
     @property
     def has_changes(self) -> bool:
@@ -72,6 +74,8 @@ class Plan:
             "changes": [asdict(c) for c in self.changes],
             "conflicts": self.conflicts, "missing": self.missing, "unmanaged": self.unmanaged,
             "held": self.held, "skipped": self.skipped, "warnings": self.warnings,
+            "batches": self.batches,
+            **({"emergency": self.emergency} if self.emergency else {}),
         }
 
     @classmethod
@@ -83,6 +87,8 @@ class Plan:
         for key in ("conflicts", "missing", "unmanaged", "held", "skipped", "warnings"):
             setattr(plan, key, list(data.get(key) or []))
         plan.live_hash = data.get("live_hash", "")
+        plan.batches = list(data.get("batches") or [])
+        plan.emergency = data.get("emergency")
         return plan
 
 

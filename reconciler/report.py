@@ -63,6 +63,8 @@ def plan_text(plan: Plan, stream: IO | None = None) -> None:
     if plan.unmanaged:
         shown = ", ".join(plan.unmanaged[:20]) + (" ..." if len(plan.unmanaged) > 20 else "")
         w(f"unmanaged {len(plan.unmanaged)}: {shown}\n")
+    for line in batch_lines(plan):
+        w(line + "\n")
     w(head + "\n")
     if not plan.changes:
         w("No changes. Live state matches git.\n")
@@ -96,9 +98,23 @@ def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
     if plan.unmanaged:
         shown = ", ".join(plan.unmanaged[:20]) + (" ..." if len(plan.unmanaged) > 20 else "")
         con.print(f"[dim]unmanaged ({len(plan.unmanaged)}): {shown}[/]")
+    for line in batch_lines(plan):
+        con.print(line, markup=False)
     con.print(f"[bold]{head}[/]")
     if not plan.changes:
         con.print("[green]No changes. Live state matches git.[/]")
+
+
+def batch_lines(plan: Plan, names: int = 8) -> list[str]:
+    """`batch 1/3: 3 DAG(s) (2 pause, 1 unpause): a, b, c`: the order apply will follow."""
+    out = []
+    n = len(plan.batches)
+    for i, b in enumerate(plan.batches):
+        ids = b["dag_ids"]
+        shown = ", ".join(ids[:names]) + (f" ... (+{len(ids) - names})" if len(ids) > names else "")
+        out.append(f"batch {i + 1}/{n}: {len(ids)} DAG(s) ({b.get('pause', 0)} pause, "
+                   f"{b.get('unpause', 0)} unpause): {shown}")
+    return out
 
 
 def _md_escape(text: str | None) -> str:
@@ -132,6 +148,7 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
         ("Skipped", [], [f"- `{k['dag_id']}`: {_md_escape(k['why'])}" for k in plan.skipped]),
         ("Missing in Airflow", [], [f"- `{m['dag_id']}` ({_md_escape(m['rule'])})" for m in plan.missing]),
         ("Unmanaged", [], [f"- `{d}`" for d in plan.unmanaged]),
+        ("Rollout batches", [], [f"- {_md_escape(line)}" for line in batch_lines(plan)]),
     ]
     budget = limit - sum(len(x) + 1 for x in out) - 200
     for title, header, rows in sections:

@@ -1,7 +1,7 @@
 """Turn a plan's changes into ordered batches: canary DAGs first, then deterministic slices.
 
 `batches: [1, "10%", "50%", "100%"]` are cumulative targets: after batch k, that many (or that
-share) of all changes are done. Order inside the canary set and the rest is by dag_id, so the
+share) of the unpauses are done (pauses are not staged, see below). Order inside the canary set and the rest is by dag_id, so the
 same plan always yields the same batches, and `plan` can show them before anything happens.
 Pauses are safe and need no watching; only unpauses are rolled out in stages, and all pauses
 go in the first batch (stopping things is never the risky direction).
@@ -36,9 +36,13 @@ def parse_batches(spec) -> list:
     return out
 
 
-def canary_index(canary: dict | None) -> SelectorIndex | None:
+def canary_index(canary: dict | list | None) -> SelectorIndex | None:
+    """From config (`{tags, dag_id, dags}`: any of them marks a canary) or from `--canary`
+    selectors (a list of match specs; any of them marks a canary)."""
     if not canary:
         return None
+    if isinstance(canary, list):
+        return SelectorIndex((Selector.from_spec(spec), True) for spec in canary)
     items = []
     sel = {k: v for k, v in canary.items() if k in ("tags", "dag_id") and v}
     if sel:
@@ -50,7 +54,7 @@ def canary_index(canary: dict | None) -> SelectorIndex | None:
     return SelectorIndex(items) if items else None
 
 
-def make_batches(changes: list[Change], spec, canary: dict | None,
+def make_batches(changes: list[Change], spec, canary: dict | list | None,
                  live_tags: dict[str, tuple] | None = None,
                  live_owners: dict[str, tuple] | None = None) -> list[list[Change]]:
     """Batches of changes, first to last. Every change is in exactly one batch."""
@@ -84,3 +88,36 @@ def make_batches(changes: list[Change], spec, canary: dict | None,
         else:
             batches.append(pauses)
     return batches
+
+
+GATE_KEYS = ("wait_seconds", "min_runs", "timeout_seconds", "max_failed_runs", "import_errors",
+             "stale")
+
+
+def effective_rollout(base: dict | None, overrides: dict | None = None) -> dict:
+    """`rollout` from pausectl.yaml with this run's overrides (CLI flags) on top:
+    batches, canary (a list of selector specs), on_gate_failure, and any gate key."""
+    r = dict(base or {})
+    gate = dict(r.get("gate") or {})
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key in GATE_KEYS:
+            gate[key] = value
+        else:
+            r[key] = value
+    r["gate"] = gate
+    return r
+
+
+def plan_batches(changes: list[Change], rollout: dict, live) -> list[list[Change]]:
+    """The batches apply will run, from the effective rollout and the live DAGs' tags/owners."""
+    tags = {d.dag_id: d.tags for d in live}
+    owners = {d.dag_id: d.owners for d in live}
+    return make_batches(changes, rollout.get("batches"), rollout.get("canary"), tags, owners)
+
+
+def batches_json(batches: list[list[Change]]) -> list[dict]:
+    return [{"dag_ids": [c.dag_id for c in b],
+             "pause": sum(c.action == "pause" for c in b),
+             "unpause": sum(c.action == "unpause" for c in b)} for b in batches]

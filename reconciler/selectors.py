@@ -185,3 +185,30 @@ class SelectorIndex:
                                                for i in range(len(found) - 1)):
                 found = [unique[k] for k in sorted(unique)]
         return [e[2] for e in found if e[3] or e[1].matches(dag_id, tags, owners)]
+
+
+_SELECTOR_KEYS = {"tag": "tags", "tags": "tags", "dag_id": "dag_id", "dag": "dag_id",
+                  "owner": "owners", "owners": "owners"}
+
+
+def parse_selector(text: str) -> dict:
+    """A command-line selector -> a `match:` spec. `tag:critical`, `dag_id:critical_*`,
+    `owner:data-eng`; a comma lists alternatives (`tag:a,b`), `+` joins keys that must all
+    match (`tag:etl+owner:data-eng`); a bare glob is a dag_id. Raises ValueError."""
+    spec: dict = {}
+    for part in text.strip().split("+"):
+        key, sep, value = part.partition(":")
+        if not sep:
+            key, value = "dag_id", part
+        name = _SELECTOR_KEYS.get(key.strip().lower())
+        if name is None:
+            raise ValueError(f"bad selector {text!r}: unknown key {key!r} "
+                             "(use tag:NAME, dag_id:GLOB or owner:NAME)")
+        values = [v.strip() for v in value.split(",") if v.strip()]
+        if not values:
+            raise ValueError(f"bad selector {text!r}: {key} needs a value")
+        if name == "dag_id":
+            for v in values:
+                glob_to_regex(v)
+        spec.setdefault(name, []).extend(values)
+    return spec

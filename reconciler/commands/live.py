@@ -24,18 +24,6 @@ def _confirm(plan, yes: bool) -> None:
         raise click.exceptions.Abort()
 
 
-def _batches_preview(ctx, plan, live, batches_opt) -> None:
-    from ..rollout import make_batches
-    rollout = ctx.cfg.rollout_for(ctx.env)
-    spec = batches_opt if batches_opt is not None else rollout.get("batches")
-    tags = {d.dag_id: d.tags for d in live}
-    owners = {d.dag_id: d.owners for d in live}
-    batches = make_batches(plan.changes, spec, rollout.get("canary"), tags, owners)
-    for i, b in enumerate(batches):
-        names = ", ".join(c.dag_id for c in b[:8]) + (" ..." if len(b) > 8 else "")
-        click.echo(f"batch {i + 1}/{len(batches)}: {len(b)} DAG(s): {names}")
-
-
 def _compare_saved(saved, fresh) -> None:
     """Refuse a saved plan whose changes no longer match what a fresh plan would do."""
     if saved.environment != fresh.environment:
@@ -63,6 +51,18 @@ def _compare_saved(saved, fresh) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--batches", metavar="LIST", default=None,
               help='Override rollout.batches, e.g. "1,25%,100%".')
+@click.option("--canary", "canary", metavar="SELECTOR", multiple=True,
+              help="Override rollout.canary: tag:NAME, dag_id:GLOB or owner:NAME (repeatable).")
+@click.option("--wait-seconds", type=click.FloatRange(min=0), default=None,
+              help="Override gate.wait_seconds.")
+@click.option("--min-runs", type=click.IntRange(min=0), default=None,
+              help="Override gate.min_runs.")
+@click.option("--max-failed-runs", type=click.IntRange(min=0), default=None,
+              help="Override gate.max_failed_runs.")
+@click.option("--gate-timeout", type=click.FloatRange(min=0), default=None,
+              help="Override gate.timeout_seconds.")
+@click.option("--on-gate-failure", type=click.Choice(["rollback", "halt"]), default=None,
+              help="Override rollout.on_gate_failure.")
 @click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
 @click.option("--resume", is_flag=True, help="Continue the last (or --journal) interrupted apply.")
 @click.option("--journal", "journal_file", metavar="FILE", help="Journal for --resume/--gate-only.")
@@ -71,21 +71,28 @@ def _compare_saved(saved, fresh) -> None:
 @click.option("--force-unlock", is_flag=True, help="Remove the environment's apply lock and exit.")
 @click.option("--mirror-journal", is_flag=True,
               help="Also keep the journal in an Airflow Variable (for runners without disks).")
-def apply(env, state_dir, plan_file, yes, batches, allow_mass_change, resume, journal_file,
-          gate_only, no_gates, force_unlock, mirror_journal):
-    """Apply the plan for ENV in canary batches with health gates, a journal and a lock."""
-    from ..apply import ApplyOptions, apply_plan, resume as resume_apply
+def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_runs,
+          max_failed_runs, gate_timeout, on_gate_failure, allow_mass_change, resume,
+          journal_file, gate_only, no_gates, force_unlock, mirror_journal):
+    """Apply the plan for ENV in canary batches with health gates, a journal and a lock.
+
+    The rollout (batches, canary, gate, on_gate_failure) comes from pausectl.yaml; the flags
+    override it for this run (and for its --resume)."""
+    from ..apply import ApplyOptions, apply_plan, resume as resume_apply, rollout_of
     from ..engine import load, open_backend, plan_env
     from ..journal import Journal
     from ..plan import Plan
     from ..report import is_tty, plan_text
-    from ..rollout import parse_batches
+    from ..rollout import batches_json, parse_batches, plan_batches
 
     ctx = load(state_dir, env)
-    backend = open_backend(ctx.cfg, env)
     opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
+                        rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
+                                                        max_failed_runs, gate_timeout,
+                                                        on_gate_failure),
                         allow_mass_change=allow_mass_change, gates=not no_gates,
                         mirror_journal=mirror_journal, progress=is_tty(sys.stderr))
+    backend = open_backend(ctx.cfg, env)
     try:
         if force_unlock:
             from ..lock import force_unlock as unlock
@@ -93,10 +100,10 @@ def apply(env, state_dir, plan_file, yes, batches, allow_mass_change, resume, jo
             click.echo(f"removed lock held by {who}" if who else f"{env} was not locked")
             return
         if resume or gate_only:
-            journal = (Journal.load(Path(journal_file), backend if mirror_journal else None)
+            journal = (Journal.load(Path(journal_file), backend)
                        if journal_file else Journal.latest(env, backend))
             if gate_only:
-                _gate_only(ctx, backend, journal)
+                _gate_only(ctx, backend, journal, opts)
                 return
             result = resume_apply(ctx, backend, journal, opts)
             _finish(result, env)
@@ -111,15 +118,14 @@ def apply(env, state_dir, plan_file, yes, batches, allow_mass_change, resume, jo
             except (ValueError, KeyError, TypeError) as e:
                 raise PausectlError(f"not a pausectl plan ({e})", plan_file) from None
             _compare_saved(saved, fresh)
+        plan.batches = batches_json(plan_batches(plan.changes, rollout_of(ctx, opts), live))
         plan_text(plan)
         if not plan.changes:
             return
         from ..apply import check_guards
         check_guards(ctx, plan, opts)
-        _batches_preview(ctx, plan, live, opts.batches)
         _confirm(plan, yes)
-        result = apply_plan(ctx, backend, plan, opts, {d.dag_id: d.tags for d in live},
-                            {d.dag_id: d.owners for d in live})
+        result = apply_plan(ctx, backend, plan, opts, live=live)
         _finish(result, env)
     finally:
         backend.close()
@@ -130,24 +136,45 @@ def _finish(result, env: str) -> None:
     msg = {"done": f"Apply complete: {result.changed} DAG(s) changed in {env}.",
            "nothing": "Nothing to do.",
            "rolled_back": f"Gate failed: every DAG changed in {env} was put back (rolled back).",
-           "halted": f"Gate failed: apply halted in {env}; journal kept for --resume or rollback.",
+           "halted": f"Apply halted in {env} (see above); journal kept for --resume or rollback.",
            "failed": f"Apply failed in {env} with {len(result.errors)} error(s); journal kept."}[s]
     click.echo(msg, err=s not in ("done", "nothing"))
     if result.exit_code:
         exit_with(result.exit_code)
 
 
-def _gate_only(ctx, backend, journal) -> None:
+def run_overrides(canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
+                  on_gate_failure) -> dict:
+    """This run's rollout overrides from the CLI flags (None: keep pausectl.yaml's)."""
+    from ..selectors import parse_selector
+    specs = []
+    for text in canary or ():
+        try:
+            specs.append(parse_selector(text))
+        except ValueError as e:
+            raise PausectlError(f"--canary: {e}") from None
+    return {"canary": specs or None, "wait_seconds": wait_seconds, "min_runs": min_runs,
+            "max_failed_runs": max_failed_runs, "timeout_seconds": gate_timeout,
+            "on_gate_failure": on_gate_failure}
+
+
+def _gate_only(ctx, backend, journal, opts) -> None:
+    """Re-check the health of what the journal's apply unpaused, now, without waiting."""
     from ..gates import evaluate, gate_settings
+    from ..rollout import effective_rollout
     from ..timeutil import parse_timestamp
     dags = journal.data["dags"]
     unpaused = sorted(d for d, v in journal.started_dags().items() if v["after"] is False)
     since = parse_timestamp(journal.data["started"])
-    gate = evaluate(backend, unpaused, since, gate_settings(ctx.cfg.rollout_for(ctx.env)), wait=False)
+    rollout = effective_rollout(journal.data.get("rollout") or ctx.cfg.rollout_for(ctx.env),
+                                opts.rollout_overrides)
+    gate = evaluate(backend, unpaused, since, gate_settings(rollout), wait=False)
     journal.data.setdefault("gate_checks", []).append(gate)
     journal.save()
     click.echo(f"gate: {'passed' if gate['passed'] else 'FAILED'} ({gate['message']}) "
                f"for {len(unpaused)} DAG(s) of {journal.path}; {len(dags)} in the journal")
+    if gate["passed"] and journal.status == "halted":
+        click.echo(f"`pausectl apply {ctx.env} --resume` continues the halted apply")
     if not gate["passed"]:
         exit_with(3)
 
@@ -245,10 +272,10 @@ def restore(env, file, state_dir, yes, allow_mass_change, batches):
         if not plan.changes:
             return
         opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
-                            allow_mass_change=allow_mass_change, progress=is_tty(sys.stderr))
+                            allow_mass_change=allow_mass_change, progress=is_tty(sys.stderr),
+                            kind="restore")
         _confirm(plan, yes)
-        result = apply_plan(ctx, backend, plan, opts, {d.dag_id: d.tags for d in live},
-                            {d.dag_id: d.owners for d in live})
+        result = apply_plan(ctx, backend, plan, opts, live=live)
         _finish(result, env)
     finally:
         backend.close()

@@ -1,0 +1,286 @@
+"""Safe apply logic without Airflow (fast): batch order in the plan, gates, halt/resume/rollback
+journal states, lock takeover, emergency pattern compaction and rollback deferral.
+The real-Airflow proofs are in test_safe_apply.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from reconciler import emergency as em
+from reconciler.apply import ApplyOptions, apply_plan, resume, rollback_journal
+from reconciler.backends.base import DagRun, LiveDag, SetPausedResult
+from reconciler.errors import PausectlError
+from reconciler.journal import Journal
+from reconciler.lock import EnvLock, lock_key
+from reconciler.plan import Change, Plan
+from reconciler.rollout import effective_rollout, make_batches
+from reconciler.schema import validate_json
+from reconciler.selectors import parse_selector
+
+from helpers import make_state, run_cli
+
+
+class FakeBackend:
+    """In-memory Airflow: DAGs, runs, Variables (create is atomic here)."""
+
+    name = "fake"
+
+    def __init__(self, dags: list[LiveDag]):
+        self.dags = {d.dag_id: d for d in dags}
+        self.vars: dict[str, str] = {}
+        self.runs: dict[str, list[DagRun]] = {}
+        self.calls: list[tuple[str, bool]] = []
+
+    def list_dags(self):
+        return list(self.dags.values())
+
+    def set_paused(self, dag_ids, paused, progress=None):
+        res = SetPausedResult()
+        for d in dag_ids:
+            if d not in self.dags:
+                res.errors[d] = f"DAG {d} not found"
+                continue
+            self.dags[d] = replace(self.dags[d], is_paused=paused)
+            self.calls.append((d, paused))
+            res.changed.append(d)
+            if progress:
+                progress(1)
+        return res
+
+    def audit_events(self, dag_ids=None, since=None):
+        return []
+
+    def dag_runs(self, dag_id, limit=25):
+        return self.runs.get(dag_id, [])
+
+    def get_variable(self, key):
+        return self.vars.get(key)
+
+    def set_variable(self, key, value):
+        self.vars[key] = value
+
+    def create_variable(self, key, value):
+        if key in self.vars:
+            return False
+        self.vars[key] = value
+        return True
+
+    def delete_variable(self, key):
+        self.vars.pop(key, None)
+
+    def close(self):
+        pass
+
+    def paused(self):
+        return {d: v.is_paused for d, v in self.dags.items()}
+
+
+class Ctx:
+    def __init__(self, rollout, max_changes=None):
+        class Cfg:
+            pass
+        self.cfg = Cfg()
+        self.cfg.max_changes = max_changes
+        self.cfg.rollout_for = lambda env: rollout
+        self.env = "prod"
+
+
+def plan_for(backend, desired: dict[str, bool]) -> Plan:
+    p = Plan(environment="prod", generated_at="2026-01-01T00:00:00Z", at="2026-01-01T00:00:00Z",
+             desired_ref=None)
+    for d, want in sorted(desired.items()):
+        live = backend.dags[d].is_paused
+        if live != want:
+            p.changes.append(Change(d, "pause" if want else "unpause", live, want, "f:1", "r", "o"))
+    return p
+
+
+def quiet(**kw) -> ApplyOptions:
+    return ApplyOptions(log=lambda s: None, sleep=lambda s: None, **kw)
+
+
+@pytest.fixture(autouse=True)
+def journal_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAUSECTL_JOURNAL_DIR", str(tmp_path / "journal"))
+
+
+def fleet() -> FakeBackend:
+    dags = [LiveDag(f"d{i}", is_paused=True, tags=("canary",) if i in (5, 7) else (),
+                    timetable_summary="@daily") for i in range(10)]
+    dags += [LiveDag("run_a", False), LiveDag("run_b", False)]
+    return FakeBackend(dags)
+
+
+def test_batches_pause_first_canary_next_then_cumulative_sizes():
+    b = fleet()
+    plan = plan_for(b, {**{f"d{i}": False for i in range(10)}, "run_a": True, "run_b": True})
+    batches = make_batches(plan.changes, [1, "50%", "100%"], {"tags": ["canary"]},
+                           {d: v.tags for d, v in b.dags.items()})
+    ids = [[c.dag_id for c in x] for x in batches]
+    assert ids == [["run_a", "run_b", "d5"], ["d7", "d0", "d1", "d2"],
+                   ["d3", "d4", "d6", "d8", "d9"]]
+    # --canary on the command line replaces the configured selector
+    over = effective_rollout({"canary": {"tags": ["canary"]}, "gate": {"wait_seconds": 9}},
+                             {"canary": [parse_selector("dag_id:d9")], "min_runs": 2})
+    assert over["gate"] == {"wait_seconds": 9, "min_runs": 2}
+    batches = make_batches(plan.changes, [1, "100%"], over["canary"], {})
+    assert [c.dag_id for c in batches[0]] == ["run_a", "run_b", "d9"]
+
+
+def test_parse_selector():
+    assert parse_selector("tag:critical") == {"tags": ["critical"]}
+    assert parse_selector("dag_id:critical_*") == {"dag_id": ["critical_*"]}
+    assert parse_selector("owner:a,b") == {"owners": ["a", "b"]}
+    assert parse_selector("tag:etl+owner:x") == {"tags": ["etl"], "owners": ["x"]}
+    assert parse_selector("billing_*") == {"dag_id": ["billing_*"]}
+    for bad in ("color:red", "tag:", "dag_id:a[b"):
+        with pytest.raises(ValueError):
+            parse_selector(bad)
+
+
+def test_plan_json_shows_batches_and_validates(tmp_path):
+    root = make_state(tmp_path, {"pausectl.yaml": (
+        "environments:\n  prod:\n    backend: {type: snapshot, path: snapshots/prod.json}\n"
+        "rollout: {batches: [1, \"100%\"], canary: {tags: [reporting]}}\n"),
+        "staging.yaml": None})
+    p = run_cli(["plan", "prod", "--format", "json"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)
+    assert validate_json(plan, "plan.schema.json") == []
+    # report_daily (paused, tag reporting) unpauses as the canary; the pauses go first with it
+    assert plan["batches"][0]["dag_ids"][-1] == "report_daily"
+    assert sum(len(b["dag_ids"]) for b in plan["batches"]) == len(plan["changes"])
+    text = run_cli(["plan", "prod"], cwd=tmp_path).stdout
+    assert re.search(r"^batch 1/\d+: \d+ DAG\(s\) \(\d+ pause, 1 unpause\): .*report_daily$",
+                     text, re.M), text
+    assert root.exists()
+
+
+def test_gate_failure_rolls_back_exactly():
+    b = fleet()
+    before = b.paused()
+    b.runs["d5"] = [DagRun("d5", "r1", "failed", start_date=datetime.now(timezone.utc)
+                           + timedelta(seconds=5))]
+    plan = plan_for(b, {**{f"d{i}": False for i in range(10)}, "run_a": True})
+    ctx = Ctx({"batches": [1, "100%"], "canary": {"tags": ["canary"]}, "gate": {"min_runs": 1}})
+    res = apply_plan(ctx, b, plan, quiet(), live=b.list_dags())
+    assert res.status == "rolled_back" and res.exit_code == 3
+    assert b.paused() == before
+    assert res.journal.status == "rolled_back"
+    assert "d5: 1" in res.journal.data["batches"][0]["gate"]["message"]
+    assert lock_key("prod") not in b.vars
+
+
+def test_halt_then_resume_and_gate_timeout_without_runs_fails():
+    b = fleet()
+    plan = plan_for(b, {f"d{i}": False for i in range(4)})
+    ctx = Ctx({"batches": [1, "100%"], "on_gate_failure": "halt",
+               "gate": {"min_runs": 1, "timeout_seconds": 0}})
+    res = apply_plan(ctx, b, plan, quiet(), live=b.list_dags())
+    assert res.status == "halted"
+    assert "no 1 finished run(s)" in res.gates[0]["message"]
+    assert b.paused()["d0"] is False and b.paused()["d1"] is True     # stopped after batch 1
+    # the DAG got its run: resume (with the gate's min_runs overridden) finishes the apply
+    res = resume(ctx, b, Journal.latest("prod"), quiet(rollout_overrides={"min_runs": 0}))
+    assert res.status == "done"
+    assert all(not b.paused()[f"d{i}"] for i in range(4))
+
+
+def test_resume_refuses_a_journal_that_is_rolling_back_and_rollback_finishes_it():
+    b = fleet()
+    before = b.paused()
+    plan = plan_for(b, {f"d{i}": False for i in range(3)})
+    ctx = Ctx({"batches": ["100%"]})
+    apply_plan(ctx, b, plan, quiet(), live=b.list_dags())
+    j = Journal.latest("prod")
+    j.data["status"] = "rolling_back"      # as if killed half-way through a rollback
+    j.save()
+    with pytest.raises(PausectlError, match="rolling back"):
+        resume(ctx, b, Journal.latest("prod"), quiet())
+    rollback_journal(ctx, b, Journal.latest("prod"), quiet())
+    assert b.paused() == before
+
+
+def test_apply_refuses_when_live_moved_since_the_plan():
+    b = fleet()
+    plan = plan_for(b, {"d0": False, "d1": False})
+    b.set_paused(["d1"], False)
+    with pytest.raises(PausectlError, match="live state changed since the plan.*d1"):
+        apply_plan(Ctx({}), b, plan, quiet(), live=b.list_dags())
+    assert lock_key("prod") not in b.vars
+
+
+def test_lock_names_holder_and_takes_over_dead_or_orphaned_locks():
+    b = fleet()
+    with EnvLock(b, "prod"):
+        with pytest.raises(PausectlError, match=r"locked by .*pid %d" % os.getpid()):
+            EnvLock(b, "prod").acquire()
+    assert lock_key("prod") not in b.vars
+    # a lock left by a process of this host that is gone is taken over
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    info = {"holder": "x", "host": os.uname().nodename, "pid": dead.pid,
+            "started": "2099-01-01T00:00:00Z", "token": "t"}
+    import socket
+    info["host"] = socket.gethostname()
+    b.vars[lock_key("prod")] = json.dumps(info)
+    with EnvLock(b, "prod") as lock:
+        assert json.loads(b.vars[lock_key("prod")])["token"] == lock.info["token"]
+    # ... and one of this very process that no live EnvLock holds (an apply that died here)
+    b.vars[lock_key("prod")] = json.dumps({**info, "pid": os.getpid(), "token": "old"})
+    with EnvLock(b, "prod"):
+        pass
+    # a live foreign holder within its TTL is never taken over
+    b.vars[lock_key("prod")] = json.dumps({**info, "host": "elsewhere", "pid": 1,
+                                           "started": datetime.now(timezone.utc).isoformat()})
+    with pytest.raises(PausectlError, match="elsewhere"):
+        EnvLock(b, "prod").acquire()
+
+
+def test_compact_terms_match_every_target_and_nothing_avoided():
+    rng = random.Random(7)
+    words = ["etl", "report", "ml", "critical", "billing", "e", "tl", "x_y", "a.b", "q-1"]
+    for _ in range(200):
+        ids = sorted({f"{rng.choice(words)}{rng.choice(['_', '', '.', '-'])}"
+                      f"{rng.randrange(0, 300)}" for _ in range(rng.randrange(2, 60))})
+        avoid = [d for d in ids if rng.random() < 0.25]
+        targets = [d for d in ids if d not in avoid]
+        terms, rest = em.compact_terms(targets, avoid)
+        rx = [em._term_regex(t) for t in terms]
+        for d in avoid:
+            assert not any(r.search(d.lower()) for r in rx), (d, terms)
+        for d in targets:
+            assert d in rest or any(r.search(d.lower()) for r in rx), (d, terms)
+        assert not set(rest) - set(targets)
+        assert len(terms) <= len(targets)
+
+
+def test_emergency_pause_recover_and_rollback_deferral():
+    b = fleet()
+    b.dags["crit"] = LiveDag("crit", False, tags=("critical",))
+    before = b.paused()
+    s = em.pause(b, "prod", "db down", "oncall", ["tag:critical"], ["run_b"], by="me")
+    assert s["paused"] == 1 and s["kept_running"] == ["crit", "run_b"]
+    assert b.paused() == {**before, "run_a": True}
+    marker = json.loads(b.vars[em.marker_key("prod")])
+    assert marker["prior"] == {"run_a": False}
+    # a second declaration completes the first, never overwriting its prior state
+    b.set_paused(["run_a"], False)
+    s = em.pause(b, "prod", "other", "x", [], [], by="me")
+    assert s["completed_existing"] and json.loads(b.vars[em.marker_key("prod")])["reason"] == "db down"
+    # rolling back an apply that had paused d9... (before: running) cannot start it now
+    targets = em.defer_rollback(b, "prod", [("d9", False), ("crit", True)], lambda s: None)
+    assert targets == [("crit", True)]
+    assert json.loads(b.vars[em.marker_key("prod")])["prior"] == {"run_a": False, "d9": False}
+    plan = em.recover_plan("prod", json.loads(b.vars[em.marker_key("prod")]), b.list_dags())
+    assert sorted((c.dag_id, c.action) for c in plan.changes) == [("d9", "unpause"),
+                                                                   ("run_a", "unpause")]
