@@ -1,6 +1,6 @@
 """One apply per environment: a lock held in an Airflow Variable `pausectl.lock.<env>`.
 
-The lock names its holder (user, host, pid, started) and carries a random token, so only the
+The lock names its holder (user, host, pid, started) and carries a random claim id, so only the
 runner that wrote it can renew or release it. Creation goes through the backend's
 create_variable (create-if-absent, then a read-back of our unique value), so two runners
 cannot both win. A lock is stale, and is taken over, when
@@ -41,7 +41,9 @@ def _holder() -> dict:
         user = "unknown"
     now = iso(utcnow())
     return {"holder": user, "host": socket.gethostname(), "pid": os.getpid(),
-            "started": now, "renewed": now, "token": uuid.uuid4().hex}
+            "started": now, "renewed": now,
+            # not "token": Airflow masks JSON keys that look like secrets when reading back
+            "claim": uuid.uuid4().hex}
 
 
 def describe(info: dict) -> str:
@@ -69,7 +71,7 @@ def stale_reason(info: dict) -> str | None:
         pid = info["pid"]
         if pid == os.getpid():
             with _HELD_LOCK:
-                if info.get("token") not in _HELD:
+                if info.get("claim") not in _HELD:
                     return "left by an earlier apply of this process"
         elif not _pid_alive(pid):
             return f"its process {pid} on this host is gone"
@@ -111,7 +113,7 @@ class EnvLock:
 
     def _create(self) -> bool:
         with _HELD_LOCK:          # ours from the moment it may exist on the server
-            _HELD.add(self.info["token"])
+            _HELD.add(self.info["claim"])
         try:
             ok = self.backend.create_variable(self.key, json.dumps(self.info))
         except PausectlError:
@@ -126,7 +128,7 @@ class EnvLock:
 
     def _drop_token(self) -> None:
         with _HELD_LOCK:
-            _HELD.discard(self.info["token"])
+            _HELD.discard(self.info["claim"])
 
     def _current(self) -> dict | None:
         raw = self.backend.get_variable(self.key)
@@ -147,7 +149,7 @@ class EnvLock:
         if not (renew or due):
             return
         current = self._current()
-        if current is None or current.get("token") != self.info["token"]:
+        if current is None or current.get("claim") != self.info["claim"]:
             self.held = False
             self._drop_token()
             who = describe(current) if current else "nobody (it was removed)"
@@ -170,7 +172,7 @@ class EnvLock:
         self.held = False
         try:
             current = self._current()
-            if current and current.get("token") == self.info["token"]:
+            if current and current.get("claim") == self.info["claim"]:
                 self.backend.delete_variable(self.key)
         except PausectlError as e:
             self.log(f"warning: could not release the lock of {self.env} ({e}); it expires "

@@ -1183,6 +1183,33 @@ class AirflowApiBackend:
     def delete_variable(self, key: str) -> None:
         self._call("DELETE", self._var_path(key), allow=(404,), expect_json=False)
 
+    # ---------------------------------------------------------------- assets (cascade.py)
+
+    def asset_edges(self) -> list:
+        """(producer, consumer, asset) for every asset: AF3 `GET /assets` (`producing_tasks`
+        -> `scheduled_dags` + `consuming_tasks`), AF2 `GET /datasets` (`producing_tasks` ->
+        `consuming_dags`)."""
+        from .base import AssetEdge
+        self._ensure_ready()
+        if self.api == "v2":
+            rows = self._get_all("/assets", {"order_by": "id"}, "assets")
+            consumers_keys, name_key = ("scheduled_dags", "consuming_tasks"), "name"
+        else:
+            rows = self._get_all("/datasets", {"order_by": "id"}, "datasets")
+            consumers_keys, name_key = ("consuming_dags",), "uri"
+
+        def ids(items: Any) -> list[str]:
+            return sorted({x["dag_id"] for x in items or () if isinstance(x, dict)
+                           and isinstance(x.get("dag_id"), str)})
+
+        out = []
+        for row in rows:
+            name = str(row.get(name_key) or row.get("uri") or "")
+            consumers = sorted({c for k in consumers_keys for c in ids(row.get(k))})
+            for p in ids(row.get("producing_tasks")):
+                out.extend(AssetEdge(p, c, name) for c in consumers if c != p)
+        return out
+
 
 class _Run:
     """Shared state of one set_paused call."""
