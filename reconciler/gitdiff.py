@@ -379,7 +379,7 @@ def _md(text) -> str:
 def _short(text: str | None, n: int = 60) -> str:
     if not text:
         return ""
-    return text if len(text) <= n else text[: n - 1] + "…"
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def diff_markdown(result: DiffResult, limit: int | None = None) -> str:
@@ -387,7 +387,7 @@ def diff_markdown(result: DiffResult, limit: int | None = None) -> str:
     transition and every DAG in a collapsible block; always under GitHub's comment limit."""
     from .report import GITHUB_COMMENT_LIMIT
     limit = limit or GITHUB_COMMENT_LIMIT - 1_000
-    out = [f"### pausectl diff `{_md(result.base)}` → `{_md(result.head)}`", ""]
+    out = [f"### pausectl diff `{_md(result.base)}` -> `{_md(result.head)}`", ""]
     if not result.environments:
         out.append("No environment is affected by this change.")
         return "\n".join(out) + "\n"
@@ -415,8 +415,35 @@ def diff_markdown(result: DiffResult, limit: int | None = None) -> str:
     text = "\n".join(out) + "\n"
     if len(text) > limit:   # belt and braces: never exceed the limit
         cut = text[: limit - 200].rsplit("\n", 1)[0]
-        text = cut + "\n\n… truncated (see the job's diff artifact)\n"
+        text = cut + "\n\n... truncated (see the job's diff artifact)\n"
     return text
+
+
+def _rule_group(side: Side) -> str:
+    """A rule as named in the grouped table: dag entries by file, groups by name and place."""
+    if side.status != "managed" or not side.rule:
+        return ""
+    if side.label and side.label.startswith("dag entry "):
+        return f"dag entries in {side.rule.rpartition(':')[0]}"
+    return f"{side.label} ({side.rule})"
+
+
+def _live_short(c: DagDiff) -> str:
+    if c.in_airflow is None:
+        return ""
+    if not c.in_airflow:
+        return "not in Airflow"
+    if c.live_paused is None:
+        return ""
+    text = "paused" if c.live_paused else "running"
+    if c.apply in ("pause", "unpause"):
+        return f"will {c.apply}"          # live is the opposite, by definition
+    if c.apply in ("held", "skipped"):
+        return f"{text}, {c.apply}"
+    return text
+
+
+TOP_GROUPS = 15
 
 
 def _env_markdown(e: EnvDiff, budget: int) -> list[str]:
@@ -429,50 +456,45 @@ def _env_markdown(e: EnvDiff, budget: int) -> list[str]:
         out.append("")
     if not e.changes:
         return out + ["No change to the desired state of any DAG.", ""]
+    # 1. grouped: one row per (change, old -> new, rule, reason, owner), largest first
     groups: dict[tuple, list[DagDiff]] = {}
     for c in e.changes:
-        key = (c.kind, c.old.state_word(), c.new.state_word(), c.old.rule, c.new.rule,
-               c.new.reason, c.new.owner)
+        old_reason = c.old.reason if c.old.label != "defaults" else None
+        key = (c.kind, c.old.state_word(), _rule_group(c.old), old_reason,
+               c.new.state_word(), _rule_group(c.new), c.new.reason, c.new.owner)
         groups.setdefault(key, []).append(c)
-    used = sum(len(x) + 1 for x in out)
-    head = ["| change | DAGs | was (rule) | now (rule) | reason | owner |",
-            "|---|---|---|---|---|---|"]
-    rows = []
-    for (kind, ow, nw, orule, nrule, reason, owner), items in groups.items():
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    out += ["| change | DAGs | was | now | reason | owner |", "|---|---|---|---|---|---|"]
+    for (kind, ow, orule, oreason, nw, nrule, reason, owner), items in ordered[:TOP_GROUPS]:
         dags = f"`{items[0].dag_id}`" if len(items) == 1 else f"{len(items)} DAGs"
-        was = f"{ow}" + (f" ({_md(orule)})" if orule else "")
-        old_reason = items[0].old.reason
-        if old_reason and old_reason != reason and items[0].old.status == "managed":
-            was += f": {_md(_short(old_reason, 40))}"
-        now = f"{nw}" + (f" ({_md(nrule)})" if nrule else "")
-        rows.append(f"| {kind} | {dags} | {was} | {now} | {_md(_short(reason))} | "
-                    f"{_md(_short(owner, 30))} |")
-    table_budget = int((budget - used) * 0.55)
-    out += head
-    used_t = sum(len(x) + 1 for x in head)
-    shown = 0
-    for r in rows:
-        if used_t + len(r) + 1 > table_budget:
-            break
-        out.append(r)
-        used_t += len(r) + 1
-        shown += 1
-    if shown < len(rows):
-        out.append(f"\n… and {len(rows) - shown} more rule change(s) (see the job's diff artifact)")
+        was = ow + (f"; {_md(orule)}" if orule else "")
+        if oreason and oreason != reason:
+            was += f"; {_md(_short(oreason, 40))}"
+        now = nw + (f"; {_md(nrule)}" if nrule else "")
+        out.append(f"| {kind} | {dags} | {was} | {now} | {_md(_short(reason))} | "
+                   f"{_md(_short(owner, 30))} |")
+    if len(ordered) > TOP_GROUPS:
+        rest = sum(len(v) for _, v in ordered[TOP_GROUPS:])
+        out += ["", f"... and {len(ordered) - TOP_GROUPS} smaller group(s) of changes "
+                    f"({rest} DAGs): every DAG is listed below"]
     out.append("")
-    used += used_t + 2
+    used = sum(len(x) + 1 for x in out)
+    # 2. every DAG, one compact row each, collapsed
     detail = [f"<details><summary>{e.environment}: all {len(e.changes)} DAG change(s)</summary>",
-              "", "| dag_id | change | live |", "|---|---|---|"]
-    d_used = sum(len(x) + 1 for x in detail) + 40
+              "", "| dag_id | change | rule | reason | owner | live |", "|---|---|---|---|---|---|"]
+    d_used = sum(len(x) + 1 for x in detail) + 120
     n = 0
     for c in e.changes:
-        r = f"| `{c.dag_id}` | {c.kind}: {_arrow(c)} | {_md(_live_word(c))} |"
+        side = c.new if c.new.rule else c.old
+        r = (f"| `{c.dag_id}` | {c.kind} | {_md(side.rule or '')} | "
+             f"{_md(_short(side.reason, 40))} | {_md(_short(side.owner, 20))} | "
+             f"{_md(_live_short(c))} |")
         if used + d_used + len(r) + 1 > budget:
             break
         detail.append(r)
         d_used += len(r) + 1
         n += 1
     if n < len(e.changes):
-        detail += ["", f"… and {len(e.changes) - n} more DAG(s) (see the job's diff artifact)"]
+        detail += ["", f"... and {len(e.changes) - n} more DAG(s) (see the job's diff artifact)"]
     detail += ["", "</details>", ""]
     return out + detail

@@ -92,6 +92,8 @@ class RefTree:
 
     @property
     def label(self) -> str:
+        if re.fullmatch(r"[0-9a-f]{7,40}", self.ref) and self.sha.startswith(self.ref):
+            return self.sha[:12]
         return f"{self.ref}@{self.sha[:12]}"
 
     def state_rel(self, shown_file: str) -> str:

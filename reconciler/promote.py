@@ -602,10 +602,11 @@ def promote(state_dir, source: str, target: str | None, dags: list[str] | None =
     # promotion reads committed state: the files involved must match HEAD
     involved = sorted({prefix + Path(os.path.relpath(Path(f).resolve(), state_abs)).as_posix()
                        for f in set(src.files) | {str(state_abs / tgt_ec.file)}})
-    dirty = git(repo, "status", "--porcelain", "--", *involved).strip()
+    dirty = [ln[3:] for ln in git(repo, "status", "--porcelain", "--", *involved).splitlines()
+             if ln.strip()]
     if dirty:
-        raise PausectlError(f"uncommitted changes in {', '.join(l[3:] for l in dirty.splitlines())}:"
-                            " commit or stash them first (promotion works on commits)")
+        raise PausectlError(f"uncommitted changes in {', '.join(dirty)}: commit or stash them "
+                            "first (promotion works on commits)")
     head = resolve_commit(repo, "HEAD")
     res = Promotion(source, target, target_path, dry_run=dry_run)
     res.candidates = find_candidates(cfg, src, dst, dags, keep_promote=bool(tgt_ec.promote_to))
@@ -653,7 +654,7 @@ def promote(state_dir, source: str, target: str | None, dags: list[str] | None =
                 "since": {"commit": base.hexsha,
                           "why": ("last promotion" if promo_base is not None else
                                   f"merge-base with {since}" if since_base is not None else
-                                  f"the source rule's last change")},
+                                  "source rule's last change")},
                 "source": {"where": c.rule.where, "entry": _norm(c.entry)},
                 "target": {"where": c.target_where, "entry": target_now, "was": target_then},
                 "target_commits": [commit_info(x).to_json() for x in changed],
