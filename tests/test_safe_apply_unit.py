@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -228,15 +229,13 @@ def test_lock_names_holder_and_takes_over_dead_or_orphaned_locks():
     # a lock left by a process of this host that is gone is taken over
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    info = {"holder": "x", "host": os.uname().nodename, "pid": dead.pid,
-            "started": "2099-01-01T00:00:00Z", "token": "t"}
-    import socket
-    info["host"] = socket.gethostname()
+    info = {"holder": "x", "host": socket.gethostname(), "pid": dead.pid,
+            "started": "2099-01-01T00:00:00Z", "claim": "t"}
     b.vars[lock_key("prod")] = json.dumps(info)
     with EnvLock(b, "prod") as lock:
-        assert json.loads(b.vars[lock_key("prod")])["token"] == lock.info["token"]
+        assert json.loads(b.vars[lock_key("prod")])["claim"] == lock.info["claim"]
     # ... and one of this very process that no live EnvLock holds (an apply that died here)
-    b.vars[lock_key("prod")] = json.dumps({**info, "pid": os.getpid(), "token": "old"})
+    b.vars[lock_key("prod")] = json.dumps({**info, "pid": os.getpid(), "claim": "old"})
     with EnvLock(b, "prod"):
         pass
     # a live foreign holder within its TTL is never taken over
