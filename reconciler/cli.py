@@ -23,6 +23,9 @@ COMMANDS = {
     "diff": "reconciler.commands.git:diff",
     "history": "reconciler.commands.git:history",
     "promote": "reconciler.commands.git:promote",
+    "schedule": "reconciler.commands.policy:schedule",
+    "lint": "reconciler.commands.policy:lint",
+    "codeowners": "reconciler.commands.policy:codeowners",
     "doctor": "reconciler.commands.operate:doctor",
     "emergency": "reconciler.commands.emergency:emergency",
 }

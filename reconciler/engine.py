@@ -73,7 +73,10 @@ def plan_env(ctx: Context, backend: Backend, at: datetime | None = None,
     at = at or utcnow()
     live = backend.list_dags() if live is None else live
     emergency = read_emergency(backend, ctx.env)
-    resolution = resolve(ctx.cfg, ctx.state, live, at, emergency)
+    from .cascade import load_edges
+    from .tenants import enforce
+    enforce(ctx.cfg, ctx.state, live)      # a rule crossing tenants: error at its file:line
+    resolution = resolve(ctx.cfg, ctx.state, live, at, emergency, load_edges(ctx.state, backend))
     events = None
     if with_events:
         differing = [d.dag_id for d in live

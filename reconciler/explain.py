@@ -8,31 +8,42 @@ from datetime import datetime
 from .backends.base import LiveDag
 from .engine import Context
 from .errors import PausectlError
-from .resolve import Emergency, Resolver
+from .resolve import Emergency, resolve
 from .timeutil import iso
 
 
 def explain_dag(ctx: Context, live: list[LiveDag], dag_id: str, at: datetime,
-                emergency: Emergency | None = None) -> dict:
+                emergency: Emergency | None = None, edges: list | None = None) -> dict:
     dag = next((d for d in live if d.dag_id == dag_id), None)
     in_airflow = dag is not None
     if dag is None:
         if dag_id not in ctx.state.dag_rules:
             raise PausectlError(f"DAG {dag_id!r} is neither in {ctx.env}'s Airflow nor in git")
         dag = LiveDag(dag_id=dag_id, is_paused=False)
-    resolver = Resolver(ctx.cfg, ctx.state, at, emergency)
-    dec = resolver.decide(dag)
+    # the whole environment is resolved: a cascade reaches this DAG from others
+    res = resolve(ctx.cfg, ctx.state, live if in_airflow else [dag], at, emergency, edges)
+    resolver = res.resolver
+    dec = res.decisions[dag_id]
     rules = []
     for c in resolver.candidates(dag):
         r = c.rule
+        matched_by = "dag entry"
+        if r.origin is not None:
+            from .cascade import chain_text
+            matched_by = "cascade " + chain_text(r.chain[0][0], r.chain[1:])
+        elif r.selector:
+            matched_by = r.selector.describe()
         rules.append({
             "rule": r.label(), "where": r.where, "layer": r.layer, "paused": r.paused,
             "priority": r.priority, "in_force": c.inactive is None, "inactive": c.inactive,
             "reason": r.reason, "owner": r.owner, "ticket": r.ticket,
             "until": iso(r.until) if r.until else None,
-            "matched_by": r.selector.describe() if r.selector else "dag entry",
+            "matched_by": matched_by,
             "winner": r is dec.rule,
         })
+        if r.origin is not None:
+            from .cascade import chain_json
+            rules[-1]["cascade"] = chain_json(r)
     return {
         "environment": ctx.env, "dag_id": dag_id, "at": iso(at),
         "in_airflow": in_airflow,

@@ -93,6 +93,22 @@ class Resolver:
                                         reason=d.reason or "defaults.unmanaged", owner=d.owner)
         self._ended_rule = Rule(layer="defaults", name="defaults", paused=False, where=d.where,
                                 reason="no rule in force (pause ended)", owner=None)
+        self.derived: dict[str, list[tuple[tuple, Rule]]] = {}   # cascade.py: dag_id -> rules
+
+    @property
+    def ended_rule(self) -> Rule:
+        """The stand-in rule of a DAG whose every rule has ended (it runs again)."""
+        return self._ended_rule
+
+    def add_derived(self, dag_id: str, rule: Rule, inactive: str | None) -> None:
+        """A cascade rule for one DAG (see cascade.py); `inactive` says why it is not in force."""
+        from .cascade import SPEC_CASCADE
+        self.derived.setdefault(dag_id, []).append((self._key(rule, SPEC_CASCADE), rule))
+        self.inactive[id(rule)] = inactive
+
+    def matching_rules(self, dag: LiveDag) -> list[Rule]:
+        """Every rule matching `dag`, in force or not, in no particular order."""
+        return [rule for _, rule in self._matches(dag)]
 
     def _key(self, rule: Rule, spec: int) -> tuple:
         return (self.layer_rank[rule.layer], -spec, -rule.priority, rule.depth)
@@ -114,6 +130,8 @@ class Resolver:
                 if key is None:   # a group naming some dag_ids exactly: specificity varies
                     key = self._key(rule, rule.selector.specificity(dag.dag_id))
                 out.append((key, rule))
+        if self.derived:
+            out.extend(self.derived.get(dag.dag_id, ()))
         return out
 
     def candidates(self, dag: LiveDag) -> list[Candidate]:
@@ -194,12 +212,16 @@ def _why(best: Candidate, active: list[Candidate]) -> str:
 
 
 def resolve(cfg: Config, state: EnvState, live: list[LiveDag], at: datetime,
-            emergency: Emergency | None = None) -> Resolution:
+            emergency: Emergency | None = None, edges: list | None = None) -> Resolution:
+    """Decide every live DAG. `edges` (cascade.load_edges) feed `cascade: downstream` rules."""
     resolver = Resolver(cfg, state, at, emergency)
     res = Resolution(resolver)
     decide = resolver.decide
     for dag in live:
         res.decisions[dag.dag_id] = decide(dag)
+    if edges:
+        from .cascade import apply_cascade
+        apply_cascade(resolver, res.decisions, live, edges)
     for dag_id, rules in state.dag_rules.items():
         if dag_id not in res.decisions:
             best = min(rules, key=lambda r: r.depth)

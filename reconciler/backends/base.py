@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Protocol, runtime_checkable
+from typing import Callable, Iterable, NamedTuple, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,18 @@ class DagRun:
     run_after: datetime | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
+
+
+class AssetEdge(NamedTuple):
+    """`consumer` depends on `producer`: through an asset (its name), or a declared sensor (None).
+
+    Backends may implement the optional `asset_edges() -> list[AssetEdge]` (see cascade.py);
+    an AssetEdge is a tuple, so `(producer, consumer)` pairs unpack from its first two items.
+    """
+
+    producer: str
+    consumer: str
+    asset: str | None = None
 
 
 @dataclass(slots=True)

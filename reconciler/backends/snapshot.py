@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import PausectlError
-from .base import AuditEvent, DagRun, LiveDag, SetPausedResult
+from .base import AssetEdge, AuditEvent, DagRun, LiveDag, SetPausedResult
 
 _FIELDS = {"dag_id": str, "is_paused": bool, "is_stale": bool, "has_import_errors": bool}
 
@@ -144,6 +144,30 @@ class SnapshotBackend:
 
     def audit_events(self, dag_ids=None, since: datetime | None = None) -> list[AuditEvent]:
         return []
+
+    def asset_edges(self) -> list[AssetEdge]:
+        """Edges from the optional `assets` key: [{name, producers: [...], consumers: [...]}]."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []       # list_dags reports an unreadable snapshot
+        assets = data.get("assets") if isinstance(data, dict) else None
+        if assets is None:
+            return []
+        if not isinstance(assets, list):
+            raise PausectlError("snapshot 'assets' must be a list", self.shown)
+        out = []
+        for i, a in enumerate(assets):
+            ok = isinstance(a, dict) and isinstance(a.get("name"), str) and all(
+                isinstance(a.get(k, []), list) and all(isinstance(x, str) for x in a.get(k, []))
+                for k in ("producers", "consumers"))
+            if not ok:
+                raise PausectlError(f"assets[{i}]: expected {{name, producers: [dag_id], "
+                                    f"consumers: [dag_id]}}", self.shown)
+            for p in a.get("producers", []):
+                for c in a.get("consumers", []):
+                    out.append(AssetEdge(p, c, a["name"]))
+        return out
 
     def dag_runs(self, dag_id: str, limit: int = 25) -> list[DagRun]:
         return []

@@ -148,7 +148,8 @@ def explain(env, dag_id, state_dir, at, fmt, snapshot):
     try:
         live = backend.list_dags()
         emergency = read_emergency(backend, env)
-        result = explain_dag(ctx, live, dag_id, at_dt, emergency)
+        from ..cascade import load_edges
+        result = explain_dag(ctx, live, dag_id, at_dt, emergency, load_edges(ctx.state, backend))
     finally:
         backend.close()
     if fmt == "json":

@@ -1,0 +1,215 @@
+"""Tenants: which team owns which DAGs and state files, and who may touch whose DAGs.
+
+```yaml
+tenants:                       # in pausectl.yaml
+  data-eng: {match: {owners: [data-eng]}, files: [teams/data-eng.yaml], team: "@acme/data-eng"}
+  platform: {match: {tags: [canary]}, allow: [data-eng]}   # data-eng may touch platform's DAGs
+```
+
+- A DAG belongs to every tenant whose `match` selects it (same selectors as groups).
+- A rule belongs to the tenant whose `files` (paths relative to the state repo, globs allowed)
+  hold it; else to the tenant named by its `owner`; else to the one tenant whose
+  `match.owners` or `team` lists its owner; else to nobody (shared rules are not checked).
+- A rule of tenant A that matches a live DAG of tenant B (and not also of A) is an error,
+  `file:line`, unless A is in B's `allow`. `validate` checks it against snapshot
+  environments, `plan`/`apply` against the live DAGs. Cascades (cascade.py) follow data
+  dependencies and are not checked.
+- `pausectl codeowners` prints a CODEOWNERS line per tenant file, so GitHub asks that team to
+  review changes to it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backends.base import LiveDag
+from .errors import PausectlError
+from .selectors import Selector
+from .state import CONFIG_FILE, Config, EnvState, Rule
+
+
+@dataclass
+class Tenant:
+    name: str
+    selector: Selector
+    files: list[str] = field(default_factory=list)
+    team: str | None = None
+    allow: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Violation:
+    where: str                 # file:line of the rule
+    tenant: str                # the rule's tenant
+    other: str                 # the tenant whose DAGs it touches
+    rule: str                  # the rule's label
+    dag_ids: list[str]
+
+    @property
+    def message(self) -> str:
+        shown = ", ".join(self.dag_ids[:5]) + (" ..." if len(self.dag_ids) > 5 else "")
+        return (f"tenant {self.tenant!r}: {self.rule} touches {len(self.dag_ids)} DAG(s) of "
+                f"tenant {self.other!r} ({shown}); add {self.tenant!r} to "
+                f"tenants.{self.other}.allow in {CONFIG_FILE}, or narrow the rule")
+
+    def text(self) -> str:
+        return f"{self.where}: {self.message}"
+
+    def to_json(self) -> dict:
+        file, _, line = self.where.rpartition(":")
+        return {"severity": "error", "id": "tenant-crossing", "file": file,
+                "line": int(line) if line.isdigit() else None, "col": None,
+                "message": self.message}
+
+
+def tenants_of(cfg: Config) -> dict[str, Tenant]:
+    out = {}
+    for name, t in (cfg.tenants or {}).items():
+        out[name] = Tenant(name=name, selector=Selector.from_spec(t["match"]),
+                           files=list(t.get("files") or []), team=t.get("team"),
+                           allow=list(t.get("allow") or []))
+    return out
+
+
+def _repo_relative(cfg: Config, shown_file: str) -> str:
+    """A file as named in messages (relative to the cwd) -> relative to the state repo."""
+    try:
+        return Path(os.path.relpath(Path(shown_file).resolve(), cfg.root.resolve())).as_posix()
+    except ValueError:  # pragma: no cover (another drive)
+        return shown_file
+
+
+def file_tenant(tenants: dict[str, Tenant], rel: str) -> str | None:
+    for t in tenants.values():
+        if any(rel == f or fnmatch.fnmatchcase(rel, f) for f in t.files):
+            return t.name
+    return None
+
+
+def rule_tenant(cfg: Config, tenants: dict[str, Tenant], rule: Rule) -> str | None:
+    file = rule.where.rpartition(":")[0] if ":" in rule.where else rule.where
+    name = file_tenant(tenants, _repo_relative(cfg, file))
+    if name:
+        return name
+    owner = rule.owner
+    if not owner:
+        return None
+    if owner in tenants:
+        return owner
+    hits = [t.name for t in tenants.values() if owner in t.selector.owners or owner == t.team]
+    return hits[0] if len(hits) == 1 else None
+
+
+def dag_tenants(tenants: dict[str, Tenant], dag: LiveDag) -> list[str]:
+    return [t.name for t in tenants.values() if t.selector.matches(dag.dag_id, dag.tags, dag.owners)]
+
+
+def rule_matches(rule: Rule, live: list[LiveDag]) -> list[LiveDag]:
+    if rule.layer == "dag":
+        return [d for d in live if d.dag_id == rule.name]
+    if rule.selector is not None:
+        return [d for d in live if rule.selector.matches(d.dag_id, d.tags, d.owners)]
+    return []
+
+
+def violations(cfg: Config, state: EnvState, live: list[LiveDag]) -> list[Violation]:
+    tenants = tenants_of(cfg)
+    if not tenants:
+        return []
+    owners_cache: dict[str, list[str]] = {}
+    out = []
+    for rule in state.all_rules():
+        mine = rule_tenant(cfg, tenants, rule)
+        if mine is None:
+            continue
+        crossed: dict[str, list[str]] = {}
+        for dag in rule_matches(rule, live):
+            ts = owners_cache.get(dag.dag_id)
+            if ts is None:
+                ts = owners_cache[dag.dag_id] = dag_tenants(tenants, dag)
+            if not ts or mine in ts:
+                continue
+            for other in ts:
+                if mine not in tenants[other].allow:
+                    crossed.setdefault(other, []).append(dag.dag_id)
+        for other, ids in sorted(crossed.items()):
+            out.append(Violation(rule.where, mine, other, rule.label(), sorted(ids)))
+    return out
+
+
+def config_problems(cfg: Config) -> list[PausectlError]:
+    """Tenant files claimed by two tenants (errors) or missing (warnings, as PausectlError with
+    `severity` attribute set)."""
+    out = []
+    doc = cfg.doc
+    claimed: dict[str, str] = {}
+    for name, t in tenants_of(cfg).items():
+        for i, f in enumerate(t.files):
+            path = ("tenants", name, "files", i)
+            line, col = doc.mark(path) if doc else (None, None)
+            shown = doc.path if doc else CONFIG_FILE
+            if f in claimed:
+                e = PausectlError(f"file {f!r} is claimed by tenants {claimed[f]!r} and {name!r}",
+                                  shown, line, col)
+                e.severity = "error"
+                out.append(e)
+                continue
+            claimed[f] = name
+            if not any(c in f for c in "*?[") and not (cfg.root / f).is_file():
+                e = PausectlError(f"tenant {name!r}: file {f!r} not found in the state repo",
+                                  shown, line, col)
+                e.severity = "warning"
+                out.append(e)
+    return out
+
+
+def enforce(cfg: Config, state: EnvState, live: list[LiveDag]) -> None:
+    """Raise (file:line of the first) when a rule crosses tenants; plan and apply call this."""
+    found = violations(cfg, state, live)
+    if not found:
+        return
+    first = found[0]
+    file, _, line = first.where.rpartition(":")
+    more = ""
+    if len(found) > 1:
+        more = f" (and {len(found) - 1} more: " + ", ".join(v.where for v in found[1:6]) + \
+               (" ..." if len(found) > 6 else "") + ")"
+    raise PausectlError(first.message + more, file or None, int(line) if line.isdigit() else None)
+
+
+# ---- CODEOWNERS ---------------------------------------------------------------------------
+
+def _git_toplevel(path: Path) -> Path | None:
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    return Path(out.stdout.strip()).resolve()
+
+
+def codeowners(cfg: Config, team_prefix: str = "@") -> list[str]:
+    """CODEOWNERS lines for every tenant's files, paths from the git repository root."""
+    root = cfg.root.resolve()
+    top = _git_toplevel(root)
+    base = root.relative_to(top).as_posix() if top and (top == root or top in root.parents) \
+        else root.name
+    base = "" if base in ("", ".") else base + "/"
+    lines = [f"# Generated by `pausectl codeowners` from tenants in {base}{CONFIG_FILE}; "
+             "do not edit by hand."]
+    for name, t in tenants_of(cfg).items():
+        owner = t.team or f"{team_prefix}{name}"
+        if not owner.startswith("@") and "@" not in owner:
+            owner = "@" + owner
+        if not t.files:
+            lines.append(f"# {name}: no files")
+            continue
+        for f in t.files:
+            lines.append(f"/{base}{f} {owner}")
+    return lines
