@@ -42,6 +42,9 @@ HELP = {
     "diff": "What a change to the state repo (BASE..HEAD) does, per environment and DAG.",
     "history": "Git history of ENV's desired state joined with Airflow's audit log.",
     "promote": "Carry promotable rules from one environment's file into the next, on a branch.",
+    "schedule": "Upcoming pause/unpause transitions in ENV (windows, budgets, from/until).",
+    "lint": "Pause anti-patterns in ENV: forgotten pauses, no tickets, unknown live pauses...",
+    "codeowners": "CODEOWNERS lines for the tenants' state files.",
     "doctor": "Why isn't DAG_ID running in ENV? Finding first, evidence after.",
     "emergency": "Pause everything in ENV now (emergency pause) / put it back (recover).",
 }
