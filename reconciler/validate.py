@@ -48,6 +48,9 @@ def validate_repo(root: Path, paths: list[str] | None = None) -> list[dict]:
                 add(_problem(err))
         return problems
 
+    from .tenants import config_problems
+    for e in config_problems(cfg):
+        add(_problem(e, e.severity))
     wanted = None
     if paths:
         wanted = {Path(p).resolve() for p in paths}
@@ -78,6 +81,8 @@ def validate_repo(root: Path, paths: list[str] | None = None) -> list[dict]:
             add(_warning(w))
         for w in _unmatched_rules(cfg, env, state):
             add(w)
+        for p in _tenant_problems(cfg, env, state):
+            add(p)
     if wanted:
         for p in sorted(wanted):
             if p.name.endswith((".yaml", ".yml")) and p.exists() and p.name != CONFIG_FILE:
@@ -128,3 +133,16 @@ def _unmatched_rules(cfg: Config, env: str, state) -> list[dict]:
         if not any(g.selector.matches(d.dag_id, d.tags, d.owners) for d in live):
             out.append(_warning(f"{g.where}: group {g.name!r} matches no DAG in the {env} snapshot"))
     return out
+
+
+def _tenant_problems(cfg: Config, env: str, state) -> list[dict]:
+    """Rules crossing tenants (tenants.py), when the environment's live state is a snapshot."""
+    if not cfg.tenants or cfg.environments[env].backend.get("type") != "snapshot":
+        return []
+    from .engine import open_backend
+    from .tenants import violations
+    try:
+        live = open_backend(cfg, env).list_dags()
+    except PausectlError:
+        return []            # _unmatched_rules reports it
+    return [v.to_json() for v in violations(cfg, state, live)]
