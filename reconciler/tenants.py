@@ -90,9 +90,13 @@ def file_tenant(tenants: dict[str, Tenant], rel: str) -> str | None:
     return None
 
 
-def rule_tenant(cfg: Config, tenants: dict[str, Tenant], rule: Rule) -> str | None:
+def rule_tenant(cfg: Config, tenants: dict[str, Tenant], rule: Rule,
+                cache: dict | None = None) -> str | None:
     file = rule.where.rpartition(":")[0] if ":" in rule.where else rule.where
-    name = file_tenant(tenants, _repo_relative(cfg, file))
+    cache = {} if cache is None else cache
+    if file not in cache:
+        cache[file] = file_tenant(tenants, _repo_relative(cfg, file))
+    name = cache[file]
     if name:
         return name
     owner = rule.owner
@@ -108,36 +112,40 @@ def dag_tenants(tenants: dict[str, Tenant], dag: LiveDag) -> list[str]:
     return [t.name for t in tenants.values() if t.selector.matches(dag.dag_id, dag.tags, dag.owners)]
 
 
-def rule_matches(rule: Rule, live: list[LiveDag]) -> list[LiveDag]:
-    if rule.layer == "dag":
-        return [d for d in live if d.dag_id == rule.name]
-    if rule.selector is not None:
-        return [d for d in live if rule.selector.matches(d.dag_id, d.tags, d.owners)]
-    return []
-
-
 def violations(cfg: Config, state: EnvState, live: list[LiveDag]) -> list[Violation]:
     tenants = tenants_of(cfg)
     if not tenants:
         return []
-    owners_cache: dict[str, list[str]] = {}
-    out = []
-    for rule in state.all_rules():
-        mine = rule_tenant(cfg, tenants, rule)
-        if mine is None:
+    from .selectors import SelectorIndex
+    rules = state.all_rules()
+    files: dict = {}
+    mine = {id(r): rule_tenant(cfg, tenants, r, files) for r in rules}
+    if not any(mine.values()):
+        return []
+    index = SelectorIndex((g.selector, g) for g in state.groups if mine[id(g)])
+    owner_index = SelectorIndex((t.selector, t.name) for t in tenants.values())
+    crossed: dict[tuple[int, str], list[str]] = {}     # (rule, other tenant) -> dag_ids
+    by_rule = {id(r): r for r in rules}
+    for dag in live:
+        hits = [r for r in state.dag_rules.get(dag.dag_id, ()) if mine[id(r)]]
+        hits += index.lookup(dag.dag_id, dag.tags, dag.owners) if index else []
+        if not hits:
             continue
-        crossed: dict[str, list[str]] = {}
-        for dag in rule_matches(rule, live):
-            ts = owners_cache.get(dag.dag_id)
-            if ts is None:
-                ts = owners_cache[dag.dag_id] = dag_tenants(tenants, dag)
-            if not ts or mine in ts:
+        owners = owner_index.lookup(dag.dag_id, dag.tags, dag.owners)
+        if not owners:
+            continue
+        for r in hits:
+            t = mine[id(r)]
+            if t in owners:
                 continue
-            for other in ts:
-                if mine not in tenants[other].allow:
-                    crossed.setdefault(other, []).append(dag.dag_id)
-        for other, ids in sorted(crossed.items()):
-            out.append(Violation(rule.where, mine, other, rule.label(), sorted(ids)))
+            for other in owners:
+                if t not in tenants[other].allow:
+                    crossed.setdefault((id(r), other), []).append(dag.dag_id)
+    order = {id(r): i for i, r in enumerate(rules)}
+    out = []
+    for (rid, other), ids in sorted(crossed.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        r = by_rule[rid]
+        out.append(Violation(r.where, mine[rid], other, r.label(), sorted(ids)))
     return out
 
 
