@@ -515,10 +515,23 @@ class AirflowServer:
             self.prepare()
             self.launch()
             self.wait_ready()
-        except BaseException:
+        except BaseException as exc:
+            saved = self._save_logs()
             self.stop()
+            if saved and isinstance(exc, HarnessError):
+                exc.args = (f"{exc.args[0]}\n(all logs kept in {saved})",)
             raise
         return self
+
+    def _save_logs(self) -> Path | None:
+        """Copy harness-logs out of the home (which stop() deletes) for a post-mortem/CI."""
+        if self.home is None or not self.logs.exists() or self.keep_home:
+            return None
+        dest = self.root / ".airflow" / "failed-logs" / self.home.name
+        with contextlib.suppress(OSError):
+            shutil.copytree(self.logs, dest, dirs_exist_ok=True)
+            return dest
+        return None
 
     def prepare(self) -> None:
         """Everything before the long-running processes: venv, home, db, users, DAGs."""
