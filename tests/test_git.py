@@ -25,6 +25,7 @@ class Repo:
 
     def __init__(self, base: Path, files: dict | None = None):
         self.path = base
+        base.mkdir(parents=True, exist_ok=True)
         self.state = base / "state"
         self.n = 0
         self.git("init", "-q", "-b", "main")

@@ -225,3 +225,19 @@ def test_composite_action_script_runs(tmp_path):
     assert p.returncode == 2                      # changes pending: the exit code passes through
     assert "### pausectl plan: `prod`" in summary.read_text()
     assert "exit-code=2" in out.read_text()
+
+
+def test_readme_workflow_examples_pass_actionlint(actionlint, tmp_path):
+    """The copy-paste workflows in the README's pipeline sections are valid too."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Git and pipelines"):text.index("## Development")]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    workflows = [b.replace("<org>", "example-org") for b in blocks if b.startswith("on:")]
+    assert len(workflows) >= 2
+    files = []
+    for i, w in enumerate(workflows):
+        f = tmp_path / f"readme-{i}.yml"
+        f.write_text(w)
+        files.append(f)
+    problems = actionlint(*files)
+    assert problems == [], problems
