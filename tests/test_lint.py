@@ -406,3 +406,34 @@ def test_example_state_is_clean(env, capsys, monkeypatch):
                         monkeypatch)
     assert code == 0, out
     assert f"lint {env}: clean" in out
+
+
+# ---- real Airflow ---------------------------------------------------------------------------
+
+def test_lint_against_real_airflow3(airflow3, tmp_path, capsys, monkeypatch):
+    """Run history and the audit log come from Airflow's REST API: a DAG paused by hand is an
+    unknown live pause (with who did it in the audit log), a permanently paused DAG that never
+    ran is a delete candidate."""
+    import httpx
+    airflow3.reset(paused=False)
+    try:
+        r = httpx.patch(f"{airflow3.api_url}/dags/misc_orphan", json={"is_paused": True},
+                        headers=airflow3.auth_headers(), timeout=30)
+        assert r.status_code == 200
+        make_state(tmp_path, {
+            "pausectl.yaml": "environments:\n  prod:\n    backend: {type: airflow-api, url: "
+                             f"\"{airflow3.url}\", username_env: AF_USER, password_env: AF_PASS}}\n",
+            "prod.yaml": "environment: prod\ndags:\n  etl_000:\n    paused: true\n"
+                         "    reason: \"replaced by etl_001\"\n    owner: data-eng\n"
+                         "    ticket: DATA-1\n"}, with_base=False)
+        monkeypatch.setenv("AF_USER", airflow3.username)
+        monkeypatch.setenv("AF_PASS", airflow3.password)
+        code, out, err = _cli(tmp_path, ["lint", "prod", "--format", "json"], capsys, monkeypatch)
+        assert code == 0, err
+        data = json.loads(out)
+        got = {(f["id"], tuple(f["dag_ids"])) for f in data["findings"]}
+        assert got == {("unknown-live-pause", ("misc_orphan",)),
+                       ("delete-candidate", ("etl_000",))}
+        assert data["skipped"] == []
+    finally:
+        airflow3.reset()
