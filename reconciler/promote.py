@@ -597,8 +597,11 @@ def promote(state_dir, source: str, target: str | None, dags: list[str] | None =
     src = load_env(cfg, source, now=at)
     dst = load_env(cfg, target, now=at)
     tgt_ec = cfg.environments[target]
+    tgt_file = (state_abs / tgt_ec.file).resolve()
+    if state_abs.resolve() not in tgt_file.parents:
+        raise PausectlError(f"{target}'s file {tgt_ec.file!r} is outside the state repo")
     prefix = f"{rel}/" if rel else ""
-    target_path = prefix + tgt_ec.file
+    target_path = prefix + tgt_file.relative_to(state_abs.resolve()).as_posix()
     # promotion reads committed state: the files involved must match HEAD
     involved = sorted({prefix + Path(os.path.relpath(Path(f).resolve(), state_abs)).as_posix()
                        for f in set(src.files) | {str(state_abs / tgt_ec.file)}})
@@ -615,8 +618,6 @@ def promote(state_dir, source: str, target: str | None, dags: list[str] | None =
         return res
 
     tgt_doc_plain = _load_plain((state_abs / tgt_ec.file).read_text(encoding="utf-8")) or {}
-    shown_target = [f for f in dst.files if Path(f).resolve() == (state_abs / tgt_ec.file).resolve()]
-    shown_target = shown_target[0] if shown_target else target_path
     tgt_rules = {(("dag" if r.layer == "dag" else "group"), r.name): r for r in dst.all_rules()
                  if Path(_file_of(r.where)).resolve() == (state_abs / tgt_ec.file).resolve()}
     promo_base = last_promotion(repo, head, source, target)
