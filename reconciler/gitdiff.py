@@ -289,17 +289,19 @@ def compute_diff(state_dir, base_ref: str, head_ref: str, envs: list[str] | None
     with contextlib.ExitStack() as stack:
         base = stack.enter_context(_materialise_or_none(state_dir, base_ref, bcommit))
         head = stack.enter_context(materialise(state_dir, head_ref, hcommit))
-        if base is None:
-            raise PausectlError(f"the state repo does not exist at {base_ref}")
-        wanted = list(envs) if envs else affected_envs(repo, bcommit, hcommit, rel, base,
-                                                       head, at)
+        if base is None:     # the state repo is new in HEAD: every environment is new
+            wanted = list(envs) if envs else sorted(load_config(head.root).environments)
+        else:
+            wanted = list(envs) if envs else affected_envs(repo, bcommit, hcommit, rel, base,
+                                                           head, at)
         out = []
         for env in wanted:
             try:
                 out.append(diff_env(env, base, head, at, offline))
             except PausectlError as e:
                 out.append(EnvDiff(env, live_source="none", error=str(e)))
-        return DiffResult(base.label, head.label, iso(at), out)
+        return DiffResult(base.label if base else f"{base_ref}@{bcommit.hexsha[:12]}",
+                          head.label, iso(at), out)
 
 
 @contextlib.contextmanager

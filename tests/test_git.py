@@ -591,3 +591,15 @@ def test_pre_commit_hook_definition_and_run(repo):
     repo.write({"prod.yaml": BASE_FILES["prod.yaml"].replace("    owner: team-billing\n", "")})
     p = repo.cli(*args)
     assert p.returncode == 1 and "state/prod.yaml:5:" in p.stdout
+
+
+def test_diff_when_the_state_repo_is_new(repo):
+    repo.git("rm", "-rq", "state")
+    repo.commit("no state yet")
+    repo.git("checkout", "-q", "HEAD~1", "--", "state")
+    repo.commit("state repo added")
+    d = _json(repo.cli("diff", "HEAD~1", "HEAD", "--format", "json"))
+    assert [e["environment"] for e in d["environments"]] == ["prod", "staging"]
+    prod = d["environments"][0]
+    assert "new environment: it does not exist at the base ref" in prod["notes"]
+    assert {c["change"] for c in prod["changes"]} == {"managed"}
