@@ -491,7 +491,10 @@ def soak_gate(cfg: Config, src: EnvState, cands: list[Candidate], at: datetime,
                                f"> promotion.max_failed_runs {max_failed}")
             c.gate = {"passed": not msg, "dags": len(dags), "soak_hours": soak,
                       "ran_hours": None if ran_for is None else round(ran_for, 3),
-                      "failed_runs": failed, "message": "; ".join(msg) or "soaked"}
+                      "failed_runs": failed,
+                      "message": "; ".join(msg) or (
+                          f"ran {ran_for:.2f}h in {src.name} (promotion.soak_hours {soak:g}) on "
+                          f"{len(dags)} DAG(s), {sum(failed.values())} failed run(s)")}
             if msg:
                 failures.append(f"soak gate, {c.label}: {'; '.join(msg)}")
     finally:
