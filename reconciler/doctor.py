@@ -132,19 +132,19 @@ class Doctor:
         runs = self._runs(dag_id)
         events = self._events(dag_id) if (dag.is_paused or dec.paused) else []
 
-        if dag.is_stale:
+        if dag.is_stale and not dag.has_import_errors:
             self.add("stale", "blocking",
                      "its DAG file is gone (stale): Airflow no longer schedules it",
                      [f"fileloc: {dag.fileloc or '?'}",
                       f"last parsed: {dag.last_parsed_time or 'never'}"],
                      "deploy the file again, or delete the DAG in Airflow if it was retired")
+        self._import_errors(dag)
         self._paused(dag, dec, resolver, emergency, events, details, runs)
         self._window(dag, dec, resolver)
-        self._import_errors(dag)
         if details is not None:
             self._dates(dag, details)
         if details is not None:
-            self._schedule(dag, details)
+            self._schedule(dag, details, runs)
             self._capacity(dag, details, runs)
         self._queued(dag)
         self._failures(dag, runs, details)
@@ -273,7 +273,7 @@ class Doctor:
         """A rule that would let the DAG run, inactive because its window is closed."""
         for c in resolver.candidates(dag):
             r = c.rule
-            if r.paused is False and r.windows and c.inactive and "window" in c.inactive:
+            if r.paused is False and r.windows and c.inactive and c.inactive.startswith("outside"):
                 if not (dag.is_paused or dec.paused):
                     continue
                 _, nxt = _windows(r, self.at)
@@ -301,10 +301,14 @@ class Doctor:
             ev.append(f"{e.get('filename')} at {e.get('timestamp')}: "
                       f"{lines[-1].strip() if lines else 'no stack trace'}")
         last = ev[0].split(": ", 1)[-1] if ev else "see Airflow's import errors"
-        sev = "blocking" if dag.is_stale else "warning"
-        self.add("import_errors", sev, f"its DAG file fails to import: {last}", ev,
-                 "fix the file; Airflow runs the last version it parsed until then"
-                 if sev == "warning" else "fix the file so Airflow can parse it again")
+        if dag.is_stale:    # AF3 marks the DAGs of a file that no longer imports stale
+            self.add("import_errors", "blocking",
+                     f"its DAG file fails to import, so Airflow no longer schedules it: {last}",
+                     ev + [f"fileloc: {dag.fileloc or '?'} (marked stale)"],
+                     "fix the file so Airflow can parse it again")
+        else:
+            self.add("import_errors", "warning", f"its DAG file fails to import: {last}", ev,
+                     "fix the file; until then Airflow keeps the last version it parsed")
 
     def _dates(self, dag, details: dict) -> None:
         start, end = _ts(details.get("start_date")), _ts(details.get("end_date"))
@@ -318,14 +322,16 @@ class Doctor:
                      f"end_date {iso(end)} has passed: no new scheduled runs",
                      [f"end_date: {iso(end)}"], "raise or remove end_date in the DAG file")
 
-    def _schedule(self, dag, details) -> None:
+    def _schedule(self, dag, details, runs) -> None:
         summary = dag.timetable_summary
         if summary is None and details is not None:
             summary = details.get("timetable_summary")
         if summary is None:
-            self.add("no_schedule", "blocking",
-                     "it has no schedule (schedule=None): it runs only when triggered",
-                     [f"timetable: {(details or {}).get('timetable_description') or 'None'}"],
+            ev = [f"timetable: {(details or {}).get('timetable_description') or 'None'}"]
+            if runs:    # it has been triggered: what happened to those runs is the story
+                ev.append(f"{len(runs)} triggered run(s) so far")
+            self.add("no_schedule", "info" if runs else "blocking",
+                     "it has no schedule (schedule=None): it runs only when triggered", ev,
                      "trigger it (UI, API, `airflow dags trigger`), or give it a schedule")
         elif summary.lower().startswith(("asset", "dataset")):
             self.add("asset_triggered", "info",
