@@ -17,11 +17,18 @@ def drift_report(state_dir, env: str) -> dict:
     ctx = load(state_dir, env)
     backend = open_backend(ctx.cfg, env)
     try:
-        plan, resolution, live = plan_env(ctx, backend)
-        differing = [c.dag_id for c in plan.changes] + [h["dag_id"] for h in plan.held]
-        events = backend.audit_events(differing) if differing else []
+        return drift_for(ctx, backend)[0]
     finally:
         backend.close()
+
+
+def drift_for(ctx, backend):
+    """(report, plan, live, resolution) of one environment through an open backend (the
+    caller closes it): for callers that bring their own backend or also need the plan."""
+    env = ctx.env
+    plan, resolution, live = plan_env(ctx, backend)
+    differing = [c.dag_id for c in plan.changes] + [h["dag_id"] for h in plan.held]
+    events = backend.audit_events(differing) if differing else []
     from .plan import last_events
     last = last_events(events)
     by_id = {d.dag_id: d for d in live}
@@ -35,7 +42,7 @@ def drift_report(state_dir, env: str) -> dict:
     items.sort(key=lambda x: x["dag_id"])
     drifted = [x for x in items if x["cause"] == "manual"]
     pending = [x for x in items if x["cause"] != "manual"]
-    return {
+    report = {
         "environment": env, "mode": ctx.cfg.drift_mode,
         "hold_manual_hours": ctx.cfg.hold_manual_hours,
         "drifted": drifted, "pending_git_changes": pending,
@@ -46,6 +53,7 @@ def drift_report(state_dir, env: str) -> dict:
         "unmanaged": plan.unmanaged, "conflicts": plan.conflicts,
         "warnings": plan.warnings, "checked_dags": len(by_id),
     }
+    return report, plan, live, resolution
 
 
 def _item(dag_id, live_paused, desired_paused, rule, event, note) -> dict:
@@ -56,7 +64,8 @@ def _item(dag_id, live_paused, desired_paused, rule, event, note) -> dict:
         "rule": rule, "cause": "manual" if manual else "git",
         "changed_by": event.user if manual else None,
         "when": event.when.isoformat() if manual else None,
-        "how": {"api": "UI/API", "bulk": "bulk API", "cli": "CLI"}.get(event.via, event.via)
+        "how": {"api": "UI/API", "bulk": "bulk API", "cli": "CLI",
+                "operator": "PauseDagsOperator"}.get(event.via, event.via)
         if manual else None,
         "detail": event.detail if manual else None,
         "description": event.describe() if manual else "git changed; not applied yet",

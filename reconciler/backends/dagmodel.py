@@ -15,7 +15,8 @@ imported before the backend is opened, so pausectl itself never needs Airflow in
   `pausectl.pause` / `pausectl.unpause` with `extra` = `{"is_paused", "source": "pausectl",
   "environment", "reason"?}` and the owner `PAUSECTL_USER` (default: the OS user), so the
   Airflow UI's audit log shows who paused a DAG and why, and `drift` never mistakes pausectl's
-  own changes for manual ones.
+  own changes for manual ones. A pause by `PauseDagsOperator` has another `source` (and the
+  task as owner): it is a live change, which `drift` attributes (via "operator").
 * `create_variable` is atomic: one INSERT on the unique `variable.key`; an IntegrityError means
   somebody else holds the key.
 * Airflow 3 blocks the metadata DB inside task processes run by an executor ("Direct database
@@ -184,9 +185,11 @@ class DagModelBackend:
         return out
 
     def set_paused(self, dag_ids: Iterable[str], paused: bool, progress: Progress | None = None,
-                   reason: str | None = None) -> SetPausedResult:
+                   reason: str | None = None, source: str = "pausectl",
+                   extra: Mapping[str, Any] | None = None) -> SetPausedResult:
         """Set is_paused for exactly these DAGs, in one transaction, with an audit-log row per
-        DAG that actually changed."""
+        DAG that actually changed. `source` "pausectl" marks a change made from git (not
+        drift); anything else (e.g. "PauseDagsOperator") is a live change `drift` attributes."""
         from sqlalchemy import select, update
         from airflow.models.log import Log
         DagModel, _ = self._models()
@@ -206,10 +209,11 @@ class DagModelBackend:
                     s.execute(update(DagModel).where(DagModel.dag_id.in_(flip))
                               .values(is_paused=paused)
                               .execution_options(synchronize_session=False))
-                    extra = {"is_paused": paused, "source": "pausectl", "environment": self.name}
+                    data = {"is_paused": paused, "source": source, "environment": self.name,
+                            **(extra or {})}
                     if note:
-                        extra["reason"] = note
-                    text = json.dumps(extra)
+                        data["reason"] = note
+                    text = json.dumps(data)
                     for d in flip:
                         s.add(Log(event=PAUSE_EVENT if paused else UNPAUSE_EVENT,
                                   owner=self.user, extra=text, dag_id=d))
@@ -278,7 +282,9 @@ class DagModelBackend:
         dag_id = dag_id or None
         detail = None
         if name in (PAUSE_EVENT, UNPAUSE_EVENT):
-            event, via = name, "pausectl"
+            # from git (pausectl apply) or a live pause by an operator in some DAG
+            event = name
+            via = "pausectl" if ex.get("source", "pausectl") == "pausectl" else "operator"
             is_paused = name == PAUSE_EVENT
             detail = ex.get("reason")
         elif base in ("patch_dag", "paused"):
