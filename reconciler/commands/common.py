@@ -19,6 +19,11 @@ def format_option(*choices: str, default: str = "text"):
                         show_default=True, help="Output format.")
 
 
+def metrics_option(f):
+    return click.option("--metrics-file", "metrics_file", metavar="PATH", default=None,
+                        help="Also write Prometheus metrics (text format) to PATH.")(f)
+
+
 def at_option(f):
     return click.option("--at", "at", metavar="TIME", default=None,
                         help="Evaluate rules at this time (ISO 8601; default now).")(f)

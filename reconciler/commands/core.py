@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import PausectlError
-from .common import at_option, exit_with, format_option, parse_at, state_option
+from .common import at_option, exit_with, format_option, metrics_option, parse_at, state_option
 
 
 @click.command()
@@ -83,7 +83,8 @@ def render_plan(plan, fmt: str) -> None:
 @click.option("--out", metavar="FILE", default=None, help="Save the plan for a later apply.")
 @click.option("--snapshot", "snapshot", metavar="FILE", default=None,
               help="Plan against this snapshot file instead of the configured backend.")
-def plan(env, state_dir, at, ref, fmt, detailed_exitcode, out, snapshot):
+@metrics_option
+def plan(env, state_dir, at, ref, fmt, detailed_exitcode, out, snapshot, metrics_file):
     """Show what apply would change in ENV: desired (git) against live (backend)."""
     from ..engine import load, open_backend, plan_env
     at_dt = parse_at(at)
@@ -91,11 +92,16 @@ def plan(env, state_dir, at, ref, fmt, detailed_exitcode, out, snapshot):
         ctx = load(root, env, at_dt)
         backend = snapshot_backend(env, snapshot) if snapshot else open_backend(ctx.cfg, env)
         try:
-            p, _, _ = plan_env(ctx, backend, at=at_dt, desired_ref=desired_ref)
+            p, resolution, live = plan_env(ctx, backend, at=at_dt, desired_ref=desired_ref)
         finally:
             backend.close()
     if out:
         write_plan_file(p, out)
+    if metrics_file:
+        from ..metrics import write_metrics
+        from ..notify import warn
+        warn(write_metrics(metrics_file, "plan",
+                           lambda m: m.observe_plan(env, p, live, resolution)))
     render_plan(p, fmt)
     if p.conflicts:
         click.echo(f"error: {len(p.conflicts)} conflict(s) with tie 'error'; resolve them in git",

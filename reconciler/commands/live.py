@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import PausectlError
-from .common import exit_with, format_option, state_option
+from .common import exit_with, format_option, metrics_option, state_option
 
 
 def _confirm(plan, yes: bool) -> None:
@@ -210,11 +210,36 @@ def rollback(env, state_dir, journal_file, yes):
 @state_option
 @format_option("text", "json", "markdown")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when drift is found.")
-def drift(envs, state_dir, fmt, detailed_exitcode):
+@metrics_option
+def drift(envs, state_dir, fmt, detailed_exitcode, metrics_file):
     """Live changes not in git, with who made them, when and how."""
-    from ..drift import drift_report, drift_text, drift_markdown
+    from ..drift import drift_for, drift_text, drift_markdown
+    from ..engine import load, open_backend
+    from ..notify import notify_drift, warn
     from ..report import dump_json
-    reports = [drift_report(state_dir, env) for env in envs]
+    reports, warnings = [], []
+    metrics = None
+    if metrics_file:
+        from ..metrics import Metrics
+        metrics = Metrics("drift")
+    for env in envs:
+        ctx = load(state_dir, env)
+        backend = open_backend(ctx.cfg, env)
+        try:
+            report, plan, live, resolution = drift_for(ctx, backend)
+        finally:
+            backend.close()
+        reports.append(report)
+        if metrics is not None:
+            metrics.observe_plan(env, plan, live, resolution)
+            metrics.observe_drift(env, report)
+        warnings += notify_drift(ctx.cfg, report)
+    if metrics is not None:
+        try:
+            metrics.write(metrics_file)
+        except PausectlError as e:
+            warnings.append(str(e))
+    warn(warnings)
     if fmt == "json":
         dump_json({"environments": reports})
     elif fmt == "markdown":
