@@ -130,10 +130,24 @@ def _content_end(lines: list[str], start: int, end: int) -> int:
     return end
 
 
-def _render(kind: str, name: str, entry, col: int) -> list[str]:
+def _inner_indent(sec, default: int = 2) -> int:
+    """How far the target indents an entry's keys under the entry's own key."""
+    for k in sec:
+        v = sec[k]
+        if hasattr(v, "lc") and getattr(v, "fa", None) is not None and not v.fa.flow_style() \
+                and len(v):
+            first = next(iter(v))
+            step = v.lc.key(first)[1] - sec.lc.key(k)[1]
+            if 1 <= step <= 8:
+                return step
+    return default
+
+
+def _render(kind: str, name: str, entry, col: int, inner: int = 2) -> list[str]:
     y = _ruamel()
     buf = io.StringIO()
     if kind == "dag":
+        y.indent(mapping=inner, sequence=inner + 2, offset=inner)
         y.dump({name: entry}, buf)
     else:
         y.indent(mapping=2, sequence=2, offset=0)
@@ -186,16 +200,17 @@ def splice(text: str, kind: str, updates: list[tuple[str, object]]) -> str:
             keys = list(sec.keys())
             cols = {sec.lc.key(k)[1] for k in keys}
             col = min(cols) if cols else 2
+            inner = _inner_indent(sec)
             if name in sec:
                 i = keys.index(name)
                 start = sec.lc.key(name)[0]
                 nxt = sec.lc.key(keys[i + 1])[0] if i + 1 < len(keys) else end_sec
                 stop = _content_end(lines, start, nxt)
-                lines[start:stop] = _render(kind, name, entry, col)
+                lines[start:stop] = _render(kind, name, entry, col, inner)
             else:
                 last = sec.lc.key(keys[-1])[0]
                 stop = _content_end(lines, last, end_sec)
-                lines[stop:stop] = _render(kind, name, entry, col)
+                lines[stop:stop] = _render(kind, name, entry, col, inner)
         else:
             idx = next((i for i, g in enumerate(sec) if isinstance(g, dict)
                         and g.get("name") == name), None)

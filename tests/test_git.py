@@ -603,3 +603,59 @@ def test_diff_when_the_state_repo_is_new(repo):
     prod = d["environments"][0]
     assert "new environment: it does not exist at the base ref" in prod["notes"]
     assert {c["change"] for c in prod["changes"]} == {"managed"}
+
+
+# ---------------------------------------------------------------- the splice, directly
+
+def _entry_rt(text: str):
+    from ruamel.yaml import YAML
+    return YAML(typ="rt").load(text)
+
+
+@pytest.mark.parametrize("target,expected", [
+    # no dags section: one is appended at the end
+    ("environment: prod\ngroups: []   # none yet\n",
+     "environment: prod\ngroups: []   # none yet\ndags:\n  new_dag:\n    paused: false\n"
+     "    reason: r\n"),
+    # an empty flow mapping is turned into a block section in place
+    ("environment: prod\ndags: {}\n# tail\n",
+     "environment: prod\ndags:\n  new_dag:\n    paused: false\n    reason: r\n# tail\n"),
+    # no trailing newline at the end of the file
+    ("environment: prod\ndags:\n  a: {paused: true, reason: x, owner: y}",
+     "environment: prod\ndags:\n  a: {paused: true, reason: x, owner: y}\n  new_dag:\n"
+     "    paused: false\n    reason: r\n"),
+    # 4-space indentation of the section is followed
+    ("environment: prod\ndags:\n    a:\n        paused: true\n        reason: x\n"
+     "        owner: y\n\n# groups next\ngroups: []\n",
+     "environment: prod\ndags:\n    a:\n        paused: true\n        reason: x\n"
+     "        owner: y\n    new_dag:\n        paused: false\n        reason: r\n\n# groups next\n"
+     "groups: []\n"),
+])
+def test_splice_cases(target, expected):
+    from reconciler.promote import apply_updates
+    new, warnings = apply_updates(target, [("dag", "new_dag",
+                                            _entry_rt("paused: false\nreason: r\n"))])
+    assert new == expected and warnings == []
+
+
+def test_splice_flow_style_section_falls_back_to_round_trip():
+    from reconciler.promote import apply_updates
+    target = "environment: prod  # keep me\ndags: {a: {paused: true, reason: x, owner: y}}\n"
+    new, warnings = apply_updates(target, [("dag", "a", _entry_rt("paused: false\n"))])
+    assert "flow style" in warnings[0]
+    assert new.startswith("environment: prod  # keep me\n")
+    import yaml
+    assert yaml.safe_load(new)["dags"] == {"a": {"paused": False}}
+
+
+def test_splice_groups_with_comments_between_items():
+    from reconciler.promote import apply_updates
+    target = ("groups:\n  # first\n  - name: a\n    match: {tags: [x]}\n    paused: true\n"
+              "    reason: r\n    owner: o\n\n  # second, keep this comment\n  - name: b\n"
+              "    match: {tags: [y]}\n    paused: false\n")
+    entry = _entry_rt("name: a\nmatch: {tags: [x]}\npaused: false\n")
+    new, warnings = apply_updates(target, [("group", "a", entry)])
+    assert warnings == []
+    assert new == ("groups:\n  # first\n  - name: a\n    match: {tags: [x]}\n    paused: false\n"
+                   "\n  # second, keep this comment\n  - name: b\n    match: {tags: [y]}\n"
+                   "    paused: false\n")
