@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from operator import attrgetter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -121,8 +122,9 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
     protect = protect_index(cfg, state)
     last = last_events(events or [])
     hold_until = at - timedelta(hours=cfg.hold_manual_hours)
-    for dag in sorted(live, key=lambda d: d.dag_id):
-        dec = resolution.decisions[dag.dag_id]
+    decisions = resolution.decisions
+    for dag in sorted(live, key=attrgetter("dag_id")):
+        dec = decisions[dag.dag_id]
         if dec.conflict:
             plan.conflicts.append({"dag_id": dag.dag_id, "rules": [r.where for r in dec.conflict],
                                    "message": resolution.why(dec, dag)})

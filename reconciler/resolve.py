@@ -79,6 +79,7 @@ class Resolver:
         self.inactive: dict[int, str | None] = {id(r): r.inactive_reason(at)
                                                 for r in state.all_rules()}
         self.group_index = SelectorIndex((g.selector, g) for g in state.groups)
+        self._has_groups = bool(self.group_index)
         self._dag_keys = {id(r): self._key(r, SPEC_DAG)
                           for rules in state.dag_rules.values() for r in rules}
         self._group_keys = {id(g): self._key(g, g.selector.specificity(""))
@@ -124,7 +125,7 @@ class Resolver:
         if rules:
             for rule in rules:
                 out.append((self._dag_keys[id(rule)], rule))
-        if self.group_index:
+        if self._has_groups:
             for rule in self.group_index.lookup(dag.dag_id, dag.tags, dag.owners):
                 key = self._group_keys.get(id(rule))
                 if key is None:   # a group naming some dag_ids exactly: specificity varies

@@ -180,10 +180,9 @@ class SelectorIndex:
         if not found:
             return []
         if len(found) > 1:
-            unique = {e[0]: e for e in found}     # an item may be filed under several keys
-            if len(unique) < len(found) or any(found[i][0] > found[i + 1][0]
-                                               for i in range(len(found) - 1)):
-                found = [unique[k] for k in sorted(unique)]
+            # an item may be filed under several keys; keep the order items were given in
+            unique = {e[0]: e for e in found}
+            found = [unique[k] for k in sorted(unique)]
         return [e[2] for e in found if e[3] or e[1].matches(dag_id, tags, owners)]
 
 
