@@ -2,9 +2,11 @@
 
 Only the DAGs in the plan are ever touched. Every step is journaled before it happens, and
 setting is_paused is idempotent, so resume and rollback are exact replays of the journal.
-Under the lock, apply first checks that every DAG of the plan is still in the state the plan
-saw (else "before" in the journal would be wrong), and before every batch that it still holds
-the lock and that no emergency pause began meanwhile.
+`pausectl apply` takes the lock first and plans under it (like terraform), so no other apply
+can move live state between plan and apply. A plan made without the lock (restore, emergency
+recover, a caller of apply_plan) is re-checked under the lock: every DAG of the plan must still
+be in the state the plan saw, else "before" in the journal would be wrong. Before every batch,
+apply checks that it still holds the lock and that no emergency pause began meanwhile.
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ def check_guards(ctx, plan: Plan, opts: ApplyOptions) -> None:
 
 def apply_plan(ctx, backend, plan: Plan, opts: ApplyOptions,
                live_tags: dict | None = None, live_owners: dict | None = None,
-               live: list | None = None) -> ApplyResult:
+               live: list | None = None, lock: EnvLock | None = None) -> ApplyResult:
+    """Apply `plan`. With `lock` (held, and the plan made under it) nothing is re-checked;
+    without, the lock is taken here and the plan re-checked against live state."""
     check_guards(ctx, plan, opts)
     if not plan.changes:
         return ApplyResult("nothing", None)
@@ -82,21 +86,26 @@ def apply_plan(ctx, backend, plan: Plan, opts: ApplyOptions,
     rollout = rollout_of(ctx, opts)
     batches = make_batches(plan.changes, rollout.get("batches"), rollout.get("canary"),
                            live_tags, live_owners)
+    if lock is not None:
+        return _journaled(ctx, backend, plan, opts, batches, rollout, lock)
     with EnvLock(backend, ctx.env, log=opts.log) as lock:
         killpoint("after_lock")
         _verify_live(backend, plan)
-        emergency = plan.emergency
         if not opts.ignore_emergency:
             now = _emergency_started(backend, ctx.env)
             if now is not None and now != plan.emergency:
                 raise PausectlError(f"an emergency pause began in {ctx.env} at {now}, after this "
                                     "plan was made; plan again (the emergency layer now applies)")
-        journal = Journal.start(ctx.env, plan.to_json(), batches,
-                                backend if opts.mirror_journal else None,
-                                rollout=rollout, emergency=emergency, kind=opts.kind)
-        killpoint("journal_started")
-        opts.log(f"journal: {journal.path}")
-        return run_batches(ctx, backend, journal, opts, lock)
+        return _journaled(ctx, backend, plan, opts, batches, rollout, lock)
+
+
+def _journaled(ctx, backend, plan, opts, batches, rollout, lock) -> ApplyResult:
+    journal = Journal.start(ctx.env, plan.to_json(), batches,
+                            backend if opts.mirror_journal else None,
+                            rollout=rollout, emergency=plan.emergency, kind=opts.kind)
+    killpoint("journal_started")
+    opts.log(f"journal: {journal.path}")
+    return run_batches(ctx, backend, journal, opts, lock)
 
 
 def _verify_live(backend, plan: Plan) -> None:

@@ -10,7 +10,8 @@ Faults, chosen at random for `rate` of the requests (127.0.0.1 only, keep-alive 
 - `reset_after`: forwarded, then the connection is reset instead of answering;
 - `timeout`: held without an answer for `hold` seconds (the client times out), then closed;
 - `timeout_after`: forwarded, then held like `timeout`.
-`stats` counts requests and each fault; `enabled` turns faults off and on.
+`weights` makes some faults likelier; `stats` counts requests and each fault; `enabled`
+turns faults off and on.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy
 
 class FaultProxy:
     def __init__(self, upstream: str, rate: float = 0.2, seed: int = 0, hold: float = 1.0,
-                 faults: tuple[str, ...] = FAULTS):
+                 faults: tuple[str, ...] = FAULTS, weights: tuple[float, ...] | None = None):
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
         self.rate, self.hold, self.faults = rate, hold, faults
+        self.weights = weights or (1.0,) * len(faults)
         self.enabled = True
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -90,7 +92,7 @@ class FaultProxy:
             self.stats["requests"] += 1
             if not self.enabled or self._rng.random() >= self.rate:
                 return None
-            fault = self._rng.choice(self.faults)
+            fault = self._rng.choices(self.faults, self.weights)[0]
             self.stats[fault] += 1
             return fault
 

@@ -108,8 +108,7 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
             result = resume_apply(ctx, backend, journal, opts)
             _finish(result, env)
             return
-        fresh, _, live = plan_env(ctx, backend)
-        plan = fresh
+        saved = None
         if plan_file:
             try:
                 saved = Plan.from_json(json.loads(Path(plan_file).read_text(encoding="utf-8")))
@@ -117,15 +116,22 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
                 raise PausectlError("plan file not found", plan_file) from None
             except (ValueError, KeyError, TypeError) as e:
                 raise PausectlError(f"not a pausectl plan ({e})", plan_file) from None
-            _compare_saved(saved, fresh)
-        plan.batches = batches_json(plan_batches(plan.changes, rollout_of(ctx, opts), live))
-        plan_text(plan)
-        if not plan.changes:
-            return
         from ..apply import check_guards
-        check_guards(ctx, plan, opts)
-        _confirm(plan, yes)
-        result = apply_plan(ctx, backend, plan, opts, live=live)
+        from ..killpoint import killpoint
+        from ..lock import EnvLock
+        # lock first, then plan under it: no other apply can move live state in between
+        with EnvLock(backend, env, log=opts.log) as lock:
+            killpoint("after_lock")
+            plan, _, live = plan_env(ctx, backend)
+            if saved is not None:
+                _compare_saved(saved, plan)
+            plan.batches = batches_json(plan_batches(plan.changes, rollout_of(ctx, opts), live))
+            plan_text(plan)
+            if not plan.changes:
+                return
+            check_guards(ctx, plan, opts)
+            _confirm(plan, yes)
+            result = apply_plan(ctx, backend, plan, opts, live=live, lock=lock)
         _finish(result, env)
     finally:
         backend.close()
