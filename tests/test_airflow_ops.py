@@ -1,0 +1,203 @@
+"""reconciler.airflow inside a real Airflow 3.3.2: the example DAG `pausectl_drift` run with
+`airflow dags test` (green, then red once a DAG is paused by hand with the Airflow CLI), and
+PauseDagsOperator pausing its own DAG and another one with a recorded reason.
+
+One sequence: the drift DAG is green; ops_pauser (PauseDagsOperator) pauses ops_d and itself;
+someone pauses ops_a with `airflow dags pause`; the drift DAG fails for `local` only, with
+both live changes attributed (operator and CLI) and the plans in XCom.
+
+The Airflow here is a bare AIRFLOW_HOME (migrated DB + DAG files, no server processes): `dags
+test` runs tasks in-process, which is all this needs. The state repo is a git repository
+reached by a file:// URL, so the operator's clone path is what runs; it has two environments,
+`local` (this Airflow, through the dagmodel backend) and `offline` (a snapshot), checked by
+two mapped task instances.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from inside_airflow import inside_env
+from reconciler.harness import AirflowServer, DagSpec
+
+pytestmark = pytest.mark.airflow
+REPO = Path(__file__).resolve().parent.parent
+
+PAUSECTL = """\
+environments:
+  local:
+    backend: {type: dagmodel}
+  offline:
+    backend: {type: snapshot, path: snapshots/offline.json}
+drift: {mode: enforce}
+"""
+
+LOCAL = """\
+environment: local
+defaults: {unmanaged: ignore}
+dags:
+  ops_a: {paused: false, reason: "runs hourly", owner: data-eng}
+  ops_b: {paused: true, reason: "vendor down", owner: data-eng, ticket: INC-1}
+  ops_d: {paused: false, reason: "runs hourly", owner: data-eng}
+"""
+
+OFFLINE = """\
+environment: offline
+dags:
+  rep_x: {paused: true, reason: "retired", owner: analytics}
+"""
+
+SNAPSHOT = {"dags": [
+    {"dag_id": "rep_x", "is_paused": True, "tags": [], "owners": ["analytics"]},
+    {"dag_id": "rep_y", "is_paused": False, "tags": [], "owners": ["analytics"]}]}
+
+PAUSER = """\
+from datetime import datetime, timezone
+from airflow.sdk import DAG
+from reconciler.airflow import PauseDagsOperator
+
+with DAG("ops_pauser", start_date=datetime(2024, 1, 1, tzinfo=timezone.utc), schedule=None,
+         catchup=False, is_paused_upon_creation=False, tags=["pausectl"]) as dag:
+    other = PauseDagsOperator(task_id="pause_other", dag_ids=["ops_d"],
+                              reason="warehouse migration", ticket="CHG-7")
+    me = PauseDagsOperator(task_id="pause_me", reason="one-shot: stop after this run")
+    other >> me
+"""
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"})
+
+
+@pytest.fixture(scope="module")
+def bare_airflow(tmp_path_factory):
+    if os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and os.environ.get("CI") != "true":
+        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
+    server = AirflowServer(major=3, root=REPO, dags=[
+        DagSpec("ops_a", schedule="@hourly", paused_at_creation=False),
+        DagSpec("ops_b", schedule="@hourly"),
+        DagSpec("ops_d", schedule="@hourly", paused_at_creation=False)])
+    try:
+        server.prepare()          # venv, AIRFLOW_HOME, migrated DB, DAGs registered; no servers
+    except Exception as exc:
+        server.stop()
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"Airflow could not be prepared: {exc}", pytrace=False)
+        pytest.skip(f"Airflow could not be prepared: {str(exc).splitlines()[0]}")
+    root = tmp_path_factory.mktemp("ops")
+    repo = root / "repo"
+    (repo / "state" / "snapshots").mkdir(parents=True)
+    (repo / "state" / "pausectl.yaml").write_text(PAUSECTL)
+    (repo / "state" / "local.yaml").write_text(LOCAL)
+    (repo / "state" / "offline.yaml").write_text(OFFLINE)
+    (repo / "state" / "snapshots" / "offline.json").write_text(json.dumps(SNAPSHOT))
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "state")
+    shutil.copy(REPO / "reconciler" / "example_dags" / "pausectl_drift.py",
+                server.dags_folder / "pausectl_drift.py")
+    (server.dags_folder / "ops_pauser.py").write_text(PAUSER)
+    env = inside_env(server, {"PAUSECTL_STATE_REPO": f"file://{repo}",
+                              "PAUSECTL_LOCAL_ENV": "local", "PAUSECTL_USER": "gitops",
+                              "PAUSECTL_JOURNAL_DIR": str(root / "journal")})
+    try:
+        yield server, root, env
+    finally:
+        server.stop()
+
+
+def _dags_test(server, env, dag_id: str):
+    return server.airflow("dags", "test", dag_id, check=False, env=env, timeout=600)
+
+
+def _tis(server, dag_id: str) -> dict:
+    """(task_id, map_index) -> state of the newest run of dag_id."""
+    run = server.query("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                       (dag_id,))[0][0]
+    rows = server.query("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? "
+                        "AND run_id = ?", (dag_id, run))
+    return run, {(t, m): s for t, m, s in rows}
+
+
+def _xcom(server, run_id: str, key: str) -> dict:
+    rows = server.query("SELECT map_index, value FROM xcom WHERE dag_id = 'pausectl_drift' AND "
+                        "task_id = 'drift' AND run_id = ? AND key = ?", (run_id, key))
+    out = {}
+    for m, v in rows:
+        v = json.loads(v)
+        out[m] = json.loads(v) if isinstance(v, str) else v
+    return out
+
+
+def test_drift_dag_green_then_red_after_an_operator_pause_and_a_cli_pause(bare_airflow):
+    server, root, env = bare_airflow
+    t = {}
+    clock = time.monotonic()
+    out = _dags_test(server, env, "pausectl_drift")
+    t["green"] = time.monotonic() - clock
+    run, tis = _tis(server, "pausectl_drift")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert tis == {("environments", -1): "success", ("drift", 0): "success",
+                   ("drift", 1): "success"}, tis
+    plans = _xcom(server, run, "plan")
+    assert sorted(p["environment"] for p in plans.values()) == ["local", "offline"]
+    assert all(p["summary"]["pause"] == p["summary"]["unpause"] == 0 for p in plans.values())
+    local = next(p for p in plans.values() if p["environment"] == "local")
+    assert local["summary"]["unchanged"] == 3
+
+    # PauseDagsOperator: ops_pauser pauses ops_d, then itself, with reasons
+    before = dict(server.query("SELECT dag_id, is_paused FROM dag"))
+    clock = time.monotonic()
+    out = _dags_test(server, env, "ops_pauser")
+    t["pauser"] = time.monotonic() - clock
+    prun, tis = _tis(server, "ops_pauser")
+    assert tis == {("pause_other", -1): "success", ("pause_me", -1): "success"}, \
+        (tis, (out.stdout + out.stderr)[-3000:])
+    after = dict(server.query("SELECT dag_id, is_paused FROM dag"))
+    assert {d for d in after if after[d] != before.get(d)} == {"ops_d", "ops_pauser"}
+    assert after["ops_d"] == 1 and after["ops_pauser"] == 1
+    rows = server.query("SELECT dag_id, owner, extra FROM log WHERE event = 'pausectl.pause' "
+                        "ORDER BY id")
+    by_dag = {d: (o, json.loads(e)) for d, o, e in rows}
+    owner, extra = by_dag["ops_d"]
+    assert owner == "airflow-task:ops_pauser.pause_other"
+    assert extra["reason"] == "warehouse migration [CHG-7]" and extra["ticket"] == "CHG-7"
+    assert extra["source"] == "PauseDagsOperator" and extra["run_id"] == prun
+    assert by_dag["ops_pauser"][1]["reason"] == "one-shot: stop after this run"
+    record = json.loads(server.query(
+        "SELECT value FROM xcom WHERE dag_id = 'ops_pauser' AND task_id = 'pause_other' "
+        "AND key = 'return_value'")[0][0])
+    record = json.loads(record) if isinstance(record, str) else record
+    assert record["dag_ids"] == ["ops_d"] and record["by"].endswith("pause_other")
+
+    # and somebody pauses ops_a by hand with the Airflow CLI
+    clock = time.monotonic()
+    server.airflow("dags", "pause", "ops_a", env=env)
+    t["cli"] = time.monotonic() - clock
+    clock = time.monotonic()
+    out = _dags_test(server, env, "pausectl_drift")
+    t["red"] = time.monotonic() - clock
+    print("timings", {k: round(v, 1) for k, v in t.items()})
+    run, tis = _tis(server, "pausectl_drift")
+    text = out.stdout + out.stderr
+    envs = {m: p["environment"] for m, p in _xcom(server, run, "plan").items()}
+    by_env = {envs[m]: s for (t_, m), s in tis.items() if t_ == "drift"}
+    assert by_env == {"local": "failed", "offline": "success"}, (tis, text[-4000:])
+    drift = {envs[m]: d for m, d in _xcom(server, run, "drift").items()}
+    got = {x["dag_id"]: (x["how"], x["changed_by"]) for x in drift["local"]["drifted"]}
+    assert got["ops_a"][0] == "CLI"
+    assert got["ops_d"] == ("PauseDagsOperator", "airflow-task:ops_pauser.pause_other")
+    assert set(got) == {"ops_a", "ops_d"}
+    assert "local: 2 DAG(s) drifted from git: ops_a (paused by" in text
+    assert "via CLI" in text and "via operator" in text
+    state = server.query("SELECT state FROM dag_run WHERE run_id = ?", (run,))[0][0]
+    assert state == "failed"
