@@ -234,8 +234,9 @@ def apply_message(env: str, plan, status: str, changed: int, gates: list | None 
                   errors: Mapping | None = None) -> Message:
     gates = gates or []
     failed_gate = next((g for g in gates if not g.get("passed")), None)
+    changes = plan.changes if plan is not None else []      # None: a resumed apply
     lines = [f"• {c.action} {c.dag_id} ({c.rule}){': ' + c.reason if c.reason else ''}"
-             for c in plan.changes]
+             for c in changes]
     if status in ("rolled_back", "halted"):
         what = "rolled back" if status == "rolled_back" else "halted"
         title = f"pausectl: health gate failed in {env}; apply {what}"
@@ -248,9 +249,10 @@ def apply_message(env: str, plan, status: str, changed: int, gates: list | None 
         lines = [f"• {d}: {e}" for d, e in sorted((errors or {}).items())] + lines
         return Message("apply", env, title, "error", lines,
                        {"status": status, "changed": changed, "errors": dict(errors or {})})
-    s = plan.summary()
-    title = (f"pausectl: applied {changed} change(s) in {env} "
-             f"({s['pause']} paused, {s['unpause']} unpaused)")
+    s = plan.summary() if plan is not None else {}
+    title = f"pausectl: applied {changed} change(s) in {env}"
+    if s:
+        title += f" ({s['pause']} paused, {s['unpause']} unpaused)"
     return Message("apply", env, title, "info", lines, {"status": status, "changed": changed,
                                                         "summary": s, "gates": gates})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -71,9 +72,10 @@ def _compare_saved(saved, fresh) -> None:
 @click.option("--force-unlock", is_flag=True, help="Remove the environment's apply lock and exit.")
 @click.option("--mirror-journal", is_flag=True,
               help="Also keep the journal in an Airflow Variable (for runners without disks).")
+@metrics_option
 def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_runs,
           max_failed_runs, gate_timeout, on_gate_failure, allow_mass_change, resume,
-          journal_file, gate_only, no_gates, force_unlock, mirror_journal):
+          journal_file, gate_only, no_gates, force_unlock, mirror_journal, metrics_file):
     """Apply the plan for ENV in canary batches with health gates, a journal and a lock.
 
     The rollout (batches, canary, gate, on_gate_failure) comes from pausectl.yaml; the flags
@@ -105,7 +107,10 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
             if gate_only:
                 _gate_only(ctx, backend, journal, opts)
                 return
+            t0 = time.monotonic()
             result = resume_apply(ctx, backend, journal, opts)
+            _report_apply(ctx, env, None, None, None, result, time.monotonic() - t0,
+                          metrics_file)
             _finish(result, env)
             return
         saved = None
@@ -120,21 +125,45 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
         from ..killpoint import killpoint
         from ..lock import EnvLock
         # lock first, then plan under it: no other apply can move live state in between
+        t0 = time.monotonic()
         with EnvLock(backend, env, log=opts.log) as lock:
             killpoint("after_lock")
-            plan, _, live = plan_env(ctx, backend)
+            plan, resolution, live = plan_env(ctx, backend)
             if saved is not None:
                 _compare_saved(saved, plan)
             plan.batches = batches_json(plan_batches(plan.changes, rollout_of(ctx, opts), live))
             plan_text(plan)
             if not plan.changes:
+                _report_apply(ctx, env, plan, live, resolution, None, time.monotonic() - t0,
+                              metrics_file)
                 return
             check_guards(ctx, plan, opts)
             _confirm(plan, yes)
             result = apply_plan(ctx, backend, plan, opts, live=live, lock=lock)
+        _report_apply(ctx, env, plan, live, resolution, result, time.monotonic() - t0,
+                      metrics_file)
         _finish(result, env)
     finally:
         backend.close()
+
+
+def _report_apply(ctx, env, plan, live, resolution, result, seconds, metrics_file) -> None:
+    """Notifications and the metrics file of an apply; never changes its outcome."""
+    from ..notify import notify_apply, warn
+    warnings = []
+    status = result.status if result is not None else "nothing"
+    if result is not None:
+        warnings += notify_apply(ctx.cfg, env, plan, status, result.changed, result.gates,
+                                 result.errors)
+    if metrics_file:
+        from ..metrics import write_metrics
+
+        def observe(m):
+            if plan is not None:
+                m.observe_plan(env, plan, live, resolution, applied=status == "done")
+            m.observe_apply(env, status, seconds, result.gates if result is not None else [])
+        warnings += write_metrics(metrics_file, "apply", observe)
+    warn(warnings)
 
 
 def _finish(result, env: str) -> None:
