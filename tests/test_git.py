@@ -58,8 +58,41 @@ class Repo:
     def read(self, rel: str) -> str:
         return (self.state / rel).read_text(encoding="utf-8")
 
-    def cli(self, *args: str, env: dict | None = None):
-        return run_cli(list(args), cwd=self.path, env=env)
+    def cli(self, *args: str, env: dict | None = None, subprocess: bool = False):
+        """Run pausectl here. In-process by default (fast: no interpreter start per call);
+        `subprocess=True` runs the real console entry point in a child process."""
+        if subprocess:
+            return run_cli(list(args), cwd=self.path, env=env)
+        return run_inprocess(list(args), cwd=self.path, env=env)
+
+
+def run_inprocess(args: list[str], cwd: Path, env: dict | None = None):
+    """pausectl's main() in this process, as the CLI runs it: (returncode, stdout, stderr)."""
+    import contextlib
+    import io
+    from reconciler.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = {k: os.environ.get(k) for k in [*(env or {}), "PAUSECTL_DEBUG", "PAUSECTL_STATE"]}
+    old = os.getcwd()
+    code = 0
+    try:
+        os.environ.pop("PAUSECTL_DEBUG", None)
+        os.environ.pop("PAUSECTL_STATE", None)
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(args)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(["pausectl", *args], code, out.getvalue(), err.getvalue())
 
 
 def _json(proc) -> dict:
@@ -108,6 +141,9 @@ def test_refs_are_validated_before_git_sees_them(repo):
         assert p.returncode == 1, (args, p.stdout, p.stderr)
         assert "invalid git ref" in p.stderr and "Traceback" not in p.stderr
     assert not (repo.path / "x").exists()
+    # the same through the real console entry point, in a child process
+    p = repo.cli("validate", "--ref", "--upload-pack=touch x", subprocess=True)
+    assert p.returncode == 1 and "invalid git ref" in p.stderr and not (repo.path / "x").exists()
     p = repo.cli("plan", "prod", "--ref", "no-such-branch")
     assert p.returncode == 1 and "unknown git ref 'no-such-branch'" in p.stderr
 
@@ -587,9 +623,9 @@ def test_pre_commit_hook_definition_and_run(repo):
     assert not rx.search("state/snapshots/prod.json") and not rx.search("docs/x.yaml")
     # pre-commit runs the entry from the repo root with the staged files as arguments
     args = hook["entry"].split()[1:] + ["state/prod.yaml", "state/common.yaml"]
-    assert repo.cli(*args).returncode == 0
+    assert repo.cli(*args, subprocess=True).returncode == 0
     repo.write({"prod.yaml": BASE_FILES["prod.yaml"].replace("    owner: team-billing\n", "")})
-    p = repo.cli(*args)
+    p = repo.cli(*args, subprocess=True)
     assert p.returncode == 1 and "state/prod.yaml:5:" in p.stdout
 
 

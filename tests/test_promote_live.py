@@ -109,11 +109,11 @@ def test_promote_dev_to_prod_with_staged_rollout_and_gates(airflow2, airflow3, t
     repo = Repo(tmp_path / "repo", {"pausectl.yaml": _config(dev, prod), "dev.yaml": DEV,
                                     "prod.yaml": PROD, "staging.yaml": None,
                                     "snapshots/prod.json": None, "snapshots/staging.json": None})
-    assert repo.cli("validate", env=creds).returncode == 0
+    assert repo.cli("validate", env=creds, subprocess=True).returncode == 0
 
     # 1. dev: staged rollout, canary batch first, a gate after each batch
     dev_before, prod_before = _paused(dev), _paused(prod)
-    p = repo.cli("apply", "dev", "--yes", env=creds)
+    p = repo.cli("apply", "dev", "--yes", env=creds, subprocess=True)
     assert p.returncode == 0, p.stdout + p.stderr
     assert re.search(r"batch 1/3: 2 DAG\(s\)[^:]*: report_000, report_001\n", p.stdout), p.stdout
     assert p.stderr.count("gate after batch") == 3 and "FAILED" not in p.stderr
@@ -124,7 +124,7 @@ def test_promote_dev_to_prod_with_staged_rollout_and_gates(airflow2, airflow3, t
     # 2. a failed run in dev blocks the promotion (soak gate, read from dev's Airflow)
     _failed_run(dev, FAILING, "pausectl_soak_check")
     p = repo.cli("promote", "--from", "dev", "--to", "prod", "--branch", "promote/wave-1",
-                 env=creds)
+                 env=creds, subprocess=True)
     assert p.returncode == 1, p.stdout + p.stderr
     assert (f"BLOCKED: soak gate, group reporting-wave-1: 1 failed run(s) in dev since the "
             f"change ({FAILING}: 1) > promotion.max_failed_runs 0") in p.stdout
@@ -133,7 +133,7 @@ def test_promote_dev_to_prod_with_staged_rollout_and_gates(airflow2, airflow3, t
     # 3. healthy again: promoted on a branch; prod's file keeps its comments and layout
     _delete_run(dev, FAILING, "pausectl_soak_check")
     p = repo.cli("promote", "--from", "dev", "--to", "prod", "--branch", "promote/wave-1",
-                 env=creds)
+                 env=creds, subprocess=True)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "soak gate: passed" in p.stdout
     assert "target plan (prod, with the promoted rules): 0 to pause, 10 to unpause" in p.stdout
@@ -150,11 +150,12 @@ def test_promote_dev_to_prod_with_staged_rollout_and_gates(airflow2, airflow3, t
     repo.git("merge", "-q", "--ff-only", "promote/wave-1")
 
     # 4. prod: the same staged rollout, canary first, a gate after every batch
-    plan = json.loads(repo.cli("plan", "prod", "--format", "json", env=creds).stdout)
+    plan = json.loads(repo.cli("plan", "prod", "--format", "json", env=creds,
+                               subprocess=True).stdout)
     assert sorted(c["dag_id"] for c in plan["changes"]) == WAVE
     assert {c["rule_name"] for c in plan["changes"]} == {"group reporting-wave-1"}
     t0 = time.monotonic()
-    p = repo.cli("apply", "prod", "--yes", env=creds)
+    p = repo.cli("apply", "prod", "--yes", env=creds, subprocess=True)
     assert p.returncode == 0, p.stdout + p.stderr
     batches = re.findall(r"batch (\d)/3: (\d+) DAG\(s\)[^:]*: ([^\n]*)", p.stdout)
     assert batches == [("1", "2", "report_000, report_001"),
@@ -166,7 +167,8 @@ def test_promote_dev_to_prod_with_staged_rollout_and_gates(airflow2, airflow3, t
     assert {d for d in after if after[d] != prod_before[d]} == set(WAVE)   # nothing else
 
     # 5. one answer to "who unpaused this and why": the promotion commit + prod's audit log
-    h = json.loads(repo.cli("history", "prod", "report_000", "--format", "json", env=creds).stdout)
+    h = json.loads(repo.cli("history", "prod", "report_000", "--format", "json", env=creds,
+                            subprocess=True).stdout)
     git = [e for e in h["timeline"] if e["source"] == "git"]
     live = [e for e in h["timeline"] if e["source"] == "airflow"]
     assert git[-1]["message"] == "pausectl: promote dev -> prod: 1 change(s)"
