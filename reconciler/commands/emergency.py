@@ -69,6 +69,11 @@ def pause(env, state_dir, reason, owner, excepts, fmt):
             click.echo(f"warning: {summary['warning']}", err=True)
         for d, e in sorted(summary["errors"].items()):
             click.echo(f"error: {e}", err=True)
+    from ..notify import notify_emergency, warn
+    warn(notify_emergency(ctx.cfg, env, "pause", reason=summary["reason"], owner=owner,
+                          count=summary["paused"],
+                          detail=(f"{len(summary['kept_running'])} kept running; "
+                                  f"{len(summary['errors'])} error(s)")))
     if summary["errors"]:
         click.echo(f"{len(summary['errors'])} DAG(s) could not be paused; run the command "
                    "again to complete the emergency", err=True)
@@ -116,10 +121,15 @@ def recover(env, state_dir, yes, batches, canary, wait_seconds, min_runs, max_fa
                                   show=plan_text)
     finally:
         backend.close()
+    from ..notify import notify_apply, notify_emergency, warn
     if result is not None and result.status != "done":
         click.echo(f"the emergency in {env} is still active (marker kept)", err=True)
+        warn(notify_apply(ctx.cfg, env, plan, result.status, result.changed, result.gates,
+                          result.errors))
         _finish(result, env)
         return
+    warn(notify_emergency(ctx.cfg, env, "recover", count=len(plan.changes),
+                          detail=f"marker {em.marker_key(env)} deleted"))
     click.echo(f"Emergency in {env} is over: {len(plan.changes)} DAG(s) put back to their "
                f"state before it; marker {em.marker_key(env)} deleted.")
 
