@@ -54,8 +54,11 @@ class FakeAirflow:
     """Enough of Airflow's REST API v2 (AF3) or v1 (AF2) for the backend."""
 
     def __init__(self, api: str = "v2", n: int = 0, dags: dict | None = None,
-                 max_page: int = 100):
+                 max_page: int = 100, login_form: bool = True):
         self.api = api
+        self.login_form = login_form      # AF2: FAB login form + `session` API auth backend
+        self.sessions: set[str] = set()
+        self.form_logins = 0
         self.max_page = max_page
         self.dags: dict[str, dict] = {}
         for i in range(n):
@@ -180,6 +183,8 @@ class FakeAirflow:
             return _json(403, {"detail": "Invalid JWT token"})
         denied = _json(403, {"detail": None, "status": 403, "title": "Forbidden",
                              "type": "https://airflow.apache.org/.../PermissionDenied"})
+        if request.headers.get("cookie", "").startswith("session=") and self.login_form:
+            return None if request.headers["cookie"][8:] in self.sessions else denied
         if not auth.startswith("Basic "):
             return denied
         user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
@@ -206,6 +211,22 @@ class FakeAirflow:
             tok = f"jwt-{self.logins}"
             self.tokens.add(tok)
             return _json(201, {"access_token": tok})
+        if path == "/login/" and self.api == "v1" and self.login_form:
+            if m == "GET":
+                if request.headers.get("cookie", "")[8:] in self.sessions:
+                    return httpx.Response(302, headers={"location": "/home"})
+                return httpx.Response(200, headers={"content-type": "text/html"}, text=(
+                    '<form><input id="csrf_token" name="csrf_token" type="hidden" '
+                    'value="csrf-123"><input name="username"></form>'))
+            form = dict(x.split("=", 1) for x in request.content.decode().split("&"))
+            if (unquote(form.get("username", "")), unquote(form.get("password", "")),
+                    form.get("csrf_token")) != ("admin", PASSWORD, "csrf-123"):
+                return httpx.Response(302, headers={"location": "/login/"})
+            self.form_logins += 1
+            sid = f"sess-{self.form_logins}"
+            self.sessions.add(sid)
+            return httpx.Response(302, headers={"location": "/home",
+                                                "set-cookie": f"session={sid}; Path=/"})
         denied = self._authorized(request)
         if denied is not None:
             return denied
@@ -378,11 +399,48 @@ def test_v1_detection_and_field_mapping():
     assert e.next_dagrun_run_after == "2026-01-02T00:00:00+00:00"   # next_dagrun_create_after
     assert dags["gone"].is_stale is True and dags["gone"].timetable_summary is None
     assert dags["hourly"].timetable_summary == "1:00:00"
-    lists = fake.requests("GET", "/api/v1/dags")
-    assert all(r.url.params["only_active"] == "false" for r in lists)
-    # AF2: password-token falls back to basic auth (no /auth/token)
-    assert all(r.headers["authorization"].startswith("Basic ") for r in lists)
+    lists = [r for r in fake.requests("GET", "/api/v1/dags") if "only_active" in r.url.params]
+    assert lists and all(r.url.params["only_active"] == "false" for r in lists)
+    # AF2 has no /auth/token: password-token logs in once through the login form and then
+    # sends only the session cookie (no password hash check per request)
+    assert fake.form_logins == 1
+    assert all("authorization" not in r.headers and r.headers["cookie"] == "session=sess-1"
+               for r in lists)
     assert not fake.requests("POST", "/auth/token")
+
+
+def test_v1_without_a_login_form_falls_back_to_basic_auth():
+    fake = FakeAirflow("v1", n=2, login_form=False)
+    with make(fake) as b:
+        assert len(b.list_dags()) == 2
+    raw = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    lists = [r for r in fake.requests("GET", "/api/v1/dags") if "only_active" in r.url.params]
+    assert lists and all(r.headers["authorization"] == f"Basic {raw}" for r in lists)
+
+
+def test_v1_rate_limited_login_falls_back_to_basic_without_waiting():
+    fake = FakeAirflow("v1", n=2)
+    fake.faults.append(lambda r: httpx.Response(429, headers={"Retry-After": "40"})
+                       if r.url.path == "/login/" and r.method == "POST" else None)
+    with make(fake) as b:
+        assert len(b.list_dags()) == 2
+        assert b.sleeps == []
+    assert len(fake.requests("POST", "/login/")) == 1
+    lists = [r for r in fake.requests("GET", "/api/v1/dags") if "only_active" in r.url.params]
+    assert all(r.headers["authorization"].startswith("Basic ") for r in lists)
+
+
+def test_v1_dead_session_logs_in_again_once():
+    fake = FakeAirflow("v1", n=3)
+    with make(fake) as b:
+        b.list_dags()
+        fake.sessions.clear()                    # webserver restarted with a new secret_key
+        assert len(b.list_dags()) == 3
+        assert fake.form_logins == 2
+        fake.sessions.clear()
+        fake.login_form = False                  # ... and now only basic auth works
+        assert len(b.list_dags()) == 3
+    assert fake.form_logins == 2
 
 
 def test_explicit_api_skips_detection():
@@ -411,7 +469,7 @@ def test_paging_when_server_caps_limit_at_100(api):
         dags = b.list_dags()
     assert sorted(d.dag_id for d in dags) == sorted(fake.dags)
     assert len(dags) == 250
-    pages = fake.requests("GET", f"/api/{api}/dags")
+    pages = [r for r in fake.requests("GET", f"/api/{api}/dags") if "offset" in r.url.params]
     assert [int(r.url.params["offset"]) for r in pages] == [0, 100, 200]
     assert all(r.url.params["limit"] == "1000" for r in pages)   # asked; server capped
 
@@ -686,13 +744,27 @@ def test_v1_real_403_names_the_permission():
     with make(fake, bulk=False, concurrency=1) as b:
         res = b.set_paused(["dag_0000", "dag_0001", "dag_0002"], False)
         # credentials were proven good by one probe: a later 403 is a permission, not a password
-        assert len(fake.requests("GET", "/api/v1/dags")) == 1
+        # AF2 gives the same 403 for a dead session: each 403 asks GET /dags?limit=1 once
+        # (plus the check right after the form login)
+        assert len([r for r in fake.requests("GET", "/api/v1/dags")
+                    if "only_active" not in r.url.params]) == 1 + 2
         with pytest.raises(BackendError, match="^permission denied for prod: PATCH "):
             b._call("PATCH", "/dags/dag_0000", json_body={"is_paused": True})
     assert res.changed == ["dag_0002"]
     assert res.errors["dag_0000"] == ("permission denied for prod: PATCH /api/v1/dags/dag_0000 "
                                       "needs DAGs edit permission (Forbidden)")
     assert set(res.errors) == {"dag_0000", "dag_0001"}   # per-DAG access: others still tried
+
+
+def test_v1_basic_auth_403_probes_credentials_only_once():
+    fake = FakeAirflow("v1", n=3, login_form=False)
+    fake.faults.append(lambda r: _json(403, {"title": "Forbidden"})
+                       if r.method == "PATCH" else None)
+    with make(fake, bulk=False, concurrency=1) as b:
+        res = b.set_paused(["dag_0000", "dag_0001", "dag_0002"], False)
+    assert len(res.errors) == 3
+    assert all(v.startswith("permission denied for prod: PATCH") for v in res.errors.values())
+    assert len(fake.requests("GET", "/api/v1/dags")) == 1      # basic auth does not expire
 
 
 def test_v2_403_names_the_permission():
@@ -873,6 +945,45 @@ def test_bulk_race_is_detected_and_the_extra_dag_restored():
     assert res.errors == {}
 
 
+def test_bulk_uses_shared_prefixes_when_the_last_listing_allows():
+    fake = FakeAirflow("v2")
+    for i in range(50):
+        fake.add(f"etl_{i:03d}")
+    fake.add("report_1")
+    fake.add("my_etl_01x")                   # contains etl_01: that prefix is not safe
+    targets = [f"etl_{i:03d}" for i in range(50)]
+    before = fake.states()
+    with make(fake, bulk_min=2) as b:
+        b.list_dags()
+        res = b.set_paused(targets, False)
+    assert sorted(res.changed) == targets and not res.errors
+    after = fake.states()
+    assert {d for d in after if after[d] != before[d]} == set(targets)
+    (bulk,) = fake.bulk_patches()
+    terms = bulk.url.params["dag_id_pattern"].split("|")
+    assert "etl_00" in terms and "etl_02" in terms            # 10 ids each, one term
+    assert "etl_010" in terms and "etl_01" not in terms        # etl_01 would hit my_etl_01x
+    assert len(terms) == 4 + 10
+
+
+def test_prefix_from_a_stale_listing_is_caught_by_the_get():
+    fake = FakeAirflow("v2")
+    for i in range(20):
+        fake.add(f"job_{i:02d}")
+    targets = sorted(fake.dags)
+    with make(fake, bulk_min=2) as b:
+        b.list_dags()
+        fake.add("new_job_1x", paused=True)          # appears after the listing
+        res = b.set_paused(targets, False)
+    assert sorted(res.changed) == targets and not res.errors
+    assert fake.states()["new_job_1x"] is True          # never touched
+    (bulk,) = fake.bulk_patches()
+    assert "job_1" not in bulk.url.params["dag_id_pattern"].split("|")
+    gets = [r for r in fake.requests("GET", "/dags") if "dag_id_pattern" in r.url.params]
+    assert gets[0].url.params["dag_id_pattern"] == "job_"     # first try: one prefix term
+    assert len(gets) >= 2
+
+
 def test_bulk_chunks_long_target_sets():
     fake = FakeAirflow("v2", n=250)
     targets = sorted(fake.dags)
@@ -921,14 +1032,19 @@ def test_set_paused_never_touches_other_dags_randomised():
     rnd = random.Random(7)
     alphabet = ["a", "b", "_", "x", "1"]
     for api in ("v2", "v1"):
-        for _ in range(15):
+        for _ in range(40):
             ids = {"".join(rnd.choice(alphabet) for _ in range(rnd.randint(2, 5)))
                    for _ in range(40)}
             fake = FakeAirflow(api, dags={d: rnd.random() < 0.5 for d in ids})
             targets = rnd.sample(sorted(ids), rnd.randint(1, len(ids)))
             want = rnd.random() < 0.5
-            before = fake.states()
             with make(fake, bulk_min=2) as b:
+                if rnd.random() < 0.6:
+                    b.list_dags()                     # lets set_paused try prefix terms
+                    for _ in range(rnd.randint(0, 3)):    # ... from a listing gone stale
+                        fake.add("".join(rnd.choice(alphabet) for _ in range(rnd.randint(2, 6))),
+                                 paused=rnd.random() < 0.5)
+                before = fake.states()
                 res = b.set_paused(targets, want)
             after = fake.states()
             assert {d for d in after if after[d] != before[d]} <= set(targets), (api, targets)

@@ -23,30 +23,45 @@ Config (the environment's `backend:` mapping in pausectl.yaml)::
     max_retry_after: 60                   # cap on a server's Retry-After, seconds
     create_settle: 0.5                    # create_variable re-reads after this many seconds
 
-Design notes (see also docs/ and the module tests):
+Design notes (measured against real Airflow 3.3.2 and 2.11.2; tests in
+tests/test_airflow_api_faults.py and tests/test_airflow_api_live.py):
 
 * Detection (`api: auto`): GET {url}/api/v2/version (unauthenticated on AF3), then
   /api/v1/version (unauthenticated on AF2). 401/403 on a version path also proves it exists.
-* password-token on v2 POSTs {url}/auth/token; on a 401 (or AF3's 403 "Invalid JWT token",
-  which is what a token signed by a restarted server's new secret gets) the token is refreshed
-  once and the request retried. AF2 has no /auth/token: password-token there is HTTP basic.
-* AF2 answers 403 (not 401) for a wrong password, exactly as for a missing permission. The
-  first 403 before any authenticated success is told apart by one probe (GET /dags?limit=1).
+* password-token on v2 POSTs {url}/auth/token; on a 401 ("Token Expired") or AF3's 403
+  "Invalid JWT token" (a token signed before the server restarted with a new secret) the token
+  is fetched again once and the request retried. AF2 has no /auth/token: password-token there
+  logs in once through the webserver's login form and sends only the session cookie (AF2's
+  default `session` API auth backend); HTTP basic costs AF2 a password-hash check on every
+  request (~140 ms CPU, measured: 5x slower per request under load). If the form or the
+  session does not work, it falls back to HTTP basic.
+* AF2 answers 403 (not 401) for a wrong password, exactly as for a missing permission: a 403
+  is told apart by one read-only probe (GET /dags?limit=1); once basic credentials are proven
+  good the probe is not repeated, a session is re-checked (and re-logged-in once) each time.
+* Permission errors (403) are per call, not fatal: Airflow can grant access per DAG.
+  Authentication, TLS and unreachable-server errors are fatal: set_paused stops sending and
+  marks every remaining DAG with that one-line error.
 * set_paused never changes a DAG outside the requested set. Its fast path sends one bulk
   PATCH /dags?dag_id_pattern=P only after a GET with the same P (stale DAGs included) showed
-  that every DAG P matches and that the PATCH would flip is in the set; `paused=!target` on the
-  v2 PATCH narrows it further, and the PATCH response is checked against the GET (a DAG that
-  slipped in between is put back). v2 ORs terms with `|`; v1 has no OR (one ILIKE term), no
-  `paused` filter, and updates only one page (offset/limit), so v1 groups DAGs by a common
-  prefix, requires every match to be in the set, and pages the PATCH.
+  that every DAG P matches that the PATCH would flip is in the set. v2 ORs terms with `|`
+  (exact ids, or a shared prefix when the last list_dags() shows it matches nothing else, which
+  makes the SQL and URL much cheaper), adds `paused=!target`, and compares the PATCH response
+  with the GET: a DAG that slipped in between is put back. v1 has no OR (one ILIKE term), no
+  `paused` filter and updates only one page (offset/limit): it uses one prefix term per
+  group, requires every match to be in the set, and pages the PATCH. `_` and `%` in a pattern
+  are wildcards: the GET, not the client-side emulation, decides.
 * `changed` in SetPausedResult lists every requested DAG that is now confirmed at the requested
-  state (including one that already was); `errors` holds the rest, one line each, so
-  changed + errors == the requested set. Pre-flight failures (detection, login) raise.
-* create_variable is NOT atomic on either server (measured and read from the source): AF3
-  3.3.2's POST /variables checks for the key then upserts (409 only if the key was already
-  there when checked), and AF2's POST /variables is a plain upsert. This backend narrows the
-  race with a read-back of the value (and, on v1, a GET first), so use a value unique to the
-  caller (e.g. a UUID) and re-read it before relying on a lock.
+  state (including one that already was); `errors` holds the others, one line each, so
+  changed + errors == the requested set. Only if a concurrent change made a bulk PATCH touch a
+  DAG outside the set that could not be put back does `errors` also name that DAG. Pre-flight
+  failures (detection, login) raise BackendError.
+* create_variable is NOT atomic on either server (read in the source, and measured): AF3
+  3.3.2's POST /variables checks for the key and then upserts (409 only if the key already
+  existed when checked; concurrent creators can both get 201, and 8 concurrent POSTs on
+  SQLite stalled the server for ~50 s with 500s), and AF2's POST /variables is a plain upsert.
+  This backend narrows the race: v1 GETs first; both re-read the value after `create_settle`
+  seconds and return True only if it is this caller's (a 409 is re-read too: a retried POST
+  whose first attempt landed answers 409). Use a value unique to the caller.
 """
 
 from __future__ import annotations
@@ -107,7 +122,7 @@ class _Secret:
 
 
 class _Fatal(BackendError):
-    """An error every further request would hit too (auth, TLS, unreachable, permission)."""
+    """An error every further request would hit too (auth, TLS, server unreachable)."""
 
 
 class _Retryable(Exception):
@@ -303,6 +318,8 @@ class AirflowApiBackend:
         self._auth_ok = False          # an authenticated request has succeeded
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
+        self._known_ids: frozenset[str] | None = None
+        self._session = False          # AF2: authenticated by a login-form session cookie
 
     # ---------------------------------------------------------------- config and secrets
 
@@ -401,10 +418,15 @@ class AirflowApiBackend:
                 self.api = self._detect()
             if self._uses_token():
                 self._login()
+            elif self._may_use_session():
+                self._session_login()
             self._ready = True
 
     def _uses_token(self) -> bool:
         return self.auth_mode == "password-token" and self.api == "v2"
+
+    def _may_use_session(self) -> bool:
+        return self.auth_mode == "password-token" and self.api == "v1"
 
     def _auth_hint(self) -> str:
         if self.auth_mode == "bearer":
@@ -432,8 +454,51 @@ class AirflowApiBackend:
             if tok is not None:
                 return {"Authorization": f"Bearer {tok.value}"}, None, gen
             return {}, None, gen
+        if self._session:
+            with self._auth_lock:
+                return {}, None, self._token_gen          # the session cookie authenticates
         assert self._username is not None and self._password is not None
         return {}, httpx.BasicAuth(self._username, self._password.value), 0
+
+    def _session_login(self) -> bool:
+        """AF2, auth: password-token: log in through the webserver's login form once and use
+        its session cookie (Airflow's `session` API auth backend, the AF2 default).
+
+        Measured: with HTTP basic, AF2 checks the password hash on EVERY request (~140 ms of
+        CPU each, one of the webserver's few workers busy meanwhile); with the session a
+        request costs ~5 ms. Falls back to basic auth when the form is not the standard one
+        or /api/v1 does not accept the session (auth_backends without `session`)."""
+        assert self._username is not None and self._password is not None
+        ok = False
+        try:
+            self._client.cookies.clear()       # a logged-in /login/ redirects instead of a form
+            # 429 is allowed (not retried): AF2 rate-limits its login form (default 5 per 40 s
+            # per client); the session is only an optimisation, so fall back to basic at once
+            page, _ = self._send("GET", f"{self.url}/login/", authenticate=False,
+                                 expect_json=False, allow=(302, 401, 403, 404, 405, 429))
+            m = (re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page.text)
+                 or re.search(r'<input[^>]*value="([^"]+)"[^>]*name="csrf_token"', page.text))
+            if page.status_code == 200 and m:
+                posted, _ = self._send(
+                    "POST", f"{self.url}/login/", authenticate=False, expect_json=False,
+                    form={"username": self._username, "password": self._password.value,
+                          "csrf_token": m.group(1)},
+                    allow=(200, 302, 303, 400, 401, 403, 429))
+                if posted.status_code in (302, 303):     # FAB redirects after a login
+                    check = self._client.get(f"{self.url}/api/v1/dags", params={"limit": 1})
+                    ok = check.status_code == 200
+        except _Fatal:
+            raise
+        except (BackendError, httpx.HTTPError) as e:
+            log.debug("%s: session login failed (%s)", self.name, self._scrub(str(e)))
+        with self._auth_lock:
+            self._session = ok
+            self._token_gen += 1
+            self._auth_ok = False      # basic credentials, if we fall back, are not proven
+        if not ok:
+            self._client.cookies.clear()
+            log.debug("%s: no AF2 login session; using HTTP basic auth", self.name)
+        return ok
 
     def _login(self) -> None:
         """POST {url}/auth/token -> access_token (AF3 SimpleAuthManager / FAB auth manager)."""
@@ -459,7 +524,10 @@ class AirflowApiBackend:
             with self._auth_lock:
                 if self._token_gen != seen_gen:
                     return       # another thread already refreshed
-            self._login()
+            if self._uses_token():
+                self._login()
+            else:
+                self._session_login()
 
     def _detail(self, resp: httpx.Response) -> str:
         try:
@@ -487,7 +555,7 @@ class AirflowApiBackend:
         return _one_line(json.dumps(data), 200) if data else ""
 
     def _send(self, method: str, url: str, *, params: Any = None, json_body: Any = None,
-              authenticate: bool = True, allow: Iterable[int] = (),
+              form: dict | None = None, authenticate: bool = True, allow: Iterable[int] = (),
               expect_json: bool = True) -> tuple[httpx.Response, Any]:
         """One logical request: retries, backoff, token refresh, one-line errors.
 
@@ -507,7 +575,7 @@ class AirflowApiBackend:
             try:
                 try:
                     resp = self._client.request(method, url, params=params, json=json_body,
-                                                headers=headers, auth=auth)
+                                                data=form, headers=headers, auth=auth)
                 except httpx.ConnectError as e:
                     if _is_tls_error(e):
                         raise self._error(f"TLS verification failed for {self.url}: "
@@ -524,14 +592,21 @@ class AirflowApiBackend:
                 code = resp.status_code
                 log.debug("%s: %s -> %s", self.name, what, code)
                 if authenticate and self._is_auth_failure(resp):
-                    if self._uses_token() and not refreshed:
+                    if self.api == "v1":
+                        # AF2: the same 403 for bad credentials, a dead session and a missing
+                        # permission: ask a read-only endpoint whether we are logged in
+                        if (self._auth_ok and not self._session) or self._probe_auth():
+                            pass                    # a real permission error, below
+                        elif self._session and not refreshed:
+                            refreshed = True
+                            self._refresh(gen)
+                            continue
+                        else:
+                            raise self._auth_failed()
+                    elif self._uses_token() and not refreshed:
                         refreshed = True
                         self._refresh(gen)
                         continue
-                    if code == 403 and self.api == "v1":
-                        # AF2: same 403 for a bad password and a missing permission
-                        if not (self._auth_ok or self._probe_auth()):
-                            raise self._auth_failed()
                     else:
                         raise self._auth_failed()
                 if code in RETRY_STATUSES and code not in allow:
@@ -581,17 +656,16 @@ class AirflowApiBackend:
         return False
 
     def _probe_auth(self) -> bool:
-        """AF2 only: are the credentials valid? (403 means bad password OR no permission)."""
+        """AF2 only: are we authenticated? (403 means bad password OR no permission)."""
         headers, auth, _ = self._auth_kwargs()
         try:
             r = self._client.get(f"{self.url}/api/v1/dags", params={"limit": 1},
                                  headers=headers, auth=auth)
         except httpx.HTTPError:
             return False
-        if r.status_code < 300:
-            self._auth_ok = True
-            return True
-        return False
+        if r.status_code < 300 and not self._session:
+            self._auth_ok = True       # basic credentials do not expire: no need to ask again
+        return r.status_code < 300
 
     def _delay(self, attempt: int, resp: httpx.Response | None) -> float:
         ra = _retry_after(resp)
@@ -728,6 +802,7 @@ class AirflowApiBackend:
             dag = self._live_dag(row)
             if dag is not None and dag.dag_id not in seen:
                 seen[dag.dag_id] = dag
+        self._known_ids = frozenset(seen)      # guides set_paused's bulk patterns
         return list(seen.values())
 
     def _live_dag(self, d: dict) -> LiveDag | None:
@@ -776,23 +851,24 @@ class AirflowApiBackend:
             groups = (self._v2_chunks(ok_ids) if self.api == "v2"
                       else self._v1_groups(ok_ids))
             target_set = set(targets)
-            for pattern_terms in groups:
+            for group in groups:
+                group_ids = ([d for _, cover in group for d in cover] if self.api == "v2"
+                             else list(group))
                 if state.fatal:
-                    singles.extend(pattern_terms)
+                    singles.extend(group_ids)
                     continue
                 try:
-                    handled, rest = (self._bulk_v2(pattern_terms, paused, result, target_set)
+                    handled, rest = (self._bulk_v2(group, paused, result, target_set)
                                      if self.api == "v2"
-                                     else self._bulk_v1(pattern_terms, paused, result,
-                                                        target_set))
+                                     else self._bulk_v1(group, paused, result, target_set))
                 except _Fatal as e:
                     state.fatal = str(e)
-                    singles.extend(pattern_terms)
+                    singles.extend(group_ids)
                     continue
                 except BackendError as e:
                     log.info("%s: bulk path skipped for %d DAGs: %s", self.name,
-                             len(pattern_terms), e)
-                    singles.extend(pattern_terms)
+                             len(group_ids), e)
+                    singles.extend(group_ids)
                     continue
                 if handled:
                     tick(handled)
@@ -849,18 +925,57 @@ class AirflowApiBackend:
             return f"{self.name}: PATCH {dag_id} answered is_paused={data['is_paused']}"
         return None
 
-    # -- v2 bulk: OR of exact ids, verified by a GET with the same pattern
+    # -- v2 bulk: OR of terms (shared prefixes where the last listing allows, else exact
+    #    ids), verified by a GET with the same pattern
 
-    def _v2_chunks(self, ids: list[str]) -> list[list[str]]:
-        chunks: list[list[str]] = []
-        cur: list[str] = []
+    def _v2_terms(self, ids: list[str]) -> list[tuple[str, list[str]]]:
+        """(term, the target ids it stands for). A common prefix replaces a group of ids when
+        the last list_dags() shows it matches no other DAG (cheaper SQL, shorter URLs); the
+        verifying GET still decides. Without a listing: one exact term per id."""
+        exact = [(d, [d]) for d in sorted(ids)]
+        universe = self._known_ids
+        if not universe or len(ids) < 2:
+            return exact
+        target = set(ids)
+        others = [u.lower() for u in universe if u not in target]
+        if len(others) * len(ids) > 20_000_000:
+            return exact
+        out: list[tuple[str, list[str]]] = []
+
+        def clean(prefix: str) -> bool:
+            rx = re.compile("".join("." if c == "_" else re.escape(c) for c in prefix.lower()),
+                            re.S)
+            return not any(rx.search(o) for o in others)
+
+        def visit(group: list[str]) -> None:
+            if len(group) == 1:
+                out.append((group[0], group))
+                return
+            low = group[0].lower()
+            for g in group[1:]:
+                low = _common_prefix(low, g.lower())
+            if len(low) >= 3 and clean(low):
+                out.append((group[0][: len(low)], group))
+                return
+            buckets: dict[str, list[str]] = {}
+            for g in group:
+                buckets.setdefault(g[len(low): len(low) + 1].lower(), []).append(g)
+            for bucket in buckets.values():
+                visit(bucket)
+
+        visit(sorted(ids, key=lambda x: (x.lower(), x)))
+        return out
+
+    def _v2_chunks(self, ids: list[str]) -> list[list[tuple[str, list[str]]]]:
+        chunks: list[list[tuple[str, list[str]]]] = []
+        cur: list[tuple[str, list[str]]] = []
         length = 0
-        for d in sorted(ids):
-            add = len(d) + (3 if cur else 0)          # '|' is sent as %7C
+        for term, cover in self._v2_terms(ids):
+            add = len(term) + (3 if cur else 0)          # '|' is sent as %7C
             if cur and (length + add > self.max_pattern_length or len(cur) >= self.page_size):
                 chunks.append(cur)
-                cur, length, add = [], 0, len(d)
-            cur.append(d)
+                cur, length, add = [], 0, len(term)
+            cur.append((term, cover))
             length += add
         if cur:
             chunks.append(cur)
@@ -871,40 +986,54 @@ class AirflowApiBackend:
                                        "order_by": "dag_id", **(extra or {})}, "dags")
         return {r["dag_id"]: bool(r.get("is_paused")) for r in rows if "dag_id" in r}
 
-    def _bulk_v2(self, terms: list[str], paused: bool, result: SetPausedResult,
-                 target_set: set[str]) -> tuple[int, list[str]]:
+    def _bulk_v2(self, terms: list[tuple[str, list[str]]], paused: bool,
+                 result: SetPausedResult, target_set: set[str]) -> tuple[int, list[str]]:
         """Try one chunk on the bulk path. Returns (DAGs handled, ids left for single PATCH)."""
         rest: list[str] = []
-        for _round in range(3):
-            if len(terms) < self.bulk_min:
-                return 0, rest + terms
-            pattern = "|".join(terms)
+        for _round in range(4):
+            ids = [d for _, cover in terms for d in cover]
+            if len(ids) < self.bulk_min:
+                return 0, rest + ids
+            pattern = "|".join(t for t, _ in terms)
             live = self._match_all(pattern)
-            term_set = set(terms)
-            offending = [d for d, p in live.items() if d not in term_set and p != paused]
+            # a match that would flip and is not requested at all: this pattern is unsafe
+            offending = [d for d, p in live.items() if d not in target_set and p != paused]
             if offending:
-                bad = {t for t in terms if any(ilike_matches(t, d) for d in offending)}
-                if not bad:            # our emulation disagrees with the server: be safe
-                    return 0, rest + terms
-                rest.extend(t for t in terms if t in bad)
-                terms = [t for t in terms if t not in bad]
+                kept: list[tuple[str, list[str]]] = []
+                dropped = False
+                for term, cover in terms:
+                    if any(ilike_matches(term, d, or_terms=False) for d in offending):
+                        dropped = True
+                        if cover == [term]:
+                            rest.append(term)                       # exact id: single PATCH
+                        else:
+                            kept.extend((d, [d]) for d in cover)    # prefix: back to exact ids
+                    else:
+                        kept.append((term, cover))
+                if not dropped:        # our emulation disagrees with the server: be safe
+                    return 0, rest + ids
+                terms = kept
                 continue
-            missing = [t for t in terms if t not in live]      # -> single PATCH gives a 404
-            in_state = [t for t in terms if t in live and live[t] == paused]
-            to_change = [t for t in terms if t in live and live[t] != paused]
+            missing = [d for d in ids if d not in live]        # -> single PATCH gives a 404
+            in_state = [d for d in ids if d in live and live[d] == paused]
+            to_change = [d for d in ids if d in live and live[d] != paused]
+            # requested DAGs of other chunks that this pattern also flips
+            also = [d for d, p in live.items() if d in target_set and p != paused
+                    and d not in set(ids)]
             rest.extend(missing)
             result.changed.extend(in_state)
             if not to_change:
                 return len(in_state), rest
-            if len(to_change) < min(self.bulk_min, 2):
+            if len(to_change) + len(also) < min(self.bulk_min, 2):
                 return len(in_state), rest + to_change
-            self._bulk_patch_v2(pattern, paused, to_change, result, target_set, live)
+            self._bulk_patch_v2(pattern, paused, to_change, result, target_set, live,
+                                expected=len(to_change) + len(also))
             return len(in_state) + len(to_change), rest
-        return 0, rest + terms
+        return 0, rest + [d for _, cover in terms for d in cover]
 
     def _bulk_patch_v2(self, pattern: str, paused: bool, to_change: list[str],
                        result: SetPausedResult, target_set: set[str],
-                       before: dict[str, bool]) -> None:
+                       before: dict[str, bool], expected: int) -> None:
         params = {"dag_id_pattern": pattern, "paused": "false" if paused else "true",
                   "exclude_stale": "false", "limit": self.page_size, "update_mask": "is_paused"}
         _, data = self._call("PATCH", "/dags", params=params, json_body={"is_paused": paused})
@@ -916,7 +1045,7 @@ class AirflowApiBackend:
         # The response lists what the PATCH selected, with `paused=!target` applied, i.e. DAGs
         # that were at the other state just before the update.
         touched = {r.get("dag_id") for r in rows if r.get("dag_id")}
-        if total <= len(to_change) and touched <= target_set:
+        if total <= expected and touched <= target_set:
             # every DAG touched is one we meant (a target flipped meanwhile by someone else
             # only makes the count smaller)
             result.changed.extend(to_change)
@@ -928,7 +1057,7 @@ class AirflowApiBackend:
         suspects |= {d for d in now_at_target
                      if d not in target_set and not (d in before and before[d] == paused)}
         log.warning("%s: bulk PATCH %r touched %d DAGs, expected %d; outside the set: %s",
-                    self.name, pattern, total, len(to_change), sorted(suspects))
+                    self.name, pattern[:200], total, expected, sorted(suspects))
         for d in sorted(suspects):
             if d in touched or (d in before and before[d] != paused):
                 try:
@@ -948,6 +1077,10 @@ class AirflowApiBackend:
     # -- v1 bulk: one ILIKE term (common prefix), paged PATCH, every match must be in the set
 
     def _v1_groups(self, ids: list[str], min_len: int = 3) -> list[list[str]]:
+        """Groups of ids sharing a prefix: from the last listing when there is one (prefixes
+        that match nothing else), else greedily by common prefix (the GET decides)."""
+        if self._known_ids and min_len == 3:
+            return [cover for _, cover in self._v2_terms(ids)]
         s = sorted(ids, key=lambda x: (x.lower(), x))
         groups: list[list[str]] = []
         i = 0
