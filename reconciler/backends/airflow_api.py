@@ -252,7 +252,7 @@ class AirflowApiBackend:
                  transport: httpx.BaseTransport | None = None):
         self.name = name
         cfg = dict(_DEFAULTS)
-        cfg.update({k: v for k, v in dict(config or {}).items() if v is not None or k == "ca_bundle"})
+        cfg.update({k: v for k, v in dict(config or {}).items() if v is not None})
         self._cfg_errors(cfg)
         url = str(cfg["url"]).strip().rstrip("/")
         self.url = url
@@ -588,7 +588,8 @@ class AirflowApiBackend:
                     if _is_tls_error(e):
                         raise self._error(f"TLS verification failed for {self.url}: "
                                           f"{_tls_reason(e)}", fatal=True) from None
-                    raise _Retryable("network", f"{type(e).__name__}: {_one_line(e, 150)}") from None
+                    raise _Retryable("network",
+                                     f"{type(e).__name__}: {_one_line(e, 150)}") from None
                 code = resp.status_code
                 log.debug("%s: %s -> %s", self.name, what, code)
                 if authenticate and self._is_auth_failure(resp):
@@ -622,7 +623,8 @@ class AirflowApiBackend:
                         try:
                             data = resp.json()
                         except ValueError as e:
-                            raise _Retryable("json", f"invalid JSON ({_one_line(e, 100)})") from None
+                            raise _Retryable(
+                                "json", f"invalid JSON ({_one_line(e, 100)})") from None
                     elif expect_json and code in allow and resp.content:
                         try:
                             data = resp.json()
@@ -739,14 +741,11 @@ class AirflowApiBackend:
         out: list[dict] = []
         offset = 0
         limit = self.page_size if max_items is None else min(self.page_size, max_items)
-        first_total: int | None = None
         pages = 0
         while True:
             _, data = self._call("GET", path, params={**params, "limit": limit, "offset": offset})
             rows = self._rows(data, key, path)
             total = data.get("total_entries") if isinstance(data, dict) else None
-            if first_total is None and isinstance(total, int):
-                first_total = total
             out.extend(rows)
             pages += 1
             offset += len(rows)
