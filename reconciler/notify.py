@@ -25,6 +25,7 @@ JSON body (format: json), version 1:
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -76,6 +77,22 @@ class Message:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"pausectl · `{self.environment}` · {self.event}"}]})
         return {"text": f"{icon} {self.title}", "blocks": blocks}
+
+
+class _QuietNotifyThreads(logging.Filter):
+    """httpx logs every request line at INFO, URL included (measured inside Airflow 2, whose
+    logging prints INFO to stdout): webhook URLs carry tokens, so nothing httpx/httpcore log
+    from a notification thread is let through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not threading.current_thread().name.startswith("pausectl-notify")
+
+
+_QUIET = _QuietNotifyThreads()
+for _name in ("httpx", "httpcore"):
+    _logger = logging.getLogger(_name)
+    if _QUIET not in _logger.filters:
+        _logger.addFilter(_QUIET)
 
 
 def _hooks_for(cfg_notify: Mapping | None, event: str) -> list[tuple[int, dict]]:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from inside_airflow import last_json_line, run_pausectl, run_python
+from webhooks import Hooks
 from reconciler.backends.airflow_api import AirflowApiBackend
 
 SUBSET = ["etl_003", "report_010", "ml_007"]
@@ -127,6 +128,8 @@ environments:
 drift: {mode: enforce}
 rollout: {batches: ["100%"], gate: {wait_seconds: 0}}
 safety: {max_changes: 10}
+notify:
+  webhooks: [{url_env: DRIFT_HOOK, format: json, events: [drift]}]
 """
 
 LOCAL_YAML = """\
@@ -153,7 +156,9 @@ def test_plan_apply_drift_through_the_cli_inside_airflow(airflow_server, tmp_pat
     state.mkdir()
     (state / "pausectl.yaml").write_text(STATE_YAML)
     (state / "local.yaml").write_text(LOCAL_YAML)
-    env = {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal"), "PAUSECTL_USER": "gitops"}
+    hooks = Hooks()
+    env = {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal"), "PAUSECTL_USER": "gitops",
+           "DRIFT_HOOK": hooks.url + "/drift"}
     before = db_states(server)
     try:
         plan = run_pausectl(server, ["plan", "local", "--format", "json"], cwd=tmp_path, env=env)
@@ -174,6 +179,7 @@ def test_plan_apply_drift_through_the_cli_inside_airflow(airflow_server, tmp_pat
         clean = run_pausectl(server, ["drift", "local", "--detailed-exitcode", "--format", "json"],
                              cwd=tmp_path, env=env)
         assert clean.returncode == 0, clean.stdout + clean.stderr[-3000:]
+        assert hooks.at("/drift") == []                   # no drift, no message
 
         # a manual pause through the API is, attributed to the API user
         _patch(server, "etl_005", True)
@@ -183,5 +189,12 @@ def test_plan_apply_drift_through_the_cli_inside_airflow(airflow_server, tmp_pat
         report = json.loads(drift.stdout)["environments"][0]
         assert [(x["dag_id"], x["changed_by"], x["how"]) for x in report["drifted"]] == [
             ("etl_005", server.username, "UI/API")]
+        # and the drift webhook was told, with the attribution
+        (message,) = hooks.at("/drift")
+        body = message["body"]
+        assert body["event"] == "drift" and body["environment"] == "local"
+        assert body["details"]["drifted"][0]["changed_by"] == server.username
+        assert f"paused by {server.username} via UI/API" in body["text"]
     finally:
+        hooks.close()
         server.reset()
