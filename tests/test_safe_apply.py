@@ -103,11 +103,31 @@ def patch_events(server, since: str) -> list[tuple[str, str]]:
                         "ORDER BY id", (since,))
 
 
+def report(capsys, text: str) -> None:
+    """A measured number for the log (-s), past the capture InProcess uses."""
+    with capsys.disabled():
+        print(f"\n[safe-apply] {text}", flush=True)
+
+
 def variable(server, key: str) -> str | None:
     """An Airflow Variable through the API (the DB holds it encrypted)."""
     import httpx
     r = httpx.get(f"{server.api_url}/variables/{key}", headers=server.auth_headers(), timeout=30)
     return None if r.status_code == 404 else r.json()["value"]
+
+
+def warm_up(server) -> None:
+    """The first request to each API route of a fresh server pays for lazy imports (about a
+    second each on a loaded box): touch the routes a timing smoke check uses."""
+    import httpx
+    h = server.auth_headers()
+    with httpx.Client(base_url=server.api_url, headers=h, timeout=60) as c:
+        c.get("/dags", params={"limit": 100})
+        c.post("/variables", json={"key": "pausectl.warm-up", "value": "1"})
+        c.get("/variables/pausectl.warm-up")
+        c.delete("/variables/pausectl.warm-up")
+        c.patch("/dags", params={"dag_id_pattern": "no-such-dag-x", "update_mask": "is_paused"},
+                json={"is_paused": True})
 
 
 def db_now(server) -> str:
@@ -167,7 +187,7 @@ def test_failing_canary_stops_at_the_gate_and_rolls_back(af_sched, tmp_path, mon
     assert journal["batches"][0]["status"] == "gate_failed"
     assert journal["batches"][1]["status"] == "pending"
     assert journal["batches"][0]["gate"]["failed_runs"] == {"canary_bad": 1}
-    print(f"gate failure caught and rolled back in {took:.1f}s")
+    report(capsys, f"gate failure caught and rolled back in {took:.1f}s")
 
 
 # ----------------------------------------------------------------------------- kill tests
@@ -237,7 +257,7 @@ def test_sigkill_at_20_points_then_resume_or_rollback_is_exact(airflow3, tmp_pat
         code, out, _ = cli("plan", ENV, "--format", "json")
         assert len(json.loads(out)["changes"]) == (0 if want is planned else len(PAUSE + UNPAUSE))
         results.append(f"{point} -> {recovery}: exact")
-    print(f"kill tests: {len(results)}/{len(KILL_CASES)} exact")
+    report(capsys, f"kill tests: {len(results)}/{len(KILL_CASES)} exact")
     assert len(results) == 20
 
 
@@ -336,7 +356,7 @@ def test_100_applies_through_a_faulty_proxy_converge(airflow3, tmp_path, monkeyp
     assert stats["requests"] > 1000 and stats["requests"] * 0.15 < sum(
         v for k, v in stats.items() if k != "requests") < stats["requests"] * 0.25
     assert resumes + reapplies > 0           # some applies did die half-way and recovered
-    print(f"fault injection: {applies} applies converged ({resumes} resumes, {reapplies} "
+    report(capsys, f"fault injection: {applies} applies converged ({resumes} resumes, {reapplies} "
           f"re-applies); proxy {stats}")
 
 
@@ -359,7 +379,7 @@ def af_1000():
         if os.environ.get("CI", "").lower() in ("true", "1"):
             pytest.fail(f"Airflow with 1,000 DAGs did not start: {exc}", pytrace=False)
         pytest.skip(f"Airflow with 1,000 DAGs did not start: {str(exc).splitlines()[0]}")
-    variable(server, "warm-up")      # the first request to each route pays for imports
+    warm_up(server)
     yield server
     server.stop()
 
@@ -394,7 +414,7 @@ def test_emergency_pause_1000_dags_and_recover_exactly(af_1000, tmp_path, monkey
     running = [d for d in ids if not prior[d]]
     assert summary["paused"] == len([d for d in running if d not in excepted])
     assert set(summary["kept_running"]) == {d for d in running if d in excepted}
-    print(f"emergency pause of {len(ids)} DAGs ({summary['paused']} paused, "
+    report(capsys, f"emergency pause of {len(ids)} DAGs ({summary['paused']} paused, "
           f"{len(summary['kept_running'])} kept running): {summary['seconds']}")
     assert summary["seconds"]["total"] < 10         # smoke bound; bench/emergency.py measures
     marker = json.loads(variable(af_1000, f"pausectl.emergency.{ENV}"))
@@ -410,7 +430,7 @@ def test_emergency_pause_1000_dags_and_recover_exactly(af_1000, tmp_path, monkey
     assert unpause and unpause <= excepted        # excepted DAGs still follow git
     t0 = time.monotonic()
     code, out, err = cli("apply", ENV, "--yes", "--allow-mass-change")
-    print(f"apply during the emergency ({len(unpause)} excepted DAGs): "
+    report(capsys, f"apply during the emergency ({len(unpause)} excepted DAGs): "
           f"{time.monotonic() - t0:.1f}s")
     assert code == 0, err
     now = db_states(af_1000)
@@ -427,7 +447,7 @@ def test_emergency_pause_1000_dags_and_recover_exactly(af_1000, tmp_path, monkey
     # proves the gate; bench/emergency.py times recover with it)
     t0 = time.monotonic()
     code, out, err = cli("emergency", "recover", ENV, "--yes", "--no-gates")
-    print(f"recover: {time.monotonic() - t0:.1f}s")
+    report(capsys, f"recover: {time.monotonic() - t0:.1f}s")
     assert code == 0, (out, err)
     assert "batch 1/3: 1 DAG(s) (0 pause, 1 unpause)" in out, out
     assert db_states(af_1000) == prior

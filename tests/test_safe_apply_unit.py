@@ -283,3 +283,22 @@ def test_emergency_pause_recover_and_rollback_deferral():
     plan = em.recover_plan("prod", json.loads(b.vars[em.marker_key("prod")]), b.list_dags())
     assert sorted((c.dag_id, c.action) for c in plan.changes) == [("d9", "unpause"),
                                                                    ("run_a", "unpause")]
+
+
+def test_gate_reads_runs_of_a_batch_at_once_when_the_backend_can():
+    from reconciler.gates import evaluate, gate_settings
+
+    class Many(FakeBackend):
+        def dag_runs(self, dag_id, limit=25):
+            raise AssertionError("per-DAG read")
+
+        def dag_runs_since(self, dag_ids, since):
+            self.asked = (list(dag_ids), since)
+            return [DagRun("d1", "r", "failed", start_date=since + timedelta(seconds=1)),
+                    DagRun("d2", "old", "failed", start_date=since - timedelta(days=1))]
+
+    b = Many(fleet().list_dags())
+    since = datetime.now(timezone.utc)
+    gate = evaluate(b, ["d1", "d2"], since, gate_settings({}), log=lambda s: None)
+    assert not gate["passed"] and gate["failed_runs"] == {"d1": 1}
+    assert b.asked == (["d1", "d2"], since)
