@@ -143,7 +143,9 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
             skip_why = "stale: its DAG file is gone; not flipped"
         elif dag.has_import_errors:
             skip_why = "has import errors; fix the DAG file first"
-        elif rule.layer not in ("dag", "emergency") and protect and protect.lookup(dag.dag_id, (), ()):
+        elif rule.layer != "dag" and protect and protect.lookup(dag.dag_id, (), ()):
+            # the emergency layer too: protected DAGs keep running through an emergency, even
+            # when safety.protect gained them after it was declared
             skip_why = f"protected by safety.protect; only a dag entry may change it (rule {rule.where})"
         if skip_why:
             plan.skipped.append({"dag_id": dag.dag_id, "why": skip_why})

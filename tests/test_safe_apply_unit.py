@@ -27,7 +27,7 @@ from reconciler.rollout import effective_rollout, make_batches
 from reconciler.schema import validate_json
 from reconciler.selectors import parse_selector
 
-from helpers import make_state, run_cli
+from helpers import dag, make_state, run_cli, snapshot_json
 
 
 class FakeBackend:
@@ -302,3 +302,24 @@ def test_gate_reads_runs_of_a_batch_at_once_when_the_backend_can():
     gate = evaluate(b, ["d1", "d2"], since, gate_settings({}), log=lambda s: None)
     assert not gate["passed"] and gate["failed_runs"] == {"d1": 1}
     assert b.asked == (["d1", "d2"], since)
+
+
+def test_plan_under_an_emergency_marker_keeps_protected_dags_running(tmp_path):
+    """Offline (snapshot backend, whose Variables live in a sidecar file): the emergency layer
+    pauses everything, except exceptions and safety.protect (critical_* in the base repo),
+    also when protect gained a DAG after the emergency was declared."""
+    dags = [dag("billing_daily", False, ["billing"]), dag("critical_feed", False),
+            dag("keep_me", False, ["vip"]), dag("etl_orders", True, ["etl"])]
+    marker = {"version": 1, "environment": "prod", "reason": "db down", "owner": "oncall",
+              "started": "2026-11-25T08:00:00Z", "except": [{"tags": ["vip"]}],
+              "prior": {"billing_daily": False}, "kept": []}
+    make_state(tmp_path, {"snapshots/prod.json": snapshot_json(dags, "prod"),
+                          "snapshots/prod.json.vars.json": json.dumps(
+                              {em.marker_key("prod"): json.dumps(marker)})})
+    p = run_cli(["plan", "prod", "--format", "json"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)
+    assert plan["emergency"] == "2026-11-25T08:00:00Z"
+    assert {c["dag_id"]: c["action"] for c in plan["changes"]} == {"billing_daily": "pause"}
+    assert any(s["dag_id"] == "critical_feed" and "protect" in s["why"] for s in plan["skipped"])
+    assert plan["warnings"][0].startswith("EMERGENCY")
