@@ -31,6 +31,7 @@ test: install actionlint
 bench: install
 	$(PY) bench/resolve.py
 	$(PY) bench/live.py
+	$(PY) bench/emergency.py
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache
