@@ -175,8 +175,9 @@ def run_example(ex: Example, tmp: Path, doc: str, extra_env: dict | None = None)
                 p = subprocess.run(["bash", "-c", cmd], cwd=tmp, env=env, capture_output=True,
                                    text=True, timeout=300)
                 outputs.append(p.stdout + p.stderr)
-                assert p.returncode == code, (
-                    f"{where}: `{cmd}` exited {p.returncode}, expected {code}\n"
+                rc = p.returncode if p.returncode >= 0 else 128 - p.returncode  # as a shell shows it
+                assert rc == code, (
+                    f"{where}: `{cmd}` exited {rc}, expected {code}\n"
                     f"{(p.stdout + p.stderr)[-3000:]}")
             last_output = "\n".join(outputs)
         elif b.lang == "text" and last_output is not None:

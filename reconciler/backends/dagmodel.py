@@ -16,7 +16,8 @@ imported before the backend is opened, so pausectl itself never needs Airflow in
   "environment", "reason"?}` and the owner `PAUSECTL_USER` (default: the OS user), so the
   Airflow UI's audit log shows who paused a DAG and why, and `drift` never mistakes pausectl's
   own changes for manual ones. A pause by `PauseDagsOperator` has another `source` (and the
-  task as owner): it is a live change, which `drift` attributes (via "operator").
+  task as owner): it is a live change, which `drift` attributes (via "operator"); so is a row
+  written by hand with the runbook's SQL (`"source": "manual-sql"`, via "manual-sql").
 * `create_variable` is atomic: one INSERT on the unique `variable.key`; an IntegrityError means
   somebody else holds the key.
 * Airflow 3 blocks the metadata DB inside task processes run by an executor ("Direct database
@@ -284,7 +285,8 @@ class DagModelBackend:
         if name in (PAUSE_EVENT, UNPAUSE_EVENT):
             # from git (pausectl apply) or a live pause by an operator in some DAG
             event = name
-            via = "pausectl" if ex.get("source", "pausectl") == "pausectl" else "operator"
+            source = str(ex.get("source") or "pausectl")
+            via = {"pausectl": "pausectl", "PauseDagsOperator": "operator"}.get(source, source)
             is_paused = name == PAUSE_EVENT
             detail = ex.get("reason")
         elif base in ("patch_dag", "paused"):
