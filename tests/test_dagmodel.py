@@ -198,3 +198,43 @@ def test_plan_apply_drift_through_the_cli_inside_airflow(airflow_server, tmp_pat
     finally:
         hooks.close()
         server.reset()
+
+
+BLOCKED = r"""
+import json, os
+from airflow.sdk.execution_time.supervisor import block_orm_access
+from reconciler.backends.dagmodel import DagModelBackend
+from reconciler.errors import PausectlError
+block_orm_access()                       # what Airflow 3 does in every executor task process
+out = {}
+try:
+    DagModelBackend("local", {}).list_dags()
+except PausectlError as e:
+    out["blocked"] = str(e)
+b = DagModelBackend("local", {"sql_alchemy_conn_env": "PAUSECTL_AIRFLOW_DB"})
+out["dags"] = len(b.list_dags())
+out["set"] = b.set_paused(["etl_012"], False, reason="own engine").changed
+out["created"] = b.create_variable("pausectl.test.blocked", "v")
+out["value"] = b.get_variable("pausectl.test.blocked")
+b.delete_variable("pausectl.test.blocked")
+b.close()
+print(json.dumps(out))
+"""
+
+
+def test_airflow3_task_with_blocked_orm_uses_sql_alchemy_conn_env(airflow3):
+    server = airflow3
+    server.reset()
+    try:
+        out = run_python(server, BLOCKED,
+                         env={"PAUSECTL_AIRFLOW_DB": f"sqlite:///{server.db_path}"})
+        assert out.returncode == 0, out.stderr[-3000:]
+        data = last_json_line(out.stdout)
+        assert "blocks metadata DB access here" in data["blocked"]
+        assert "sql_alchemy_conn_env" in data["blocked"]
+        assert data["dags"] == len(server.specs)
+        assert data["set"] == ["etl_012"]
+        assert db_states(server)["etl_012"] is False
+        assert data["created"] is True and data["value"] == "v"
+    finally:
+        server.reset()
