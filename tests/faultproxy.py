@@ -42,6 +42,7 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.stats = {"requests": 0, **{f: 0 for f in faults}}
+        self.paths: dict[str, int] = {}      # "METHOD /path" -> requests (query string dropped)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -87,9 +88,10 @@ class FaultProxy:
 
     # ------------------------------------------------------------------ one request
 
-    def _pick(self) -> str | None:
+    def _pick(self, what: str = "") -> str | None:
         with self._lock:
             self.stats["requests"] += 1
+            self.paths[what] = self.paths.get(what, 0) + 1
             if not self.enabled or self._rng.random() >= self.rate:
                 return None
             fault = self._rng.choices(self.faults, self.weights)[0]
@@ -99,7 +101,7 @@ class FaultProxy:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else None
-        fault = self._pick()
+        fault = self._pick(f"{h.command} {h.path.split('?')[0]}")
         if fault in ("reset", "timeout", "5xx"):
             self._fail(h, fault)
             return

@@ -178,7 +178,7 @@ def test_failing_canary_stops_at_the_gate_and_rolls_back(af_sched, tmp_path, mon
     code, out, err = cli("apply", ENV, "--yes")
     took = time.monotonic() - t0
     assert code == 3, (out, err)
-    assert "gate after batch 1: FAILED" in err and "canary_bad: 1" in err, err
+    assert "gate after batch 1: FAILED" in err and re.search(r"canary_bad: [1-9]", err), err
     assert "rolled back" in err
     # every DAG is exactly as before the apply; good_* were never unpaused
     assert db_states(af_sched) == before
@@ -186,7 +186,7 @@ def test_failing_canary_stops_at_the_gate_and_rolls_back(af_sched, tmp_path, mon
     assert journal["status"] == "rolled_back"
     assert journal["batches"][0]["status"] == "gate_failed"
     assert journal["batches"][1]["status"] == "pending"
-    assert journal["batches"][0]["gate"]["failed_runs"] == {"canary_bad": 1}
+    assert list(journal["batches"][0]["gate"]["failed_runs"]) == ["canary_bad"]
     report(capsys, f"gate failure caught and rolled back in {took:.1f}s")
 
 
@@ -307,7 +307,7 @@ def test_100_applies_through_a_faulty_proxy_converge(airflow3, tmp_path, monkeyp
         # plan's audit read capped at the last 100 pause events instead of 1,000 (the schema
         # has no key for these): a faster test of the same code paths
         b = real_open(cfg, env)
-        b.backoff_base, b.backoff_max, b.create_settle, b.audit_limit = 0.02, 0.2, 0.05, 100
+        b.backoff_base, b.backoff_max, b.create_settle, b.audit_limit = 0.01, 0.05, 0.05, 100
         return b
 
     monkeypatch.setattr(engine, "open_backend", open_backend)
@@ -316,9 +316,9 @@ def test_100_applies_through_a_faulty_proxy_converge(airflow3, tmp_path, monkeyp
     applies = resumes = reapplies = 0
     # a timeout costs the client its whole timeout: 15% of the faults, not a third
     weights = (30, 15, 25, 15, 10, 5)       # 5xx, 5xx_after, reset, reset_after, timeout(_after)
-    with FaultProxy(airflow3.url, rate=0.2, seed=11, hold=0.6, weights=weights) as proxy:
+    with FaultProxy(airflow3.url, rate=0.2, seed=11, hold=0.5, weights=weights) as proxy:
         root = state_repo(tmp_path, proxy.url, "", '{batches: ["100%"], gate: {wait_seconds: 0}}',
-                          backend_extra=", api: v2, timeout: 0.4, retries: 2")
+                          backend_extra=", api: v2, timeout: 0.3, retries: 2")
         cli = InProcess(monkeypatch, capsys, root, tmp_path / "journal")
         for i in range(100):
             for d in rng.sample(POOL, 3):
@@ -357,7 +357,8 @@ def test_100_applies_through_a_faulty_proxy_converge(airflow3, tmp_path, monkeyp
         v for k, v in stats.items() if k != "requests") < stats["requests"] * 0.25
     assert resumes + reapplies > 0           # some applies did die half-way and recovered
     report(capsys, f"fault injection: {applies} applies converged ({resumes} resumes, {reapplies} "
-          f"re-applies); proxy {stats}")
+           f"re-applies); proxy {stats}; busiest: "
+           f"{sorted(proxy.paths.items(), key=lambda x: -x[1])[:6]}")
 
 
 def _latest_journal(jdir: Path) -> dict | None:
