@@ -323,3 +323,35 @@ def test_plan_under_an_emergency_marker_keeps_protected_dags_running(tmp_path):
     assert {c["dag_id"]: c["action"] for c in plan["changes"]} == {"billing_daily": "pause"}
     assert any(s["dag_id"] == "critical_feed" and "protect" in s["why"] for s in plan["skipped"])
     assert plan["warnings"][0].startswith("EMERGENCY")
+
+
+def test_cli_apply_gate_only_halt_resume_and_rollback_offline(tmp_path):
+    """The CLI end to end on the snapshot backend: batches printed before the apply, per-run
+    gate overrides kept in the journal, --gate-only, --resume of a finished apply, rollback."""
+    env = {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal")}
+    root = make_state(tmp_path, {"staging.yaml": None})
+    snap = root / "snapshots" / "prod.json"
+    before = {d["dag_id"]: d["is_paused"] for d in json.loads(snap.read_text())["dags"]}
+
+    def live():
+        return {d["dag_id"]: d["is_paused"] for d in json.loads(snap.read_text())["dags"]}
+
+    p = run_cli(["apply", "prod", "--yes", "--min-runs", "1", "--gate-timeout", "0",
+                 "--on-gate-failure", "halt"], cwd=tmp_path, env=env)
+    assert "batch 1/1: 2 DAG(s) (1 pause, 1 unpause): billing_daily, report_daily" in p.stdout
+    # snapshot DAGs have no schedule, so min_runs does not wait for them: the gate passes
+    assert p.returncode == 0, p.stderr
+    assert live() == {**before, "billing_daily": True, "report_daily": False}
+    p = run_cli(["apply", "prod", "--gate-only"], cwd=tmp_path, env=env)
+    assert p.returncode == 0 and p.stdout.startswith("gate: passed"), p.stdout + p.stderr
+    p = run_cli(["apply", "prod", "--resume"], cwd=tmp_path, env=env)
+    assert p.returncode == 1 and "is done; nothing to resume" in p.stderr
+    p = run_cli(["rollback", "prod", "--yes"], cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    assert live() == before
+    journal = json.loads(sorted((tmp_path / "journal").glob("prod-*.json"))[-1].read_text())
+    assert journal["status"] == "rolled_back" and journal["rollout"]["gate"]["min_runs"] == 1
+    assert journal["plan_hash"].startswith("sha256:")
+    assert not (root / "snapshots" / "prod.json.vars.json").exists() or \
+        "pausectl.lock.prod" not in json.loads(
+            (root / "snapshots" / "prod.json.vars.json").read_text())
