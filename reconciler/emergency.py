@@ -3,7 +3,8 @@ the emergency (the `emergency` precedence layer) instead of undoing it.
 
 The marker is the Airflow Variable `pausectl.emergency.<env>`, JSON:
 `{version, environment, reason, owner, started, by, except: [match spec...], except_text,
-protect, prior: {dag_id: is_paused}, kept: [dag_id...]}`.
+protect, prior: {dag_id: is_paused}, kept: [dag_id...], revision}` (revision: bumped on every
+write, so `recover` deletes only the marker it recovered).
 `prior` holds, for every DAG the emergency paused, its state just before (running), i.e. what
 `recover` puts back; DAGs not in `prior` were never touched. `kept` lists the running DAGs left
 running because they matched `--except` or `safety.protect`.
@@ -111,6 +112,7 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
     for d in targets:
         prior.setdefault(d, False)
     data["kept"] = sorted(set(data.get("kept") or []) | set(kept))
+    data["revision"] = int(data.get("revision") or 0) + 1
     _write_marker(backend, env, data, create=existing is None, log=log)
     t_marker = clock()
     index = _except_index(data)
@@ -152,6 +154,7 @@ def _write_marker(backend, env: str, data: dict, create: bool, log) -> None:
             for d, p in data["prior"].items():
                 other["prior"].setdefault(d, p)
             other["kept"] = sorted(set(other.get("kept") or []) | set(data["kept"]))
+            other["revision"] = int(other.get("revision") or 0) + 1
             data.clear()
             data.update(other)
     backend.set_variable(key, json.dumps(data))
@@ -196,34 +199,58 @@ def compact_terms(targets: list[str], avoid: list[str]) -> tuple[list[str], list
 def fast_pause(backend, live, targets: list[str], is_excepted, log) -> dict[str, str]:
     """Pause exactly `targets` (running DAGs, just listed in `live`) and never a DAG that
     `is_excepted`. On the REST API v2 this is one bulk `PATCH /dags?dag_id_pattern=P&paused=false`
-    where P (from `compact_terms`) matches every target and, checked against the listing,
-    no excepted DAG; the count Airflow reports must equal the number of targets, else the
+    (more if P would be longer than the backend's max_pattern_length) where P, from
+    `compact_terms`, matches every target and, checked against the listing, no excepted DAG;
+    the count Airflow reports must equal the number of targets P stands for, else the
     difference is found and repaired. Elsewhere (v1, dagmodel, snapshot) and for ids no short
     pattern can isolate: backend.set_paused, which changes exactly the ids it is given.
     Returns errors by dag_id."""
-    avoid = [d.dag_id for d in live if is_excepted(d)]
     rest = list(targets)
     errors: dict[str, str] = {}
     if getattr(backend, "api", None) == "v2" and hasattr(backend, "_call") and len(targets) > 1:
+        avoid = [d.dag_id for d in live if is_excepted(d)]
         terms, rest = compact_terms(targets, avoid)
-        pattern = "|".join(terms)
-        uncoverable = set(rest)
-        covered_ids = [t for t in targets if t not in uncoverable]
-        if terms and len(pattern) <= getattr(backend, "max_pattern_length", 6000):
+        limit = getattr(backend, "max_pattern_length", 6000)
+        remaining = set(targets) - set(rest)
+        for chunk in _chunks(terms, limit):
+            rx = [_term_regex(t) for t in chunk]
+            mine = sorted(t for t in remaining if any(r.search(t.lower()) for r in rx))
+            remaining -= set(mine)
+            pattern = "|".join(chunk)
             try:
                 total = _bulk_pause(backend, pattern)
             except PausectlError as e:
-                log(f"bulk pause failed ({e}); pausing one by one")
-                total, rest = None, list(targets)
-            if total is not None and total != len(covered_ids):
-                log(f"bulk pause touched {total} DAG(s), expected {len(covered_ids)}; checking")
-                errors.update(_repair(backend, live, pattern, covered_ids, is_excepted, log))
-        else:
-            rest = list(targets)
+                log(f"bulk pause failed ({e}); pausing those {len(mine)} DAG(s) one by one")
+                rest.extend(mine)
+                continue
+            if total != len(mine):
+                log(f"bulk pause touched {total} DAG(s), expected {len(mine)}; checking")
+                errors.update(_repair(backend, live, pattern, mine, is_excepted, log))
+        rest.extend(sorted(remaining))    # targets of a term too long for one request
     if rest:
         res = backend.set_paused(rest, True)
         errors.update(res.errors)
     return errors
+
+
+def _chunks(terms: list[str], limit: int) -> list[list[str]]:
+    """Terms in groups whose `|`-joined pattern (each `|` sent as %7C) fits `limit`; a term
+    longer than that is left out (the targets it stands for are then paused by exact id)."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    length = 0
+    for t in terms:
+        if len(t) > limit:
+            continue
+        add = len(t) + (3 if cur else 0)
+        if cur and length + add > limit:
+            out.append(cur)
+            cur, length, add = [], 0, len(t)
+        cur.append(t)
+        length += add
+    if cur:
+        out.append(cur)
+    return out
 
 
 def _bulk_pause(backend, pattern: str) -> int | None:
@@ -311,6 +338,7 @@ def defer_rollback(backend, env: str, targets: list[tuple[str, bool]], log
             now.append((dag_id, paused))
     deferred = len(targets) - len(now)
     if changed:
+        data["revision"] = int(data.get("revision") or 0) + 1
         backend.set_variable(marker_key(env), json.dumps(data))
     if deferred:
         log(f"emergency active in {env}: {deferred} DAG(s) stay paused now; "
@@ -342,5 +370,10 @@ def recover(ctx, backend, opts, confirm: Callable[[object], None],
         result = apply_plan(ctx, backend, plan, opts, live=live)
         if result.status != "done":
             return plan, result
+    now = read_marker(backend, env)
+    if now is not None and now.get("revision") != data.get("revision"):
+        raise PausectlError(f"the emergency in {env} was declared again (or its marker changed) "
+                            f"during this recover; the marker is kept: run `pausectl emergency "
+                            f"recover {env}` again")
     backend.delete_variable(marker_key(env))
     return plan, result

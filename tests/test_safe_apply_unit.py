@@ -355,3 +355,60 @@ def test_cli_apply_gate_only_halt_resume_and_rollback_offline(tmp_path):
     assert not (root / "snapshots" / "prod.json.vars.json").exists() or \
         "pausectl.lock.prod" not in json.loads(
             (root / "snapshots" / "prod.json.vars.json").read_text())
+
+
+class FakeV2(FakeBackend):
+    """FakeBackend answering the REST v2 bulk PATCH the way Airflow does (ILIKE %term%, `|`
+    ORs terms, `paused=false` filter, count in total_entries)."""
+
+    api = "v2"
+
+    def __init__(self, dags, max_pattern_length=6000, before_patch=None):
+        super().__init__(dags)
+        self.max_pattern_length = max_pattern_length
+        self.patches: list[str] = []
+        self.before_patch = before_patch
+
+    def _call(self, method, path, params=None, json_body=None, **kw):
+        assert (method, path) == ("PATCH", "/dags") and params["paused"] == "false"
+        if self.before_patch:
+            self.before_patch(self)
+        self.patches.append(params["dag_id_pattern"])
+        rx = [em._term_regex(t) for t in params["dag_id_pattern"].split("|")]
+        hit = [d for d, v in self.dags.items()
+               if not v.is_paused and any(r.search(d.lower()) for r in rx)]
+        for d in hit:
+            self.dags[d] = replace(self.dags[d], is_paused=json_body["is_paused"])
+        return None, {"dags": [], "total_entries": len(hit)}
+
+
+def test_emergency_bulk_path_chunks_long_patterns_and_repairs_a_race():
+    # few terms where prefixes allow: etl_/rep_/ml_/xetl_ vs crit_ -> "e|m"
+    named = [LiveDag(f"{p}_{i:03d}", False, tags=("critical",) if p == "crit" else ())
+             for p in ("etl", "rep", "ml", "crit", "xetl") for i in range(40)]
+    b = FakeV2(named)
+    s = em.pause(b, "prod", "r", "o", ["tag:critical"], [], by="me")
+    assert b.patches == ["e|m"] and s["paused"] == 160 and not s["errors"]
+    assert {d for d, v in b.dags.items() if not v.is_paused} == {f"crit_{i:03d}" for i in range(40)}
+    # random ids need long terms: several PATCHes, each pattern within max_pattern_length
+    rng = random.Random(3)
+    ids = rng.sample(range(10**6), 400)
+    dags = [LiveDag(f"d{n:06d}", False, tags=("critical",) if k % 2 else ())
+            for k, n in enumerate(ids)]
+    b = FakeV2(dags, max_pattern_length=40)
+    s = em.pause(b, "prod", "r", "o", ["tag:critical"], [], by="me")
+    assert len(b.patches) > 5 and all(len(p.replace("|", "%7C")) <= 40 for p in b.patches)
+    assert not s["errors"]
+    assert all(b.dags[d.dag_id].is_paused != ("critical" in d.tags) for d in dags)
+
+    # an excepted DAG that appears (running) between the listing and the PATCH, matching it
+    def sneak(backend):
+        if "ml_crit" not in backend.dags:
+            backend.dags["ml_crit"] = LiveDag("ml_crit", False, tags=("critical",))
+
+    b = FakeV2(named, before_patch=sneak)
+    logs = []
+    s = em.pause(b, "prod", "r", "o", ["tag:critical"], [], by="me", log=logs.append)
+    assert b.dags["ml_crit"].is_paused is False          # put back: it is excepted
+    assert any("ml_crit" in line and "unpausing it again" in line for line in logs), logs
+    assert all(b.dags[d].is_paused for d in b.dags if not d.startswith(("crit", "ml_crit")))
