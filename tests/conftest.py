@@ -69,6 +69,15 @@ def pytest_collection_finish(session):
             needed |= _FIXTURE_MAJORS.get(name, set())
     for major in sorted(needed, reverse=True):
         _begin(major)
+    # test modules that run a dedicated Airflow of their own define `prestart()`: it starts
+    # that server in the background now, while earlier tests run (see tests/test_doctor.py)
+    started: set[str] = set()
+    for item in session.items:
+        module = getattr(item, "module", None)
+        prestart = getattr(module, "prestart", None)
+        if callable(prestart) and module.__name__ not in started:
+            started.add(module.__name__)
+            prestart()
 
 
 def pytest_sessionfinish(session, exitstatus):

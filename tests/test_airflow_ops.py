@@ -15,6 +15,7 @@ two mapped task instances.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -78,19 +79,48 @@ def _git(cwd: Path, *args: str) -> None:
                         "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"})
 
 
-@pytest.fixture(scope="module")
-def bare_airflow(tmp_path_factory):
-    if os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and os.environ.get("CI") != "true":
-        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ops-airflow")
+_early: concurrent.futures.Future | None = None
+
+
+def _skip_all() -> bool:
+    return os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and not _in_ci()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def _boot() -> AirflowServer:
     server = AirflowServer(major=3, root=REPO, dags=[
         DagSpec("ops_a", schedule="@hourly", paused_at_creation=False),
         DagSpec("ops_b", schedule="@hourly"),
         DagSpec("ops_d", schedule="@hourly", paused_at_creation=False)])
     try:
         server.prepare()          # venv, AIRFLOW_HOME, migrated DB, DAGs registered; no servers
-    except Exception as exc:
+        inside_env(server)        # pausectl's dependencies in that venv
+    except BaseException:
         server.stop()
-        if os.environ.get("CI", "").lower() in ("true", "1"):
+        raise
+    return server
+
+
+def prestart() -> None:
+    """conftest calls this once collection shows these tests will run: prepare the Airflow
+    home in the background while earlier test modules run."""
+    global _early
+    if _early is None and not _skip_all():
+        _early = _pool.submit(_boot)
+
+
+@pytest.fixture(scope="module")
+def bare_airflow(tmp_path_factory):
+    if _skip_all():
+        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
+    try:
+        server = (_early or _pool.submit(_boot)).result()
+    except Exception as exc:
+        if _in_ci():
             pytest.fail(f"Airflow could not be prepared: {exc}", pytrace=False)
         pytest.skip(f"Airflow could not be prepared: {str(exc).splitlines()[0]}")
     root = tmp_path_factory.mktemp("ops")

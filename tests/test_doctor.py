@@ -13,6 +13,7 @@ the dagmodel backend inside Airflow's venv: both must name the same first findin
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import time
@@ -116,19 +117,68 @@ EXPECTED_FIRST = {
 }
 
 
-def _start() -> AirflowServer:
-    if os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and os.environ.get("CI") != "true":
-        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="doctor-airflow")
+_early: concurrent.futures.Future | None = None
+
+
+def _skip_all() -> bool:
+    return os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and not _in_ci()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def _prepare() -> AirflowServer:
+    """The part of the start without processes (venv, home, DB, DAG files registered): safe to
+    run early, in the background, while other test modules run."""
     server = _DoctorServer(major=3, dags=SPECS, scheduler=True,
                            root=Path(__file__).resolve().parent.parent)
     try:
-        server.start()
-    except Exception as exc:
+        server.prepare()
+    except BaseException:
         server.stop()
-        if os.environ.get("CI", "").lower() in ("true", "1"):
+        raise
+    return server
+
+
+def _launch(server: AirflowServer) -> AirflowServer:
+    """API server, scheduler, dag-processor; then the live scene (the runs then progress)."""
+    try:
+        server.launch()
+        server.wait_ready()
+        _api(server, "POST", "/pools", json={"name": "pausectl_empty", "slots": 0})
+        _api(server, "PATCH", "/dags/doc_live_paused", json={"is_paused": True})
+        _api(server, "PATCH", "/dags/doc_emergency", json={"is_paused": True})
+        marker = {"version": 1, "environment": "incident", "reason": "warehouse on fire",
+                  "owner": "oncall", "started": iso(utcnow()), "except": [], "prior": {}}
+        _api(server, "POST", "/variables", json={"key": "pausectl.emergency.incident",
+                                                 "value": json.dumps(marker)})
+        for dag_id in ("doc_busy", "doc_failing", "doc_queued", "doc_busy"):
+            _api(server, "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
+            time.sleep(0.05)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def prestart() -> None:
+    """conftest calls this once collection shows these tests will run."""
+    global _early
+    if _early is None and not _skip_all():
+        _early = _pool.submit(_prepare)
+
+
+def _start() -> AirflowServer:
+    if _skip_all():
+        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
+    try:
+        return _launch((_early or _pool.submit(_prepare)).result())
+    except Exception as exc:
+        if _in_ci():
             pytest.fail(f"Airflow could not start: {exc}", pytrace=False)
         pytest.skip(f"Airflow could not start: {str(exc).splitlines()[0]}")
-    return server
 
 
 def _api(server, method: str, path: str, **kw) -> httpx.Response:
@@ -158,17 +208,6 @@ def doctor_env(tmp_path_factory):
         (state / "pausectl.yaml").write_text(PAUSECTL.format(url=server.url))
         (state / "live.yaml").write_text(LIVE.format(hour=_window_hour()))
         (state / "incident.yaml").write_text("environment: incident\n")
-
-        _api(server, "POST", "/pools", json={"name": "pausectl_empty", "slots": 0})
-        _api(server, "PATCH", "/dags/doc_live_paused", json={"is_paused": True})
-        _api(server, "PATCH", "/dags/doc_emergency", json={"is_paused": True})
-        marker = {"version": 1, "environment": "incident", "reason": "warehouse on fire",
-                  "owner": "oncall", "started": iso(utcnow()), "except": [], "prior": {}}
-        _api(server, "POST", "/variables", json={"key": "pausectl.emergency.incident",
-                                                 "value": json.dumps(marker)})
-        for dag_id in ("doc_busy", "doc_failing", "doc_queued", "doc_busy"):
-            _api(server, "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
-            time.sleep(0.05)
 
         def runs(dag_id, state):
             return server.query("SELECT count(*) FROM dag_run WHERE dag_id = ? AND state = ?",
