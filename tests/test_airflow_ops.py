@@ -4,7 +4,8 @@ PauseDagsOperator pausing its own DAG and another one with a recorded reason.
 
 One sequence: the drift DAG is green; ops_pauser (PauseDagsOperator) pauses ops_d and itself;
 someone pauses ops_a with `airflow dags pause`; the drift DAG fails for `local` only, with
-both live changes attributed (operator and CLI) and the plans in XCom.
+both live changes attributed (operator and CLI) and the plans in XCom; PauseReconcileOperator
+in apply mode then puts git's state back (and writes its metrics).
 
 The Airflow here is a bare AIRFLOW_HOME (migrated DB + DAG files, no server processes): `dags
 test` runs tasks in-process, which is all this needs. The state repo is a git repository
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from inside_airflow import inside_env
+from inside_airflow import inside_env, last_json_line, run_python
 from reconciler.harness import AirflowServer, DagSpec
 
 pytestmark = pytest.mark.airflow
@@ -168,7 +169,7 @@ def _xcom(server, run_id: str, key: str) -> dict:
     return out
 
 
-def test_drift_dag_green_then_red_after_an_operator_pause_and_a_cli_pause(bare_airflow):
+def test_drift_dag_green_then_red_on_operator_and_cli_pauses_then_apply_reverts(bare_airflow):
     server, root, env = bare_airflow
     t = {}
     clock = time.monotonic()
@@ -216,7 +217,6 @@ def test_drift_dag_green_then_red_after_an_operator_pause_and_a_cli_pause(bare_a
     clock = time.monotonic()
     out = _dags_test(server, env, "pausectl_drift")
     t["red"] = time.monotonic() - clock
-    print("timings", {k: round(v, 1) for k, v in t.items()})
     run, tis = _tis(server, "pausectl_drift")
     text = out.stdout + out.stderr
     envs = {m: p["environment"] for m, p in _xcom(server, run, "plan").items()}
@@ -231,3 +231,36 @@ def test_drift_dag_green_then_red_after_an_operator_pause_and_a_cli_pause(bare_a
     assert "via CLI" in text and "via operator" in text
     state = server.query("SELECT state FROM dag_run WHERE run_id = ?", (run,))[0][0]
     assert state == "failed"
+
+    # PauseReconcileOperator(mode="apply") puts git's state back, with metrics (a direct
+    # execute inside the Airflow venv: the task runner part is what `dags test` proved above)
+    clock = time.monotonic()
+    metrics = root / "metrics" / "local.prom"
+    out = run_python(server, f"""
+        import json
+        from reconciler.airflow import PauseReconcileOperator
+        class TI:
+            def __init__(self): self.pushed = {{}}
+            def xcom_push(self, key, value): self.pushed[key] = value
+        ti = TI()
+        op = PauseReconcileOperator(task_id="apply_local", env="local", mode="apply",
+                                    batches="100%", metrics_file={str(metrics)!r})
+        res = op.execute({{"ti": ti}})
+        print(json.dumps({{"apply": res["apply"], "pushed": sorted(ti.pushed),
+                          "changes": [c["dag_id"] for c in res["plan"]["changes"]]}}))
+    """, env=env)
+    t["apply"] = time.monotonic() - clock
+    print("timings", {k: round(v, 1) for k, v in t.items()})
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = last_json_line(out.stdout)
+    assert res["apply"]["status"] == "done" and res["apply"]["changed"] == 2
+    assert sorted(res["changes"]) == ["ops_a", "ops_d"] and res["pushed"] == ["drift", "plan"]
+    states = dict(server.query("SELECT dag_id, is_paused FROM dag"))
+    assert states["ops_a"] == 0 and states["ops_d"] == 0 and states["ops_b"] == 1
+    owners = server.query("SELECT DISTINCT owner FROM log WHERE event = 'pausectl.unpause'")
+    assert owners == [("gitops",)]
+    from prometheus_client.parser import text_string_to_metric_families
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(metrics.read_text()) for s in f.samples}
+    assert samples[("pausectl_drift_dags", (("env", "local"),))] == 0
+    assert samples[("pausectl_plan_changes", (("action", "unpause"), ("env", "local")))] == 2
