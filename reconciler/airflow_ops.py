@@ -172,23 +172,23 @@ class PauseReconcileOperator(BaseOperator):
                     result: dict[str, Any] = {"environment": self.env, "mode": self.mode,
                                               "plan": plan.to_json(), "drift": report}
                     if self.mode == "apply" and plan.changes:
-                        result["apply"] = self._apply(ctx, backend, plan, live)
+                        result["apply"] = self._pausectl_apply(ctx, backend, plan, live)
                 finally:
                     backend.close()
-                self._metrics_and_notify(ctx, plan, live, resolution, report, result,
+                self._pausectl_metrics_and_notify(ctx, plan, live, resolution, report, result,
                                          time.monotonic() - t0)
         except PausectlError as e:
             raise AirflowException(f"pausectl {self.mode} {self.env}: {e}") from None
-        self._log(plan, report, result)
+        self._pausectl_log(plan, report, result)
         if ti is not None:
             ti.xcom_push(key="plan", value=result["plan"])
             ti.xcom_push(key="drift", value=report)
-        failure = self._failure(plan, report, result)
+        failure = self._pausectl_failure(plan, report, result)
         if failure:
             raise AirflowException(failure)
         return result
 
-    def _apply(self, ctx, backend, plan, live) -> dict:
+    def _pausectl_apply(self, ctx, backend, plan, live) -> dict:
         from .apply import ApplyOptions, apply_plan
         from .rollout import parse_batches
         opts = ApplyOptions(batches=parse_batches(self.batches) if self.batches else None,
@@ -199,7 +199,8 @@ class PauseReconcileOperator(BaseOperator):
         return {"status": res.status, "changed": res.changed, "errors": res.errors,
                 "gates": res.gates, "journal": str(res.journal.path) if res.journal else None}
 
-    def _metrics_and_notify(self, ctx, plan, live, resolution, report, result, seconds) -> None:
+    def _pausectl_metrics_and_notify(self, ctx, plan, live, resolution, report, result,
+                                     seconds) -> None:
         if self.metrics_file:
             from .metrics import Metrics
             m = Metrics(self.mode)
@@ -221,7 +222,7 @@ class PauseReconcileOperator(BaseOperator):
             for w in warnings:
                 self.log.warning("%s", w)
 
-    def _log(self, plan, report, result) -> None:
+    def _pausectl_log(self, plan, report, result) -> None:
         s = plan.summary()
         self.log.info("pausectl %s %s: %d to pause, %d to unpause, %d unchanged, %d drifted by "
                       "hand", self.mode, self.env, s["pause"], s["unpause"], s["unchanged"],
@@ -237,7 +238,7 @@ class PauseReconcileOperator(BaseOperator):
             self.log.info("apply: %s, %s DAG(s) changed", result["apply"]["status"],
                           result["apply"]["changed"])
 
-    def _failure(self, plan, report, result) -> str | None:
+    def _pausectl_failure(self, plan, report, result) -> str | None:
         if "apply" in result and result["apply"]["status"] not in ("done", "nothing"):
             return (f"pausectl apply {self.env}: {result['apply']['status']} "
                     f"({len(result['apply']['errors'])} error(s)); journal "
@@ -282,7 +283,7 @@ class PauseDagsOperator(BaseOperator):
         self.backend = dict(backend) if backend else {"type": "dagmodel"}
         self.missing_ok = missing_ok
 
-    def _targets(self, context) -> list[str]:
+    def _pausectl_targets(self, context) -> list[str]:
         ids = self.dag_ids
         if ids is None:
             return [context["dag"].dag_id if context.get("dag") is not None
@@ -296,7 +297,7 @@ class PauseDagsOperator(BaseOperator):
         ti = context.get("ti") or context.get("task_instance")
         dag_id = ti.dag_id if ti is not None else "?"
         who = f"airflow-task:{dag_id}.{self.task_id}"
-        targets = self._targets(context)
+        targets = self._pausectl_targets(context)
         reason = self.reason + (f" [{self.ticket}]" if self.ticket else "")
         spec = self.backend
         if spec.get("type") == "dagmodel":

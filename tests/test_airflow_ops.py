@@ -264,3 +264,67 @@ def test_drift_dag_green_then_red_on_operator_and_cli_pauses_then_apply_reverts(
                for f in text_string_to_metric_families(metrics.read_text()) for s in f.samples}
     assert samples[("pausectl_drift_dags", (("env", "local"),))] == 0
     assert samples[("pausectl_plan_changes", (("action", "unpause"), ("env", "local")))] == 2
+
+
+AF2_SCRIPT = r"""
+import json
+from airflow.models.baseoperator import ExecutorSafeguard
+from airflow.models.dagbag import DagBag
+from reconciler.airflow import PauseDagsOperator, PauseReconcileOperator
+ExecutorSafeguard.test_mode = True      # allow execute() outside a task instance, as AF2's tests do
+bag = DagBag(dag_folder=EXAMPLE, include_examples=False)
+dag = bag.get_dag("pausectl_drift")
+out = {"import_errors": {k: v[-300:] for k, v in bag.import_errors.items()},
+       "tasks": sorted(dag.task_ids) if dag else None}
+
+class TI:
+    dag_id, run_id = "ops_af2", "manual__1"
+    def __init__(self): self.pushed = {}
+    def xcom_push(self, key, value): self.pushed[key] = value
+
+ti = TI()
+res = PauseReconcileOperator(task_id="drift", env="local", state=STATE, mode="drift",
+                             local_env="local").execute({"ti": ti})
+out["drift"] = {"drifted": res["drift"]["drifted"], "summary": res["plan"]["summary"],
+                "pushed": sorted(ti.pushed)}
+rec = PauseDagsOperator(task_id="pause_other", dag_ids="etl_003", paused=False,
+                        reason="backfill window", ticket="DATA-5").execute({"ti": ti})
+out["pause"] = rec
+try:
+    PauseReconcileOperator(task_id="bad", env="local", state=STATE, mode="drift",
+                           local_env="local").execute({"ti": ti})
+except Exception as e:
+    out["failed"] = f"{type(e).__name__}: {e}"
+print(json.dumps(out, default=str))
+"""
+
+
+def test_operators_and_example_dag_on_airflow2(airflow2, tmp_path):
+    """Airflow 2.11.2: the example DAG parses (DagBag), and both operators run against the
+    session server's DB through the dagmodel backend (direct execute, no task runner)."""
+    server = airflow2
+    server.reset()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "pausectl.yaml").write_text("environments:\n  local:\n    backend: {type: dagmodel}\n")
+    (state / "local.yaml").write_text("environment: local\ndefaults: {unmanaged: ignore}\ndags:\n"
+                                      "  etl_003: {paused: true, reason: r, owner: o}\n")
+    example = REPO / "reconciler" / "example_dags" / "pausectl_drift.py"
+    try:
+        out = run_python(server, f"EXAMPLE = {str(example)!r}\nSTATE = {str(state)!r}\n"
+                         + AF2_SCRIPT, env={"PAUSECTL_STATE_REPO": str(state)})
+        assert out.returncode == 0, out.stderr[-3000:]
+        data = last_json_line(out.stdout)
+        assert data["import_errors"] == {} and data["tasks"] == ["drift", "environments"]
+        assert data["drift"]["drifted"] == [] and data["drift"]["pushed"] == ["drift", "plan"]
+        assert data["drift"]["summary"]["unchanged"] == 1
+        assert data["pause"]["dag_ids"] == ["etl_003"] and data["pause"]["paused"] is False
+        # the operator's unpause is a live change against git: the drift task now fails
+        assert data["failed"].startswith("AirflowException: local: 1 DAG(s) drifted from git: "
+                                         "etl_003 (unpaused by airflow-task:ops_af2.pause_other")
+        row = server.query("SELECT owner, extra FROM log WHERE event = 'pausectl.unpause' "
+                           "AND dag_id = 'etl_003' ORDER BY id DESC LIMIT 1")[0]
+        assert row[0] == "airflow-task:ops_af2.pause_other"
+        assert json.loads(row[1])["reason"] == "backfill window [DATA-5]"
+    finally:
+        server.reset()
