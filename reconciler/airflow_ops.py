@@ -97,14 +97,23 @@ def list_environments(state: str, ref: str | None = None, subdir: str | None = N
     return names
 
 
-def _backend_for(ctx, env: str, local_env: str | None, override: Mapping | None):
+def _backend_for(ctx, env: str, local_env: str | None, override: Mapping | None, log=None):
+    """The backend for `env`: `override`; for the local environment Airflow's own ORM when this
+    process may use it (not in Airflow 3 executor tasks: then the configured backend, e.g. the
+    airflow-api of this Airflow); else the configured one."""
     from .engine import open_backend
     if override:
         ctx.cfg.environments[env].backend = dict(override)
     elif local_env and env == local_env:
         spec = dict(ctx.cfg.environments[env].backend)
         if spec.get("type") != "dagmodel":
-            ctx.cfg.environments[env].backend = {"type": "dagmodel"}
+            from .backends.dagmodel import DagModelBackend
+            local = DagModelBackend(env, {})
+            if local.orm_available():
+                return local
+            if log is not None:
+                log(f"{env}: Airflow blocks its metadata DB in this task; using the configured "
+                    f"{spec.get('type')} backend instead of dagmodel")
     return open_backend(ctx.cfg, env)
 
 
@@ -166,7 +175,8 @@ class PauseReconcileOperator(BaseOperator):
         try:
             with state_checkout(self.state, self.ref, self.state_subdir) as root:
                 ctx = load(root, self.env)
-                backend = _backend_for(ctx, self.env, self.local_env, self.backend)
+                backend = _backend_for(ctx, self.env, self.local_env, self.backend,
+                                       self.log.warning)
                 try:
                     report, plan, live, resolution = drift_for(ctx, backend)
                     result: dict[str, Any] = {"environment": self.env, "mode": self.mode,

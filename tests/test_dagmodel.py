@@ -220,16 +220,31 @@ out["created"] = b.create_variable("pausectl.test.blocked", "v")
 out["value"] = b.get_variable("pausectl.test.blocked")
 b.delete_variable("pausectl.test.blocked")
 b.close()
+# the operators' local environment falls back to its configured backend here
+from reconciler.airflow_ops import _backend_for
+from reconciler.engine import load
+ctx = load(STATE, "local")
+notes = []
+fallback = _backend_for(ctx, "local", "local", None, notes.append)
+out["fallback"] = [type(fallback).__name__, notes]
+fallback.close()
 print(json.dumps(out))
 """
 
 
-def test_airflow3_task_with_blocked_orm_uses_sql_alchemy_conn_env(airflow3):
+def test_airflow3_task_with_blocked_orm_uses_sql_alchemy_conn_env(airflow3, tmp_path):
     server = airflow3
     server.reset()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "pausectl.yaml").write_text(
+        "environments:\n  local:\n    backend: {type: airflow-api, url: "
+        f"\"{server.url}\", username_env: U, password_env: P}}\n")
+    (state / "local.yaml").write_text("environment: local\n")
     try:
-        out = run_python(server, BLOCKED,
-                         env={"PAUSECTL_AIRFLOW_DB": f"sqlite:///{server.db_path}"})
+        out = run_python(server, f"STATE = {str(state)!r}\n" + BLOCKED,
+                         env={"PAUSECTL_AIRFLOW_DB": f"sqlite:///{server.db_path}",
+                              "U": server.username, "P": server.password})
         assert out.returncode == 0, out.stderr[-3000:]
         data = last_json_line(out.stdout)
         assert "blocks metadata DB access here" in data["blocked"]
@@ -238,5 +253,7 @@ def test_airflow3_task_with_blocked_orm_uses_sql_alchemy_conn_env(airflow3):
         assert data["set"] == ["etl_012"]
         assert db_states(server)["etl_012"] is False
         assert data["created"] is True and data["value"] == "v"
+        assert data["fallback"][0] == "AirflowApiBackend"
+        assert "blocks its metadata DB in this task" in data["fallback"][1][0]
     finally:
         server.reset()

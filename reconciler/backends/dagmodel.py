@@ -121,6 +121,11 @@ class DagModelBackend:
         return sess is None or getattr(sess, "__name__", "") == "BlockedDBSession" or \
             str(getattr(settings, "SQL_ALCHEMY_CONN", "")).startswith("airflow-db-not-allowed")
 
+    def orm_available(self) -> bool:
+        """Whether this backend can reach the metadata DB here (its own engine, or Airflow's
+        session where Airflow does not block it)."""
+        return self._own_session is not None or not self._orm_blocked()
+
     @contextmanager
     def _session(self):
         if self._own_session is not None:
