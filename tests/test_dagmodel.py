@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import httpx
-import pytest
 
 from inside_airflow import last_json_line, run_pausectl, run_python
 from webhooks import Hooks
