@@ -105,7 +105,8 @@ def _journaled(ctx, backend, plan, opts, batches, rollout, lock) -> ApplyResult:
                             rollout=rollout, emergency=plan.emergency, kind=opts.kind)
     killpoint("journal_started")
     opts.log(f"journal: {journal.path}")
-    return run_batches(ctx, backend, journal, opts, lock)
+    # the emergency marker was read a moment ago (by the plan, or above): batch 1 needs no re-read
+    return run_batches(ctx, backend, journal, opts, lock, fresh=True)
 
 
 def _verify_live(backend, plan: Plan) -> None:
@@ -125,7 +126,8 @@ def _emergency_started(backend, env: str) -> str | None:
     return None if data is None else str(data.get("started"))
 
 
-def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLock) -> ApplyResult:
+def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLock,
+                fresh: bool = False) -> ApplyResult:
     """Apply every batch not yet applied, gating between them. Used by apply and resume."""
     rollout = effective_rollout(journal.data.get("rollout") or rollout_of(ctx, opts),
                                 opts.rollout_overrides)
@@ -155,7 +157,9 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
             ids = b["dag_ids"]
             killpoint("batch_begin")
             lock.check()
-            if not ignore_emergency:
+            if fresh:
+                fresh = False
+            elif not ignore_emergency:
                 now = _emergency_started(backend, ctx.env)
                 if now is not None and now != journal.data.get("emergency"):
                     journal.event(f"emergency pause declared at {now}; stopped before batch {i}")

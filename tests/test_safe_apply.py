@@ -8,6 +8,7 @@ Every test checks EVERY DAG's is_paused in Airflow's own database afterwards.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -116,6 +117,22 @@ def variable(server, key: str) -> str | None:
     return None if r.status_code == 404 else r.json()["value"]
 
 
+def fast_settle(monkeypatch, **attrs) -> None:
+    """In-process runs: a shorter lock read-back settle (0.05 s, not 0.5 s; the schema has no
+    key for it) and any other backend attribute given: the same code paths, faster."""
+    from reconciler import engine
+    real_open = engine.open_backend
+
+    def open_backend(cfg, env):
+        b = real_open(cfg, env)
+        b.create_settle = 0.05
+        for k, v in attrs.items():
+            setattr(b, k, v)
+        return b
+
+    monkeypatch.setattr(engine, "open_backend", open_backend)
+
+
 def warm_up(server) -> None:
     """The first request to each API route of a fresh server pays for lazy imports (about a
     second each on a loaded box): touch the routes a timing smoke check uses."""
@@ -136,21 +153,63 @@ def db_now(server) -> str:
 
 # ----------------------------------------------------------------------------- gate + rollback
 
+SCHED_DAGS = [DagSpec("canary_bad", tags=("canary",), fail=True, schedule="* * * * *"),
+              DagSpec("good_a", schedule="* * * * *"), DagSpec("good_b", schedule="@daily"),
+              DagSpec("good_c"), DagSpec("running_now", paused_at_creation=False)]
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="safe-apply-af")
+_early: dict[str, concurrent.futures.Future] = {}
+
+
+def _skip_all() -> bool:
+    return os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and not _in_ci()
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def _prepare(name: str) -> AirflowServer:
+    """Everything before the processes (home, DB, DAG files registered: for 1,000 DAGs most
+    of the start-up): safe to run early, in the background, while other modules' tests run."""
+    server = (AirflowServer(major=3, dags=SCHED_DAGS, root=REPO, scheduler=True)
+              if name == "sched" else
+              AirflowServer(major=3, dags=harness.make_dags(1000), root=REPO))
+    try:
+        server.prepare()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def prestart() -> None:
+    """conftest calls this once collection shows tests of this module will run."""
+    if not _skip_all():
+        for name in ("sched", "1000"):
+            _early.setdefault(name, _pool.submit(_prepare, name))
+
+
+def _dedicated(name: str):
+    if _skip_all():
+        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
+    server = None
+    try:
+        server = (_early.pop(name, None) or _pool.submit(_prepare, name)).result()
+        server.launch()
+        server.wait_ready()
+    except Exception as exc:
+        if server is not None:
+            server.stop()
+        if _in_ci():
+            pytest.fail(f"Airflow ({name}) did not start: {exc}", pytrace=False)
+        pytest.skip(f"Airflow ({name}) did not start: {str(exc).splitlines()[0]}")
+    return server
+
+
 @pytest.fixture(scope="module")
 def af_sched():
     """A small Airflow 3 with a scheduler, so DAGs really run (and fail)."""
-    dags = [DagSpec("canary_bad", tags=("canary",), fail=True, schedule="* * * * *"),
-            DagSpec("good_a", schedule="* * * * *"), DagSpec("good_b", schedule="@daily"),
-            DagSpec("good_c"), DagSpec("running_now", paused_at_creation=False)]
-    if os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and os.environ.get("CI") != "true":
-        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
-    server = AirflowServer(major=3, dags=dags, root=REPO, scheduler=True)
-    try:
-        server.start()
-    except Exception as exc:
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"Airflow with scheduler did not start: {exc}", pytrace=False)
-        pytest.skip(f"Airflow with scheduler did not start: {str(exc).splitlines()[0]}")
+    server = _dedicated("sched")
     yield server
     server.stop()
 
@@ -220,6 +279,7 @@ KILL_CASES = [
 def test_sigkill_at_20_points_then_resume_or_rollback_is_exact(airflow3, tmp_path, monkeypatch,
                                                                capsys):
     root = state_repo(tmp_path, airflow3.url, KILL_YAML, KILL_ROLLOUT)
+    fast_settle(monkeypatch)
     results = []
     for n, (point, recovery) in enumerate(KILL_CASES):
         airflow3.reset()
@@ -297,20 +357,11 @@ POOL = [f"report_{i:03d}" for i in range(10, 30)] + [f"ml_{i:03d}" for i in rang
 @pytest.mark.airflow
 def test_100_applies_through_a_faulty_proxy_converge(airflow3, tmp_path, monkeypatch, capsys):
     """20% of requests fail (5xx, resets, timeouts, before or after the server acted)."""
-    from reconciler import engine
     airflow3.reset()
     initial = db_states(airflow3)
-    real_open = engine.open_backend
-
-    def open_backend(cfg, env):
-        # the same retries with a shorter backoff, a shorter lock read-back settle, and the
-        # plan's audit read capped at the last 100 pause events instead of 1,000 (the schema
-        # has no key for these): a faster test of the same code paths
-        b = real_open(cfg, env)
-        b.backoff_base, b.backoff_max, b.create_settle, b.audit_limit = 0.01, 0.05, 0.05, 100
-        return b
-
-    monkeypatch.setattr(engine, "open_backend", open_backend)
+    # the same retries with a shorter backoff, and the plan's audit read capped at the last
+    # 100 pause events instead of 1,000 (no schema key for these): faster, same code paths
+    fast_settle(monkeypatch, backoff_base=0.01, backoff_max=0.05, audit_limit=100)
     rng = random.Random(5)
     desired = {d: True for d in POOL}
     applies = resumes = reapplies = 0
@@ -371,15 +422,7 @@ def _latest_journal(jdir: Path) -> dict | None:
 @pytest.fixture(scope="module")
 def af_1000():
     """Airflow 3 with 1,000 generated DAGs (etl/report/ml/critical; every 50th a canary)."""
-    if os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and os.environ.get("CI") != "true":
-        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
-    server = AirflowServer(major=3, dags=harness.make_dags(1000), root=REPO)
-    try:
-        server.start()
-    except Exception as exc:
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"Airflow with 1,000 DAGs did not start: {exc}", pytrace=False)
-        pytest.skip(f"Airflow with 1,000 DAGs did not start: {str(exc).splitlines()[0]}")
+    server = _dedicated("1000")
     warm_up(server)
     yield server
     server.stop()
@@ -404,6 +447,7 @@ def test_emergency_pause_1000_dags_and_recover_exactly(af_1000, tmp_path, monkey
         '{batches: [1, "10%", "100%"], canary: {tags: [canary]}, gate: {wait_seconds: 0}}',
         protect=f"['{protect}']")
     cli = InProcess(monkeypatch, capsys, root, tmp_path / "journal")
+    fast_settle(monkeypatch)
 
     code, out, err = cli("emergency", "pause", ENV, "--reason", "warehouse down",
                          "--owner", "oncall", "--except", "tag:critical", "--format", "json")

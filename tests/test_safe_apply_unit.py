@@ -412,3 +412,21 @@ def test_emergency_bulk_path_chunks_long_patterns_and_repairs_a_race():
     assert b.dags["ml_crit"].is_paused is False          # put back: it is excepted
     assert any("ml_crit" in line and "unpausing it again" in line for line in logs), logs
     assert all(b.dags[d].is_paused for d in b.dags if not d.startswith(("crit", "ml_crit")))
+
+
+def test_an_emergency_declared_during_an_apply_stops_it_before_the_next_batch():
+    b = fleet()
+    plan = plan_for(b, {f"d{i}": False for i in range(4)})
+    ctx = Ctx({"batches": [1, "100%"], "gate": {"wait_seconds": 1}})
+
+    def sleep(_):      # while the gate after batch 1 waits, someone declares an emergency
+        if em.marker_key("prod") not in b.vars:
+            em.pause(b, "prod", "stop", "oncall", [], [], by="x")
+
+    res = apply_plan(ctx, b, plan, ApplyOptions(log=lambda s: None, sleep=sleep),
+                     live=b.list_dags())
+    assert res.status == "halted" and res.exit_code == 3
+    assert res.journal.data["batches"][1]["status"] == "pending"
+    assert all(b.paused()[f"d{i}"] for i in range(4))     # the emergency paused batch 1 too
+    with pytest.raises(PausectlError, match="emergency pause is active"):
+        resume(ctx, b, Journal.latest("prod"), quiet())
