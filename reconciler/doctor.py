@@ -456,7 +456,8 @@ def doctor_text(r: dict, stream=None) -> None:
     if live is not None:
         sched = (f"; schedule: {live['timetable_summary'] or 'None'}"
                  if r["details"] is not None else "")
-        w(f"  live: {_state(live['is_paused'])}; git: {_state(r['desired_paused'])}"
+        git = _state(r["desired_paused"]) if r["desired_paused"] is not None else "no rule decides"
+        w(f"  live: {_state(live['is_paused'])}; git: {git}"
           f"{' (' + r['decided_by'] + ')' if r['decided_by'] else ''}{sched}\n")
     for f in r["findings"]:
         w(f"\n{_MARK[f['severity']]} {f['title']}\n")
