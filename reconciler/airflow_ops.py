@@ -131,6 +131,8 @@ class PauseReconcileOperator(BaseOperator):
     :param backend: a backend mapping to use instead of the configured one
     :param state_subdir: the state repo inside a cloned git repo (default: `state/` if present)
     :param batches, allow_mass_change, gates: apply options (as `pausectl apply`)
+    :param mirror_journal: apply also keeps its journal in an Airflow Variable (default: a
+        worker's disk may be gone when you need `pausectl rollback`)
     :param metrics_file: write Prometheus metrics here (textfile collector)
     :param notify: send the state repo's `notify:` webhooks (drift, apply, gate failures)
     """
@@ -143,7 +145,7 @@ class PauseReconcileOperator(BaseOperator):
                  backend: Mapping[str, Any] | None = None, state_subdir: str | None = None,
                  batches: str | None = None, allow_mass_change: bool = False,
                  gates: bool = True, metrics_file: str | None = None, notify: bool = True,
-                 **kwargs):
+                 mirror_journal: bool = True, **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -164,6 +166,7 @@ class PauseReconcileOperator(BaseOperator):
         self.gates = gates
         self.metrics_file = metrics_file
         self.notify = notify
+        self.mirror_journal = mirror_journal
 
     def execute(self, context):
         from .drift import drift_for
@@ -203,7 +206,7 @@ class PauseReconcileOperator(BaseOperator):
         from .rollout import parse_batches
         opts = ApplyOptions(batches=parse_batches(self.batches) if self.batches else None,
                             allow_mass_change=self.allow_mass_change, gates=self.gates,
-                            log=self.log.info)
+                            mirror_journal=self.mirror_journal, log=self.log.info)
         res = apply_plan(ctx, backend, plan, opts, {d.dag_id: d.tags for d in live},
                          {d.dag_id: d.owners for d in live})
         return {"status": res.status, "changed": res.changed, "errors": res.errors,

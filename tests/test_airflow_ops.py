@@ -259,6 +259,8 @@ def test_drift_dag_green_then_red_on_operator_and_cli_pauses_then_apply_reverts(
     assert states["ops_a"] == 0 and states["ops_d"] == 0 and states["ops_b"] == 1
     owners = server.query("SELECT DISTINCT owner FROM log WHERE event = 'pausectl.unpause'")
     assert owners == [("gitops",)]
+    # the journal is mirrored into an Airflow Variable (a worker's disk may be gone later)
+    assert server.query("SELECT key FROM variable WHERE key = 'pausectl.journal.local'")
     from prometheus_client.parser import text_string_to_metric_families
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(metrics.read_text()) for s in f.samples}
