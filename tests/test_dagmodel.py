@@ -253,3 +253,22 @@ def test_airflow3_task_with_blocked_orm_uses_sql_alchemy_conn_env(airflow3, tmp_
         assert "blocks its metadata DB in this task" in data["fallback"][1][0]
     finally:
         server.reset()
+
+
+def test_without_airflow_installed_the_error_is_one_line(tmp_path):
+    """pausectl's own venv has no Airflow: importing the backend is fine (Airflow is imported
+    lazily), using it is a one-line error, exit 1."""
+    import subprocess
+    import sys
+    from helpers import run_cli
+    probe = subprocess.run([sys.executable, "-c", "import reconciler.backends.dagmodel, sys; "
+                            "print('airflow' in sys.modules)"], capture_output=True, text=True)
+    assert probe.stdout.strip() == "False", probe.stderr
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "pausectl.yaml").write_text("environments:\n  local:\n    backend: {type: dagmodel}\n")
+    (state / "local.yaml").write_text("environment: local\n")
+    out = run_cli(["plan", "local"], cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("error: local: backend 'dagmodel' needs Airflow: run pausectl "
+                                  "inside the Airflow installation (or use backend 'airflow-api')")
