@@ -70,8 +70,9 @@ class _DoctorServer(AirflowServer):
         super().add_dags(specs)
 
 
-def _window_hour() -> int:
-    return (utcnow().hour + 3) % 24
+# the hour the run window of doc_window opens (UTC): 3 h from now, fixed once, so the state
+# file and the assertions agree even across an hour boundary
+WINDOW_HOUR = (utcnow().hour + 3) % 24
 
 
 PAUSECTL = """\
@@ -206,7 +207,7 @@ def doctor_env(tmp_path_factory):
         state = root / "state"
         state.mkdir()
         (state / "pausectl.yaml").write_text(PAUSECTL.format(url=server.url))
-        (state / "live.yaml").write_text(LIVE.format(hour=_window_hour()))
+        (state / "live.yaml").write_text(LIVE.format(hour=WINDOW_HOUR))
         (state / "incident.yaml").write_text("environment: incident\n")
 
         def runs(dag_id, state):
@@ -298,7 +299,7 @@ def test_evidence_names_the_rule_the_user_and_the_numbers(api_results, doctor_en
     assert r["findings"][0]["title"].startswith("paused by group cost-night-only")
     w = _finding(r, "window_closed")
     now = utcnow()
-    nxt = now.replace(minute=0, second=0, microsecond=0).replace(hour=_window_hour())
+    nxt = now.replace(minute=0, second=0, microsecond=0).replace(hour=WINDOW_HOUR)
     if nxt <= now:
         nxt += timedelta(days=1)
     assert f"the next opens at {iso(nxt)}" in w["title"], w
