@@ -42,3 +42,28 @@ def parse_at(at: str | None) -> datetime | None:
 def exit_with(code: int) -> None:
     sys.stdout.flush()
     raise SystemExit(code)
+
+
+_ROLLOUT_OVERRIDES = (
+    click.option("--batches", metavar="LIST", default=None,
+                 help='Override rollout.batches, e.g. "1,25%,100%".'),
+    click.option("--canary", "canary", metavar="SELECTOR", multiple=True,
+                 help="Override rollout.canary: tag:NAME, dag_id:GLOB or owner:NAME (repeatable)."),
+    click.option("--wait-seconds", type=click.FloatRange(min=0), default=None,
+                 help="Override gate.wait_seconds."),
+    click.option("--min-runs", type=click.IntRange(min=0), default=None,
+                 help="Override gate.min_runs."),
+    click.option("--max-failed-runs", type=click.IntRange(min=0), default=None,
+                 help="Override gate.max_failed_runs."),
+    click.option("--gate-timeout", type=click.FloatRange(min=0), default=None,
+                 help="Override gate.timeout_seconds."),
+    click.option("--on-gate-failure", type=click.Choice(["rollback", "halt"]), default=None,
+                 help="Override rollout.on_gate_failure."),
+)
+
+
+def rollout_override_options(f):
+    """The per-run rollout and gate overrides shared by apply and emergency recover."""
+    for option in reversed(_ROLLOUT_OVERRIDES):
+        f = option(f)
+    return f

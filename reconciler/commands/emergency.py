@@ -9,7 +9,7 @@ import sys
 import click
 
 from ..errors import PausectlError
-from .common import exit_with, format_option, state_option
+from .common import exit_with, format_option, rollout_override_options, state_option
 
 
 @click.group()
@@ -84,19 +84,7 @@ def pause(env, state_dir, reason, owner, excepts, fmt):
 @click.argument("env")
 @state_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--batches", metavar="LIST", default=None,
-              help='Override rollout.batches, e.g. "1,25%,100%".')
-@click.option("--canary", "canary", metavar="SELECTOR", multiple=True,
-              help="Override rollout.canary: tag:NAME, dag_id:GLOB or owner:NAME (repeatable).")
-@click.option("--wait-seconds", type=click.FloatRange(min=0), default=None,
-              help="Override gate.wait_seconds.")
-@click.option("--min-runs", type=click.IntRange(min=0), default=None, help="Override gate.min_runs.")
-@click.option("--max-failed-runs", type=click.IntRange(min=0), default=None,
-              help="Override gate.max_failed_runs.")
-@click.option("--gate-timeout", type=click.FloatRange(min=0), default=None,
-              help="Override gate.timeout_seconds.")
-@click.option("--on-gate-failure", type=click.Choice(["rollback", "halt"]), default=None,
-              help="Override rollout.on_gate_failure.")
+@rollout_override_options
 @click.option("--no-gates", is_flag=True, help="Skip health gates.")
 def recover(env, state_dir, yes, batches, canary, wait_seconds, min_runs, max_failed_runs,
             gate_timeout, on_gate_failure, no_gates):

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from ..errors import PausectlError
-from .common import exit_with, format_option, metrics_option, state_option
+from .common import (exit_with, format_option, metrics_option, rollout_override_options,
+                     state_option)
 
 
 def _confirm(plan, yes: bool) -> None:
@@ -50,20 +51,7 @@ def _compare_saved(saved, fresh) -> None:
 @state_option
 @click.option("--plan", "plan_file", metavar="FILE", help="Apply this saved plan (re-checked first).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--batches", metavar="LIST", default=None,
-              help='Override rollout.batches, e.g. "1,25%,100%".')
-@click.option("--canary", "canary", metavar="SELECTOR", multiple=True,
-              help="Override rollout.canary: tag:NAME, dag_id:GLOB or owner:NAME (repeatable).")
-@click.option("--wait-seconds", type=click.FloatRange(min=0), default=None,
-              help="Override gate.wait_seconds.")
-@click.option("--min-runs", type=click.IntRange(min=0), default=None,
-              help="Override gate.min_runs.")
-@click.option("--max-failed-runs", type=click.IntRange(min=0), default=None,
-              help="Override gate.max_failed_runs.")
-@click.option("--gate-timeout", type=click.FloatRange(min=0), default=None,
-              help="Override gate.timeout_seconds.")
-@click.option("--on-gate-failure", type=click.Choice(["rollback", "halt"]), default=None,
-              help="Override rollout.on_gate_failure.")
+@rollout_override_options
 @click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
 @click.option("--resume", is_flag=True, help="Continue the last (or --journal) interrupted apply.")
 @click.option("--journal", "journal_file", metavar="FILE", help="Journal for --resume/--gate-only.")
