@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .backends.base import LiveDag
-from .backends.snapshot import parse_snapshot, snapshot_document
+from .backends.snapshot import _json_line, parse_snapshot, snapshot_document
 from .errors import PausectlError
 from .plan import Change, Plan, live_hash
 from .timeutil import iso, utcnow
@@ -33,25 +34,37 @@ def export_yaml(env: str, live: list[LiveDag]) -> str:
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
 
 
-def restore_plan(env: str, file: Path, live: list[LiveDag]) -> Plan:
-    """A plan that puts every DAG in FILE back to its saved is_paused."""
+def restore_plan(env: str, file: Path, live: list[LiveDag], skip_missing: bool = False) -> Plan:
+    """A plan that puts every DAG in FILE back to its saved is_paused.
+
+    A DAG of FILE that ENV does not have means FILE is of another environment (or of a
+    time before DAGs were removed): refused, naming the first such DAG's line, unless
+    `skip_missing` (then listed in plan.missing and left alone)."""
     try:
         raw = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PausectlError("snapshot not found", str(file)) from None
+    except IsADirectoryError:
+        raise PausectlError("snapshot is a directory, not a file", str(file)) from None
     except UnicodeDecodeError:
         raise PausectlError("snapshot is not valid UTF-8", str(file), 1, 1) from None
-    saved = {d.dag_id: d for d in parse_snapshot(raw, str(file))}
-    try:
-        meta = json.loads(raw)
-    except ValueError:
-        meta = {}
+    saved_list = parse_snapshot(raw, str(file))
+    saved = {d.dag_id: d for d in saved_list}
+    meta = json.loads(raw)            # parse_snapshot proved it is a JSON object
     if meta.get("environment") not in (None, env):
-        raise PausectlError(f"snapshot is of {meta['environment']}, not {env}", str(file))
+        raise PausectlError(f"snapshot is of environment {str(meta['environment'])!r}, not "
+                            f"{env!r}; nothing was changed", str(file), _key_line(raw, "environment"))
     now = utcnow()
     plan = Plan(environment=env, generated_at=iso(now), at=iso(now),
                 desired_ref=f"snapshot {file}", live_hash=live_hash(live))
     by_id = {d.dag_id: d for d in live}
+    absent = [i for i, d in enumerate(saved_list) if d.dag_id not in by_id]
+    if absent and not skip_missing:
+        names = ", ".join(_shown(saved_list[i].dag_id) for i in absent[:5])
+        raise PausectlError(f"{len(absent)} DAG(s) of this snapshot do not exist in {env} "
+                            f"({names}{' ...' if len(absent) > 5 else ''}): is it from another "
+                            "environment? nothing was changed (--skip-missing restores the "
+                            "others)", str(file), _json_line(raw, absent[0], "dag_id"))
     for dag_id in sorted(saved):
         want = saved[dag_id].is_paused
         cur = by_id.get(dag_id)
@@ -68,3 +81,17 @@ def restore_plan(env: str, file: Path, live: list[LiveDag]) -> Plan:
                                        rule_name="restore"))
     plan.unmanaged = sorted(d for d in by_id if d not in saved)
     return plan
+
+
+def _shown(dag_id: str) -> str:
+    """A dag_id from a file, safe for a terminal line (control characters escaped)."""
+    return dag_id if _PLAIN_ID.match(dag_id) else ascii(dag_id)
+
+
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+
+
+def _key_line(raw: str, key: str) -> int:
+    """Line of the first top-level-looking `"key":` in a JSON text (for error messages)."""
+    m = re.search(r'"' + re.escape(key) + r'"\s*:', raw)
+    return raw[: m.start()].count("\n") + 1 if m else 1

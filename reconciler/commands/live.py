@@ -302,28 +302,56 @@ def export(env, state_dir, out, fmt):
 @click.argument("file")
 @state_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@rollout_override_options
 @click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
-@click.option("--batches", metavar="LIST", default=None, help="Override rollout.batches.")
-def restore(env, file, state_dir, yes, allow_mass_change, batches):
-    """Put back the live pause state saved in FILE (from `pausectl export`)."""
-    from ..apply import ApplyOptions, apply_plan
+@click.option("--no-gates", is_flag=True, help="Skip health gates.")
+@click.option("--skip-missing", is_flag=True,
+              help="Restore the DAGs that exist; list (not refuse) those FILE has and ENV lacks.")
+def restore(env, file, state_dir, yes, batches, canary, wait_seconds, min_runs, max_failed_runs,
+            gate_timeout, on_gate_failure, allow_mass_change, no_gates, skip_missing):
+    """Put back the live pause state saved in FILE (from `pausectl export`).
+
+    Applied like any plan (lock, journal, canary batches, health gates; `pausectl rollback`
+    undoes it); the flags override pausectl.yaml's rollout for this run. A DAG in FILE that
+    ENV does not have is refused (a file of another environment), unless --skip-missing."""
+    from ..apply import ApplyOptions, apply_plan, rollout_of
+    from ..emergency import read_marker
     from ..engine import load, open_backend
     from ..export import restore_plan
     from ..report import is_tty, plan_text
-    from ..rollout import parse_batches
+    from ..rollout import batches_json, parse_batches, plan_batches
     ctx = load(state_dir, env)
+    opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
+                        rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
+                                                        max_failed_runs, gate_timeout,
+                                                        on_gate_failure),
+                        allow_mass_change=allow_mass_change, gates=not no_gates,
+                        progress=is_tty(sys.stderr), kind="restore")
     backend = open_backend(ctx.cfg, env)
     try:
         live = backend.list_dags()
-        plan = restore_plan(env, Path(file), live)
-        plan_text(plan)
+        plan = restore_plan(env, Path(file), live, skip_missing=skip_missing)
+        marker = read_marker(backend, env)
+        if marker is not None and plan.changes:
+            # a restore would unpause what the emergency holds: end the emergency first
+            raise PausectlError(f"an emergency pause is active in {env} since "
+                                f"{marker.get('started')}; `pausectl emergency recover {env}` "
+                                "first, then restore")
         if not plan.changes:
+            notes = "".join(f", {n} {what}" for n, what in (
+                (len(plan.skipped), "stale (not flipped)"), (len(plan.missing), "missing in "
+                 f"{env}"), (len(plan.unmanaged), f"in {env} but not in the file")) if n)
+            click.echo(f"Nothing to restore: live {env} already matches the export {file} "
+                       f"({plan.unchanged} DAG(s) in their saved state{notes}).")
             return
-        opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
-                            allow_mass_change=allow_mass_change, progress=is_tty(sys.stderr),
-                            kind="restore")
+        plan.batches = batches_json(plan_batches(plan.changes, rollout_of(ctx, opts), live))
+        plan_text(plan)
         _confirm(plan, yes)
         result = apply_plan(ctx, backend, plan, opts, live=live)
+        if result.status == "done":
+            click.echo(f"Restore complete: {result.changed} DAG(s) of {env} put back to their "
+                       f"state in {file}.")
+            return
         _finish(result, env)
     finally:
         backend.close()
