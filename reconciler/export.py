@@ -34,12 +34,14 @@ def export_yaml(env: str, live: list[LiveDag]) -> str:
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
 
 
-def restore_plan(env: str, file: Path, live: list[LiveDag], skip_missing: bool = False) -> Plan:
+def restore_plan(env: str, file: Path, live: list[LiveDag], skip_missing: bool = False,
+                 from_env: str | None = None) -> Plan:
     """A plan that puts every DAG in FILE back to its saved is_paused.
 
-    A DAG of FILE that ENV does not have means FILE is of another environment (or of a
-    time before DAGs were removed): refused, naming the first such DAG's line, unless
-    `skip_missing` (then listed in plan.missing and left alone)."""
+    An export of another environment is refused unless `from_env` names it (copying one
+    environment's pause state into another is deliberate). A DAG of FILE that ENV does not
+    have (typical for such a file, or for one older than a DAG's removal) is refused, naming
+    the first such DAG's line, unless `skip_missing` (then listed in plan.missing, untouched)."""
     try:
         raw = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -51,9 +53,11 @@ def restore_plan(env: str, file: Path, live: list[LiveDag], skip_missing: bool =
     saved_list = parse_snapshot(raw, str(file))
     saved = {d.dag_id: d for d in saved_list}
     meta = json.loads(raw)            # parse_snapshot proved it is a JSON object
-    if meta.get("environment") not in (None, env):
-        raise PausectlError(f"snapshot is of environment {str(meta['environment'])!r}, not "
-                            f"{env!r}; nothing was changed", str(file), _key_line(raw, "environment"))
+    source = meta.get("environment")
+    if source not in (None, env) and source != from_env:
+        raise PausectlError(f"snapshot is of environment {str(source)!r}, not {env!r}; nothing "
+                            f"was changed (pass --from-env {_shown(str(source))} to restore it "
+                            f"into {env})", str(file), _key_line(raw, "environment"))
     now = utcnow()
     plan = Plan(environment=env, generated_at=iso(now), at=iso(now),
                 desired_ref=f"snapshot {file}", live_hash=live_hash(live))

@@ -305,15 +305,18 @@ def export(env, state_dir, out, fmt):
 @rollout_override_options
 @click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
 @click.option("--no-gates", is_flag=True, help="Skip health gates.")
+@click.option("--from-env", "from_env", metavar="NAME", default=None,
+              help="FILE is an export of environment NAME (not ENV): restore it into ENV.")
 @click.option("--skip-missing", is_flag=True,
               help="Restore the DAGs that exist; list (not refuse) those FILE has and ENV lacks.")
 def restore(env, file, state_dir, yes, batches, canary, wait_seconds, min_runs, max_failed_runs,
-            gate_timeout, on_gate_failure, allow_mass_change, no_gates, skip_missing):
+            gate_timeout, on_gate_failure, allow_mass_change, no_gates, from_env, skip_missing):
     """Put back the live pause state saved in FILE (from `pausectl export`).
 
     Applied like any plan (lock, journal, canary batches, health gates; `pausectl rollback`
-    undoes it); the flags override pausectl.yaml's rollout for this run. A DAG in FILE that
-    ENV does not have is refused (a file of another environment), unless --skip-missing."""
+    undoes it); the flags override pausectl.yaml's rollout for this run. An export of
+    another environment needs --from-env; a DAG in FILE that ENV does not have is refused
+    (nothing is changed) unless --skip-missing."""
     from ..apply import ApplyOptions, apply_plan, rollout_of
     from ..emergency import read_marker
     from ..engine import load, open_backend
@@ -330,7 +333,8 @@ def restore(env, file, state_dir, yes, batches, canary, wait_seconds, min_runs, 
     backend = open_backend(ctx.cfg, env)
     try:
         live = backend.list_dags()
-        plan = restore_plan(env, Path(file), live, skip_missing=skip_missing)
+        plan = restore_plan(env, Path(file), live, skip_missing=skip_missing,
+                            from_env=from_env)
         marker = read_marker(backend, env)
         if marker is not None and plan.changes:
             # a restore would unpause what the emergency holds: end the emergency first
