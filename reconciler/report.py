@@ -59,7 +59,7 @@ def plan_text(plan: Plan, stream: IO | None = None) -> None:
     for sk in plan.skipped:
         w(f"skipped  {sk['dag_id']}  {sk['why']}\n")
     for m in plan.missing:
-        w(f"missing  {m['dag_id']}  in git ({m['rule']}) but not in Airflow\n")
+        w(f"missing  {m['dag_id']}  in {m['rule']} but not in Airflow\n")
     if plan.unmanaged:
         shown = ", ".join(plan.unmanaged[:20]) + (" ..." if len(plan.unmanaged) > 20 else "")
         w(f"unmanaged {len(plan.unmanaged)}: {shown}\n")
@@ -94,7 +94,7 @@ def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
     for sk in plan.skipped:
         con.print(f"[magenta]skipped[/] {sk['dag_id']}: {sk['why']}")
     for m in plan.missing:
-        con.print(f"[cyan]missing[/] {m['dag_id']}: in git ({m['rule']}) but not in Airflow")
+        con.print(f"[cyan]missing[/] {m['dag_id']}: in {m['rule']} but not in Airflow")
     if plan.unmanaged:
         shown = ", ".join(plan.unmanaged[:20]) + (" ..." if len(plan.unmanaged) > 20 else "")
         con.print(f"[dim]unmanaged ({len(plan.unmanaged)}): {shown}[/]")
