@@ -234,6 +234,10 @@ class Doctor:
             git = f"no rule in git manages it (defaults.unmanaged: " \
                   f"{self.ctx.state.defaults.unmanaged})"
         ev = [git]
+        from .autopause import is_auto_pause
+        if is_auto_pause(last):
+            self._auto_pause(dag, dec, resolver, last, runs, git)
+            return
         auto = self._auto_paused(runs, details)
         if last is not None and last.is_paused in (True, None):
             title = f"paused in Airflow by a live change: {last.describe()}"
@@ -256,6 +260,42 @@ class Doctor:
         else:
             fix = "add a dag entry with `paused: false` in git and apply, or unpause it in Airflow"
         self.add("paused_live", "blocking", title, ev, fix)
+
+    def _auto_pause(self, dag, dec, resolver, event, runs, git: str) -> None:
+        """Airflow paused it by itself after failed runs: evidence, and what pausectl does."""
+        from .autopause import AutoPause, examine, failed_before, outcome
+        env, cfg = self.ctx.env, self.ctx.cfg
+        rule = dec.rule
+        if dec.paused is False:
+            ap = examine(self.backend, dag.dag_id, event, rule, resolver.ended_rule, runs=runs)
+        else:       # git does not want it running: nothing to hold or release
+            ap = AutoPause(dag.dag_id, event, failed_before(runs, event.when))
+        ev = [f"{r.run_id}: {r.state}" + (f", ended {_ago(r.end_date, self.at)}"
+                                           if r.end_date else "") for r in ap.failed[:5]]
+        ev.append(f"event log: paused by {event.user or 'the scheduler'} at {iso(event.when)} "
+                  "(max_consecutive_failed_dag_runs)")
+        ev.append(git)
+        if dec.paused is not False:
+            fix = "fix the failing task, then unpause it in Airflow"
+            title = ap.summary()
+        else:
+            result = outcome(ap, cfg.auto_paused)
+            if result == "held":
+                ev.append(ap.hold_text(rule))
+                title = f"{ap.summary()}; pausectl keeps it paused (drift.auto_paused: keep)"
+                fix = ("fix the failing task, then unpause it in Airflow (or commit a change to "
+                       f"{rule.label() if rule else 'its rule'}, or set drift.auto_paused: "
+                       "enforce)")
+            elif result == "enforced" and cfg.drift_mode != "enforce":
+                title = f"{ap.summary()}; pausectl leaves it paused (drift.mode {cfg.drift_mode})"
+                fix = "fix the failing task, then unpause it in Airflow"
+                ev += ap.notes
+            else:
+                ev.append(ap.release_text())
+                title = f"{ap.summary()}; the next `pausectl apply {env}` unpauses it"
+                fix = f"fix the failing task before `pausectl apply {env}` unpauses it"
+                ev += ap.notes
+        self.add("auto_paused", "blocking", title, ev, fix)
 
     def _auto_paused(self, runs, details) -> int:
         limit = (details or {}).get("max_consecutive_failed_dag_runs") or 0

@@ -2,7 +2,9 @@
 
 Each difference is attributed from Airflow's event log: the UI/API user (patch_dag), a bulk
 pattern (patch_dags) or the OS user of `airflow dags pause` (cli_dag_pause). A difference with
-no manual event behind it is a git change not yet applied, not drift by hand.
+no manual event behind it is a git change not yet applied, not drift by hand. A DAG Airflow
+paused by itself after failed runs (the scheduler's auto-pause) is neither: it is listed under
+`auto_paused`, held or unpaused as `drift.auto_paused` says (see autopause.py).
 Missing, stale and import-error DAGs are reported apart and never flipped blindly.
 """
 
@@ -34,18 +36,23 @@ def drift_for(ctx, backend):
     by_id = {d.dag_id: d for d in live}
     items = []
     for c in plan.changes:
+        note = "will be reverted by apply" if ctx.cfg.drift_mode == "enforce" else ""
+        if c.auto_paused:
+            note = c.last_changed_by or ""
         items.append(_item(c.dag_id, c.live_paused, c.desired_paused, c.rule, last.get(c.dag_id),
-                           "will be reverted by apply" if ctx.cfg.drift_mode == "enforce" else ""))
+                           note, c.auto_paused))
     for h in plan.held:
         items.append(_item(h["dag_id"], h["live_paused"], h["desired_paused"], h["rule"],
-                           last.get(h["dag_id"]), h["why"]))
+                           last.get(h["dag_id"]), h["why"], h.get("auto_paused")))
     items.sort(key=lambda x: x["dag_id"])
     drifted = [x for x in items if x["cause"] == "manual"]
-    pending = [x for x in items if x["cause"] != "manual"]
+    auto = [x for x in items if x["cause"] == "airflow"]
+    pending = [x for x in items if x["cause"] == "git"]
     report = {
         "environment": env, "mode": ctx.cfg.drift_mode,
         "hold_manual_hours": ctx.cfg.hold_manual_hours,
-        "drifted": drifted, "pending_git_changes": pending,
+        "auto_paused_policy": ctx.cfg.auto_paused,
+        "drifted": drifted, "pending_git_changes": pending, "auto_paused": auto,
         "missing": plan.missing,
         "stale": sorted(s["dag_id"] for s in plan.skipped if s["why"].startswith("stale")),
         "import_errors": sorted(d.dag_id for d in live if d.has_import_errors),
@@ -56,12 +63,12 @@ def drift_for(ctx, backend):
     return report, plan, live, resolution
 
 
-def _item(dag_id, live_paused, desired_paused, rule, event, note) -> dict:
-    manual = event is not None and event.via != "pausectl" and \
+def _item(dag_id, live_paused, desired_paused, rule, event, note, auto=None) -> dict:
+    manual = auto is None and event is not None and event.via != "pausectl" and \
         event.is_paused in (None, live_paused)
-    return {
+    item = {
         "dag_id": dag_id, "live_paused": live_paused, "desired_paused": desired_paused,
-        "rule": rule, "cause": "manual" if manual else "git",
+        "rule": rule, "cause": "manual" if manual else "airflow" if auto else "git",
         "changed_by": event.user if manual else None,
         "when": event.when.isoformat() if manual else None,
         "how": {"api": "UI/API", "bulk": "bulk API", "cli": "CLI",
@@ -71,6 +78,10 @@ def _item(dag_id, live_paused, desired_paused, rule, event, note) -> dict:
         "description": event.describe() if manual else "git changed; not applied yet",
         "note": note,
     }
+    if auto:
+        item.update(description=f"{auto['reason']} at {auto['when']}", auto_paused=auto,
+                    changed_by=auto.get("by"), when=auto["when"], how="Airflow (auto-pause)")
+    return item
 
 
 def _state(p: bool) -> str:
@@ -90,6 +101,15 @@ def drift_text(r: dict, stream=None) -> None:
               f"{'; ' + x['note'] if x['note'] else ''}\n")
     else:
         w(f"{env}: no drift ({r['checked_dags']} DAGs checked)\n")
+    for x in r.get("auto_paused") or []:
+        a = x["auto_paused"]
+        verb = {"held": "held paused", "released": "apply unpauses it (its rule changed in git "
+                "after the auto-pause)", "enforced": "apply unpauses it (drift.auto_paused "
+                "enforce)"}[a["outcome"]]
+        runs = ", ".join(f"{run['run_id']} {run['state']}" for run in a["runs"][:5])
+        w(f"{env}: {x['dag_id']} {a['reason']} at {a['when']}; git says "
+          f"{_state(x['desired_paused'])} ({x['rule']}); {verb}"
+          f"{'; runs: ' + runs if runs else ''}\n")
     if r["pending_git_changes"]:
         w(f"{env}: {len(r['pending_git_changes'])} git change(s) not applied yet: "
           + ", ".join(x["dag_id"] for x in r["pending_git_changes"][:20]) + "\n")
@@ -117,4 +137,15 @@ def drift_markdown(reports: list[dict]) -> str:
         else:
             out.append("No drift.")
         out.append("")
+        if r.get("auto_paused"):
+            from .report import _md_escape as esc
+            out += [f"Auto-paused by Airflow ({len(r['auto_paused'])}):", "",
+                    "| dag_id | why | failed runs | outcome |", "|---|---|---|---|"]
+            for x in r["auto_paused"]:
+                a = x["auto_paused"]
+                out.append(f"| `{esc(x['dag_id']).replace('`', '')}` | "
+                           f"{esc(a['reason'])} at {esc(a['when'])} | "
+                           f"{esc(', '.join(run['run_id'] for run in a['runs'][:5]))} | "
+                           f"{a['outcome']} |")
+            out.append("")
     return "\n".join(out) + "\n"

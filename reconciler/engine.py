@@ -78,13 +78,17 @@ def plan_env(ctx: Context, backend: Backend, at: datetime | None = None,
     enforce(ctx.cfg, ctx.state, live)      # a rule crossing tenants: error at its file:line
     resolution = resolve(ctx.cfg, ctx.state, live, at, emergency, load_edges(ctx.state, backend))
     events = None
+    auto = None
     if with_events:
         differing = [d.dag_id for d in live
                      if (dec := resolution.decisions[d.dag_id]).paused is not None
                      and dec.paused != d.is_paused]
         if differing:
             events = backend.audit_events(differing)
-    plan = build_plan(ctx.cfg, ctx.state, live, resolution, at, desired_ref, events)
+            # Airflow's own pauses (drift.auto_paused): their failed runs and rule history
+            from .autopause import detect
+            auto = detect(backend, live, resolution, events, desired_ref)
+    plan = build_plan(ctx.cfg, ctx.state, live, resolution, at, desired_ref, events, auto)
     from .rollout import batches_json, effective_rollout, plan_batches
     plan.batches = batches_json(plan_batches(plan.changes, effective_rollout(
         ctx.cfg.rollout_for(ctx.env)), live))

@@ -10,6 +10,7 @@
 | pause-after-failure | warning | a DAG paused by hand within `failure_window_hours` (24) after a failed run |
 | expired-until | warning | a rule whose `until` has passed, still in the file |
 | matches-nothing | warning | a rule that matches no DAG in Airflow |
+| auto-paused | warning | a DAG Airflow paused by itself after failed runs (max_consecutive_failed_dag_runs) |
 
 A rule's age is how long its `paused: true` line has been in git (`git blame` of that line,
 committer time; lines not committed yet are new). Outside git, the newest pause event in
@@ -56,6 +57,8 @@ RULES = {
                                        "reason and a ticket"),
     "expired-until": ("warning", "remove the expired rule, or extend `until`"),
     "matches-nothing": ("warning", "remove the rule, or fix its dag_id/match"),
+    "auto-paused": ("warning", "fix the failing task, then unpause the DAG in Airflow; if it "
+                               "should stay off, pause it in git with a reason and a ticket"),
 }
 DEFAULTS = {"forgotten_pause_days": 30, "no_runs_days": 90, "failure_window_hours": 24}
 _PLACEHOLDER = re.compile(r"^\s*(todo|tbd|tbc|n/?a|none|null|unknown|nobody|wip|temp|tmp|test|"
@@ -301,6 +304,9 @@ def lint_env(cfg: Config, state: EnvState, live: list[LiveDag], res: Resolution,
             add("unknown-live-pause", f"{dag_id} is paused in {state.name} but no rule in git "
                                       "knows it", None, [dag_id])
 
+    # auto-paused: Airflow stopped these after failed runs (the newest event is its own)
+    _auto_paused(backend, live, res, st, add)
+
     # delete-candidate: permanent pauses of DAGs that have not run for N days
     no_runs = st.values["no_runs_days"]
     perm = sorted({d.dag_id for d in live
@@ -339,7 +345,7 @@ def lint_env(cfg: Config, state: EnvState, live: list[LiveDag], res: Resolution,
             events_cache = _last_pauses(backend, [d.dag_id for d in live if d.is_paused])
         for dag_id, ev in sorted(events_cache.items()):
             d = by_id.get(dag_id)
-            if d is None or not d.is_paused or ev.via == "pausectl":
+            if d is None or not d.is_paused or ev.via in ("pausectl", "airflow"):  # see auto-paused
                 continue
             failed = _failed_before(backend.dag_runs(dag_id, limit=10), ev.when, window)
             if failed is not None:
@@ -352,6 +358,40 @@ def lint_env(cfg: Config, state: EnvState, live: list[LiveDag], res: Resolution,
     order = {s: i for i, s in enumerate(SEVERITIES)}
     result.findings.sort(key=lambda f: (order[f.severity], f.file or "~", f.line or 0, f.id))
     return result
+
+
+def _auto_paused(backend, live: list[LiveDag], res: Resolution, st: Settings, add) -> None:
+    if not st.enabled("auto-paused", None) and not any(
+            st.enabled("auto-paused", f) for f in st.per_file):
+        return
+    paused = [d.dag_id for d in live if d.is_paused and not d.is_stale]
+    if not paused:
+        return
+    from .autopause import AutoPause, RuleHistory, examine, failed_before, is_auto_pause, outcome
+    from .plan import last_events
+    last = last_events(backend.audit_events(paused))
+    history = RuleHistory()
+    cfg = res.resolver.cfg
+    for dag_id in paused:
+        ev = last.get(dag_id)
+        if not is_auto_pause(ev):
+            continue
+        dec = res.decisions[dag_id]
+        rule = dec.rule
+        if dec.paused is False:
+            ap = examine(backend, dag_id, ev, rule, res.resolver.ended_rule, history=history)
+            then = {"held": "pausectl holds it paused (drift.auto_paused: keep) until a human "
+                            "acts",
+                    "released": "its rule changed in git since: the next apply unpauses it",
+                    "enforced": "drift.auto_paused is enforce: the next apply unpauses it"}[
+                outcome(ap, cfg.auto_paused)]
+            git = f"git wants it running ({rule.label()}); {then}"
+        else:
+            ap = AutoPause(dag_id, ev, failed_before(backend.dag_runs(dag_id), ev.when))
+            git = (f"git pauses it too ({rule.label()})" if dec.paused
+                   else "no rule in git knows it")
+        where = rule.where if rule is not None and rule.layer in ("dag", "group") else None
+        add("auto-paused", f"{dag_id} was {ap.summary()}; {git}", where, [dag_id])
 
 
 def _ago(delta: timedelta) -> str:

@@ -8,6 +8,10 @@ Series (label `env` on all):
                                               (plan changes + held), after the command
     pausectl_manual_drift_dags{env}           of those, changed by hand (drift attribution; drift)
     pausectl_pauses_past_until{env}           DAGs still paused by a pause whose `until` passed
+    pausectl_auto_paused_dags{env,outcome}    DAGs Airflow paused by itself after failed runs that
+                                              git wants running: outcome held (drift.auto_paused
+                                              keep) | released (rule changed in git since) |
+                                              enforced (policy enforce); after an apply only held
     pausectl_plan_changes{env,action}         planned changes, action pause|unpause
     pausectl_apply_duration_seconds{env}      wall time of the apply (apply)
     pausectl_gate_total{env,outcome}          health gate evaluations, outcome passed|failed (apply)
@@ -39,6 +43,9 @@ class Metrics:
         self.past_until = Gauge("pausectl_pauses_past_until",
                                 "DAGs still paused by a pause whose until has passed", ["env"],
                                 registry=r)
+        self.auto_paused = Gauge("pausectl_auto_paused_dags",
+                                 "DAGs Airflow paused after failed runs that git wants running",
+                                 ["env", "outcome"], registry=r)
         self.changes = Gauge("pausectl_plan_changes", "Planned pause state changes",
                              ["env", "action"], registry=r)
         self.duration = Gauge("pausectl_apply_duration_seconds", "Wall time of the last apply",
@@ -59,6 +66,13 @@ class Metrics:
         self.paused.labels(env).set(sum(1 for p in final.values() if p))
         self.drift.labels(env).set((0 if applied else len(plan.changes)) + len(plan.held))
         self.past_until.labels(env).set(past_until(live, final, resolution))
+        auto = {"held": 0, "released": 0, "enforced": 0}
+        for entry in [h.get("auto_paused") for h in plan.held] + \
+                ([] if applied else [c.auto_paused for c in plan.changes]):
+            if entry:
+                auto[entry["outcome"]] += 1
+        for outcome, n in auto.items():
+            self.auto_paused.labels(env, outcome).set(n)
         s = plan.summary()
         for action in ("pause", "unpause"):
             self.changes.labels(env, action).set(s[action])

@@ -15,7 +15,9 @@ Retry-After is honoured up to the remaining time), and the whole notification is
 `PAUSECTL_NOTIFY_BUDGET` seconds (default 15). Whatever fails becomes a one-line warning naming
 the webhook by its env var; URLs (which carry tokens) are never printed.
 
-An apply is announced as `apply`; an apply whose health gate failed (rolled back or halted) as
+`auto_pause` is sent by `pausectl drift` when Airflow paused DAGs by itself after failed runs
+(max_consecutive_failed_dag_runs) that git wants running: held (drift.auto_paused: keep) or
+about to be unpaused (enforce, or a git change to the rule since). An apply is announced as `apply`; an apply whose health gate failed (rolled back or halted) as
 `gate_failure`, to webhooks that subscribe to either (one message, not two).
 
 JSON body (format: json), version 1:
@@ -33,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-EVENTS = ("drift", "apply", "gate_failure", "emergency")
+EVENTS = ("drift", "apply", "gate_failure", "emergency", "auto_pause")
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2
 DEFAULT_BUDGET = 15.0
@@ -44,7 +46,7 @@ MAX_ITEMS = 25
 
 @dataclass
 class Message:
-    event: str                 # drift | apply | gate_failure | emergency
+    event: str                 # drift | apply | gate_failure | emergency | auto_pause
     environment: str
     title: str
     severity: str = "info"     # info | warning | error
@@ -247,6 +249,31 @@ def drift_message(report: dict) -> Message:
                     "mode": report.get("mode")})
 
 
+_AUTO_OUTCOME = {"held": "held paused (drift.auto_paused: keep) until a human acts",
+                 "released": "its rule changed in git since: the next apply unpauses it",
+                 "enforced": "drift.auto_paused is enforce: the next apply unpauses it"}
+
+
+def auto_pause_message(report: dict) -> Message:
+    """Airflow paused these DAGs after failed runs; git wants them running."""
+    env = report["environment"]
+    items = report.get("auto_paused") or []
+    lines = []
+    for x in items:
+        a = x["auto_paused"]
+        runs = ", ".join(r["run_id"] for r in a["runs"][:3])
+        lines.append(f"• {x['dag_id']}: {a['reason']} at {a['when']}"
+                     f"{' (' + runs + ')' if runs else ''}; {_AUTO_OUTCOME[a['outcome']]}")
+    return Message("auto_pause", env,
+                   f"pausectl: {len(items)} DAG(s) auto-paused by Airflow in {env}", "warning",
+                   lines,
+                   {"auto_paused": [{"dag_id": x["dag_id"], "rule": x["rule"],
+                                     **{k: x["auto_paused"][k] for k in
+                                        ("when", "by", "outcome", "failed_runs", "runs")}}
+                                    for x in items],
+                    "policy": report.get("auto_paused_policy")})
+
+
 def apply_message(env: str, plan, status: str, changed: int, gates: list | None = None,
                   errors: Mapping | None = None) -> Message:
     gates = gates or []
@@ -291,9 +318,13 @@ def emergency_message(env: str, action: str, reason: str | None = None,
 
 
 def notify_drift(cfg, report: dict, **kw) -> list[str]:
-    if not report.get("drifted"):
-        return []
-    return send(cfg.notify, drift_message(report), **kw)
+    """`drift` for manual changes, `auto_pause` for Airflow's own pauses (each if any)."""
+    warnings = []
+    if report.get("drifted"):
+        warnings += send(cfg.notify, drift_message(report), **kw)
+    if report.get("auto_paused"):
+        warnings += send(cfg.notify, auto_pause_message(report), **kw)
+    return warnings
 
 
 def notify_apply(cfg, env: str, plan, status: str, changed: int, gates=None, errors=None,

@@ -29,6 +29,7 @@ class Change:
     rule_name: str = ""
     ticket: str | None = None
     until: str | None = None
+    auto_paused: dict | None = None   # Airflow paused it after failed runs (autopause.py)
 
 
 @dataclass
@@ -115,7 +116,9 @@ def last_events(events: list[AuditEvent]) -> dict[str, AuditEvent]:
 
 def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Resolution,
                at: datetime, desired_ref: str | None = None,
-               events: list[AuditEvent] | None = None) -> Plan:
+               events: list[AuditEvent] | None = None,
+               auto: dict | None = None) -> Plan:
+    """`auto`: autopause.detect's {dag_id: AutoPause}, DAGs Airflow paused by itself."""
     plan = Plan(environment=state.name, generated_at=iso(utcnow()), at=iso(at),
                 desired_ref=desired_ref, live_hash=live_hash(live))
     plan.warnings.extend(state.warnings)
@@ -150,25 +153,42 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
         if skip_why:
             plan.skipped.append({"dag_id": dag.dag_id, "why": skip_why})
             continue
+        ap = (auto or {}).get(dag.dag_id) if not dec.paused else None
+        ap_json = None
+        if ap is not None:
+            from .autopause import outcome
+            result = outcome(ap, cfg.auto_paused)
+            ap_json = ap.to_json(cfg.auto_paused, result)
+            if result == "held":
+                plan.held.append({"dag_id": dag.dag_id, "why": ap.held_why(rule),
+                                  "live_paused": dag.is_paused, "desired_paused": dec.paused,
+                                  "rule": rule.where, "auto_paused": ap_json})
+                continue
         manual = event is not None and event.via != "pausectl" and event.is_paused in (None, dag.is_paused)
+        if ap is not None and ap.changed_after:
+            manual = False   # a human acted in git after Airflow's pause: a plain git change
         if manual and rule.layer != "emergency":
             held_why = None
+            what = ap.summary() if ap is not None else event.describe()
             if cfg.drift_mode in ("report", "adopt"):
-                held_why = f"manual change kept (drift.mode {cfg.drift_mode}): {event.describe()}"
+                held_why = f"manual change kept (drift.mode {cfg.drift_mode}): {what}"
             elif cfg.hold_manual_hours and event.when > hold_until:
                 held_why = (f"manual change held for {cfg.hold_manual_hours:g}h "
-                            f"(drift.hold_manual_hours): {event.describe()}")
+                            f"(drift.hold_manual_hours): {what}")
             if held_why:
                 plan.held.append({"dag_id": dag.dag_id, "why": held_why, "live_paused": dag.is_paused,
-                                  "desired_paused": dec.paused, "rule": rule.where})
+                                  "desired_paused": dec.paused, "rule": rule.where,
+                                  **({"auto_paused": {**ap_json, "outcome": "held"}}
+                                     if ap_json else {})})
                 continue
         plan.changes.append(Change(
             dag_id=dag.dag_id, action="pause" if dec.paused else "unpause",
             live_paused=dag.is_paused, desired_paused=dec.paused, rule=rule.where,
             reason=rule.reason, owner=rule.owner,
-            last_changed_by=event.describe() if event else None,
+            last_changed_by=(ap.released_why() if ap is not None
+                             else event.describe() if event else None),
             rule_name=rule.label(), ticket=rule.ticket,
-            until=iso(rule.until) if rule.until else None))
+            until=iso(rule.until) if rule.until else None, auto_paused=ap_json))
     for dag_id, rule in sorted(resolution.missing):
         plan.missing.append({"dag_id": dag_id, "rule": rule.where, "desired_paused": rule.paused})
     return plan

@@ -129,6 +129,7 @@ class Config:
     tie: str = "pause"
     drift_mode: str = "enforce"
     hold_manual_hours: float = 0.0
+    auto_paused: str = "keep"          # drift.auto_paused: keep | enforce (autopause.py)
     rollout: dict = field(default_factory=dict)
     max_changes: int | None = None
     protect: list[str] = field(default_factory=list)
@@ -214,6 +215,7 @@ def load_config(root: Path) -> Config:
                  layers=tuple(prec.get("layers") or LAYERS), tie=prec.get("tie", "pause"),
                  drift_mode=drift.get("mode", "enforce"),
                  hold_manual_hours=float(drift.get("hold_manual_hours", 0)),
+                 auto_paused=drift.get("auto_paused", "keep"),
                  rollout=data.get("rollout") or {}, max_changes=safety.get("max_changes"),
                  protect=list(safety.get("protect") or []), tenants=data.get("tenants") or {},
                  notify=data.get("notify") or {}, promotion=data.get("promotion") or {},

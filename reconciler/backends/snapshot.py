@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
@@ -106,6 +106,84 @@ def write_json_atomic(path: Path, data) -> None:
         raise
 
 
+# ---- optional `events` and `runs` (Airflow's event log and dag runs, for offline plans) ---
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _records(path: Path, shown: str, key: str, build) -> list:
+    """The `key` list of the snapshot, each item built by `build(item) -> value | str`
+    (a str is what is wrong with it: reported as file:line, like a bad DAG entry)."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+        data = json.loads(raw)
+    except (OSError, ValueError):
+        return []           # list_dags reports an unreadable snapshot
+    items = data.get(key) if isinstance(data, dict) else None
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise PausectlError(f"snapshot {key!r} must be a list", shown, _key_line(raw, (key,)))
+    out = []
+    for i, item in enumerate(items):
+        value = build(item) if isinstance(item, dict) else "expected an object"
+        if isinstance(value, str):
+            raise PausectlError(f"{key}[{i}]: {value}", shown, _key_line(raw, (key, i)))
+        out.append(value)
+    return out
+
+
+def _key_line(raw: str, path: tuple) -> int:
+    from ..yamlload import load_yaml_bytes
+    try:
+        return load_yaml_bytes(raw.encode("utf-8"), "").mark(path)[0]
+    except PausectlError:
+        return 1
+
+
+def _time(value, name: str, required: bool = False):
+    """A timestamp field: (datetime | None, error | None)."""
+    from ..timeutil import parse_timestamp
+    if value is None and not required:
+        return None, None
+    try:
+        return parse_timestamp(value), None
+    except (TypeError, ValueError, AttributeError):
+        return None, f"{name}: expected an ISO 8601 timestamp"
+
+
+def _opt_str(d: dict, *keys: str) -> str | None:
+    return next((k for k in keys if d.get(k) is not None and type(d[k]) is not str), None)
+
+
+def _event(d: dict) -> AuditEvent | str:
+    when, err = _time(d.get("when"), "when", required=True)
+    if err:
+        return err
+    if type(d.get("via")) is not str or not d["via"]:
+        return "via: expected a non-empty string (api, bulk, cli, pausectl, airflow)"
+    bad = _opt_str(d, "dag_id", "event", "user", "detail")
+    if bad:
+        return f"{bad}: expected a string"
+    if d.get("is_paused") is not None and type(d["is_paused"]) is not bool:
+        return "is_paused: expected a boolean"
+    return AuditEvent(dag_id=d.get("dag_id") or None, event=d.get("event") or d["via"],
+                      when=when, user=d.get("user"), is_paused=d.get("is_paused"),
+                      via=d["via"], detail=d.get("detail"))
+
+
+def _run(d: dict) -> DagRun | str:
+    for key in ("dag_id", "run_id", "state"):
+        if type(d.get(key)) is not str or not d[key]:
+            return f"{key}: expected a non-empty string"
+    times = {}
+    for key in ("run_after", "start_date", "end_date"):
+        times[key], err = _time(d.get(key), key)
+        if err:
+            return err
+    return DagRun(d["dag_id"], d["run_id"], d["state"], **times)
+
+
 class SnapshotBackend:
     def __init__(self, name: str, path: Path, shown: str | None = None):
         self.name = name
@@ -143,7 +221,14 @@ class SnapshotBackend:
         return result
 
     def audit_events(self, dag_ids=None, since: datetime | None = None) -> list[AuditEvent]:
-        return []
+        """From the optional `events` key (the event log of an export, or a test's fixture)."""
+        ids = None if dag_ids is None else set(dag_ids)
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        out = [e for e in _records(self.path, self.shown, "events", _event)
+               if (ids is None or e.dag_id is None or e.dag_id in ids)
+               and (since is None or e.when >= since)]
+        return sorted(out, key=lambda e: e.when, reverse=True)
 
     def asset_edges(self) -> list[AssetEdge]:
         """Edges from the optional `assets` key: [{name, producers: [...], consumers: [...]}]."""
@@ -170,7 +255,10 @@ class SnapshotBackend:
         return out
 
     def dag_runs(self, dag_id: str, limit: int = 25) -> list[DagRun]:
-        return []
+        """From the optional `runs` key: [{dag_id, run_id, state, run_after, ...}]."""
+        runs = [r for r in _records(self.path, self.shown, "runs", _run) if r.dag_id == dag_id]
+        runs.sort(key=lambda r: r.run_after or r.start_date or _EPOCH, reverse=True)
+        return runs[: max(1, int(limit))]
 
     def _vars(self) -> dict:
         try:
