@@ -78,11 +78,27 @@ def cli():
 
 
 def main(argv=None) -> None:
+    # every byte the CLI writes goes through the output guard (reconciler/sanitize.py): no
+    # control or escape sequence, no workflow command a data value could start, no secret
+    from .sanitize import install_guards
+    restore = install_guards()
+    try:
+        _run(argv)
+    finally:
+        restore()
+
+
+def _line(e: BaseException) -> str:
+    from .sanitize import one_line
+    return one_line(e, 2_000)
+
+
+def _run(argv) -> None:
     from .errors import PausectlError
     try:
         cli.main(args=argv, prog_name="pausectl", standalone_mode=False)
     except PausectlError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {_line(e)}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -100,8 +116,8 @@ def main(argv=None) -> None:
     except Exception as e:  # an internal bug: one line, the traceback only on request
         if os.environ.get("PAUSECTL_DEBUG"):
             raise
-        click.echo(f"internal error: {type(e).__name__}: {e} (set PAUSECTL_DEBUG=1 for a traceback)",
-                   err=True)
+        click.echo(f"internal error: {type(e).__name__}: {_line(e)} "
+                   "(set PAUSECTL_DEBUG=1 for a traceback)", err=True)
         sys.exit(1)
 
 

@@ -62,7 +62,8 @@ def _state(paused) -> str:
 
 
 def explain_text(x: dict, stream=None) -> None:
-    w = (stream or sys.stdout).write
+    from .sanitize import line_writer      # data cannot add lines or commands
+    w = line_writer(stream or sys.stdout)
     live = "not in Airflow" if not x["in_airflow"] else _state(x["live_paused"])
     w(f"{x['dag_id']} in {x['environment']} at {x['at']}\n")
     w(f"  live:    {live}{' (stale)' if x['is_stale'] else ''}"

@@ -340,7 +340,8 @@ def _live_word(c: DagDiff) -> str:
 
 def diff_text(result: DiffResult, stream=None) -> None:
     import sys
-    w = (stream or sys.stdout).write
+    from .sanitize import line_writer      # data cannot add lines or commands
+    w = line_writer(stream or sys.stdout)
     w(f"pausectl diff {result.base} -> {result.head}\n")
     if not result.environments:
         w("No environment is affected.\n")
@@ -378,6 +379,12 @@ def _md(text) -> str:
     return _md_escape(None if text is None else str(text))
 
 
+def _code(text) -> str:
+    """A DAG id or environment name as a code span, safe in a table cell (sanitize.md_code)."""
+    from .sanitize import md_code
+    return md_code(text, table=True)
+
+
 def _short(text: str | None, n: int = 60) -> str:
     if not text:
         return ""
@@ -389,7 +396,7 @@ def diff_markdown(result: DiffResult, limit: int | None = None) -> str:
     transition and every DAG in a collapsible block; always under GitHub's comment limit."""
     from .report import GITHUB_COMMENT_LIMIT
     limit = limit or GITHUB_COMMENT_LIMIT - 1_000
-    out = [f"### pausectl diff `{_md(result.base)}` -> `{_md(result.head)}`", ""]
+    out = [f"### pausectl diff {_code(result.base)} -> {_code(result.head)}", ""]
     if not result.environments:
         out.append("No environment is affected by this change.")
         return "\n".join(out) + "\n"
@@ -398,14 +405,14 @@ def diff_markdown(result: DiffResult, limit: int | None = None) -> str:
             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for e in result.environments:
         if e.error:
-            out.append(f"| `{e.environment}` | | | | | | | :x: {_md(_short(e.error, 120))} | |")
+            out.append(f"| {_code(e.environment)} | | | | | | | :x: {_md(_short(e.error, 120))} | |")
             continue
         k = e.counts()
         p = e.plan_summary
         plan = f"{p['pause']} pause / {p['unpause']} unpause" if p else "n/a"
         src = {"backend": f"Airflow ({e.live_dags} DAGs)", "rules-only": ":warning: rules only",
                "none": "not read"}[e.live_source]
-        out.append(f"| `{e.environment}` | {k['pause']} | {k['unpause']} | {k['rule']} | "
+        out.append(f"| {_code(e.environment)} | {k['pause']} | {k['unpause']} | {k['rule']} | "
                    f"{k['managed']} | {k['unmanaged']} | {k['conflict']} | {plan} | {src} |")
     out.append("")
     budget = limit - sum(len(x) + 1 for x in out) - 200
@@ -414,11 +421,8 @@ def diff_markdown(result: DiffResult, limit: int | None = None) -> str:
         block = _env_markdown(e, min(per_env, budget))
         budget -= sum(len(x) + 1 for x in block)
         out += block
-    text = "\n".join(out) + "\n"
-    if len(text) > limit:   # belt and braces: never exceed the limit
-        cut = text[: limit - 200].rsplit("\n", 1)[0]
-        text = cut + "\n\n... truncated (see the job's diff artifact)\n"
-    return text
+    from .sanitize import md_cap       # belt and braces: never exceed the limit
+    return md_cap("\n".join(out) + "\n", limit, "see the job's diff artifact")
 
 
 def _rule_group(side: Side) -> str:
@@ -449,7 +453,7 @@ TOP_GROUPS = 15
 
 
 def _env_markdown(e: EnvDiff, budget: int) -> list[str]:
-    out = [f"#### `{e.environment}`", ""]
+    out = [f"#### {_code(e.environment)}", ""]
     if e.error:
         return out + [f":x: {_md(e.error)}", ""]
     for n in e.notes:
@@ -468,7 +472,7 @@ def _env_markdown(e: EnvDiff, budget: int) -> list[str]:
     ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
     out += ["| change | DAGs | was | now | reason | owner |", "|---|---|---|---|---|---|"]
     for (kind, ow, orule, oreason, nw, nrule, reason, owner), items in ordered[:TOP_GROUPS]:
-        dags = f"`{items[0].dag_id}`" if len(items) == 1 else f"{len(items)} DAGs"
+        dags = _code(items[0].dag_id) if len(items) == 1 else f"{len(items)} DAGs"
         was = ow + (f"; {_md(orule)}" if orule else "")
         if oreason and oreason != reason:
             was += f"; {_md(_short(oreason, 40))}"
@@ -482,13 +486,13 @@ def _env_markdown(e: EnvDiff, budget: int) -> list[str]:
     out.append("")
     used = sum(len(x) + 1 for x in out)
     # 2. every DAG, one compact row each, collapsed
-    detail = [f"<details><summary>{e.environment}: all {len(e.changes)} DAG change(s)</summary>",
+    detail = [f"<details><summary>{_md(e.environment)}: all {len(e.changes)} DAG change(s)</summary>",
               "", "| dag_id | change | rule | reason | owner | live |", "|---|---|---|---|---|---|"]
     d_used = sum(len(x) + 1 for x in detail) + 120
     n = 0
     for c in e.changes:
         side = c.new if c.new.rule else c.old
-        r = (f"| `{c.dag_id}` | {c.kind} | {_md(side.rule or '')} | "
+        r = (f"| {_code(c.dag_id)} | {c.kind} | {_md(side.rule or '')} | "
              f"{_md(_short(side.reason, 40))} | {_md(_short(side.owner, 20))} | "
              f"{_md(_live_short(c))} |")
         if used + d_used + len(r) + 1 > budget:

@@ -303,7 +303,8 @@ def _answer(cfg, state, probe, at, live_now, events, last_rule_commit, dag_id) -
 
 
 def history_text(h: dict, stream=None) -> None:
-    w = (stream or sys.stdout).write
+    from .sanitize import line_writer      # data cannot add lines or commands
+    w = line_writer(stream or sys.stdout)
     title = f"history of {h['dag_id']} in {h['environment']}" if h["dag_id"] \
         else f"history of {h['environment']}"
     w(f"{title} ({h['ref']}; {h['commits_scanned']} commit(s) touching "

@@ -8,8 +8,13 @@ import sys
 from typing import IO
 
 from .plan import Plan
+from .sanitize import GITHUB_COMMENT_LIMIT, md_cap, md_code, md_text, term
+from .sanitize import rich as _r
 
-GITHUB_COMMENT_LIMIT = 65_536
+
+def _q(value) -> str:
+    """A quoted data value on a text line (repr's escapes, then no workflow command)."""
+    return term(repr(value))
 
 
 def is_tty(stream: IO | None = None) -> bool:
@@ -18,8 +23,11 @@ def is_tty(stream: IO | None = None) -> bool:
 
 
 def console(stream: IO | None = None):
+    """A rich console on the stream below the output guard (rich's own escape codes must
+    pass); whatever data it prints is escaped with sanitize.rich first."""
     from rich.console import Console
-    return Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+    from .sanitize import raw
+    return Console(file=raw(stream or sys.stdout), highlight=False, soft_wrap=True)
 
 
 def dump_json(data, stream: IO | None = None) -> None:
@@ -37,31 +45,33 @@ def _sym(action: str) -> str:
 def plan_text(plan: Plan, stream: IO | None = None) -> None:
     stream = stream or sys.stdout
     s = plan.summary()
-    head = (f"Plan for {plan.environment}: {s['pause']} to pause, {s['unpause']} to unpause, "
+    head = (f"Plan for {term(plan.environment)}: {s['pause']} to pause, {s['unpause']} to unpause, "
             f"{s['unchanged']} unchanged, {s['unmanaged']} unmanaged, {s['missing']} missing, "
             f"{s['held']} held, {s['skipped']} skipped, {s['conflicts']} conflicts")
     if is_tty(stream):
         _plan_rich(plan, head, stream)
         return
     w = stream.write
+    t = term
     for warning in plan.warnings:
-        w(f"warning: {warning}\n")
+        w(f"warning: {t(warning)}\n")
     for c in plan.changes:
-        w(f"{c.action:8} {c.dag_id}  {'paused' if c.live_paused else 'running'} -> "
-          f"{'paused' if c.desired_paused else 'running'}  rule={c.rule}"
-          f"{'  reason=' + repr(c.reason) if c.reason else ''}"
-          f"{'  owner=' + c.owner if c.owner else ''}"
-          f"{'  last_changed_by=' + repr(c.last_changed_by) if c.last_changed_by else ''}\n")
+        w(f"{c.action:8} {t(c.dag_id)}  {'paused' if c.live_paused else 'running'} -> "
+          f"{'paused' if c.desired_paused else 'running'}  rule={t(c.rule)}"
+          f"{'  reason=' + _q(c.reason) if c.reason else ''}"
+          f"{'  owner=' + t(c.owner) if c.owner else ''}"
+          f"{'  last_changed_by=' + _q(c.last_changed_by) if c.last_changed_by else ''}\n")
     for c in plan.conflicts:
-        w(f"conflict {c['dag_id']}  {c['message']}\n")
+        w(f"conflict {t(c['dag_id'])}  {t(c['message'])}\n")
     for h in plan.held:
-        w(f"held     {h['dag_id']}  {h['why']}\n")
+        w(f"held     {t(h['dag_id'])}  {t(h['why'])}\n")
     for sk in plan.skipped:
-        w(f"skipped  {sk['dag_id']}  {sk['why']}\n")
+        w(f"skipped  {t(sk['dag_id'])}  {t(sk['why'])}\n")
     for m in plan.missing:
-        w(f"missing  {m['dag_id']}  in {m['rule']} but not in Airflow\n")
+        w(f"missing  {t(m['dag_id'])}  in {t(m['rule'])} but not in Airflow\n")
     if plan.unmanaged:
-        shown = ", ".join(plan.unmanaged[:20]) + (" ..." if len(plan.unmanaged) > 20 else "")
+        shown = ", ".join(t(d) for d in plan.unmanaged[:20]) + (
+            " ..." if len(plan.unmanaged) > 20 else "")
         w(f"unmanaged {len(plan.unmanaged)}: {shown}\n")
     for line in batch_lines(plan):
         w(line + "\n")
@@ -74,33 +84,33 @@ def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
     from rich.table import Table
     con = console(stream)
     for warning in plan.warnings:
-        con.print(f"[yellow]warning:[/] {warning}")
+        con.print(f"[yellow]warning:[/] {_r(warning)}")
     if plan.changes:
-        t = Table(title=f"pausectl plan: {plan.environment}", title_justify="left")
+        t = Table(title=f"pausectl plan: {_r(plan.environment)}", title_justify="left")
         for col in ("action", "dag_id", "live", "desired", "rule", "reason", "owner",
                     "last changed by"):
             t.add_column(col, overflow="fold")
         for c in plan.changes:
             color = "red" if c.action == "pause" else "green"
-            t.add_row(f"[{color}]{c.action}[/]", c.dag_id,
+            t.add_row(f"[{color}]{c.action}[/]", _r(c.dag_id),
                       "paused" if c.live_paused else "running",
-                      "paused" if c.desired_paused else "running", c.rule, c.reason or "",
-                      c.owner or "", c.last_changed_by or "")
+                      "paused" if c.desired_paused else "running", _r(c.rule), _r(c.reason),
+                      _r(c.owner), _r(c.last_changed_by))
         con.print(t)
     for c in plan.conflicts:
-        con.print(f"[bold red]conflict[/] {c['dag_id']}: {c['message']}")
+        con.print(f"[bold red]conflict[/] {_r(c['dag_id'])}: {_r(c['message'])}")
     for h in plan.held:
-        con.print(f"[yellow]held[/] {h['dag_id']}: {h['why']}")
+        con.print(f"[yellow]held[/] {_r(h['dag_id'])}: {_r(h['why'])}")
     for sk in plan.skipped:
-        con.print(f"[magenta]skipped[/] {sk['dag_id']}: {sk['why']}")
+        con.print(f"[magenta]skipped[/] {_r(sk['dag_id'])}: {_r(sk['why'])}")
     for m in plan.missing:
-        con.print(f"[cyan]missing[/] {m['dag_id']}: in {m['rule']} but not in Airflow")
+        con.print(f"[cyan]missing[/] {_r(m['dag_id'])}: in {_r(m['rule'])} but not in Airflow")
     if plan.unmanaged:
-        shown = ", ".join(plan.unmanaged[:20]) + (" ..." if len(plan.unmanaged) > 20 else "")
+        shown = _r(", ".join(plan.unmanaged[:20]) + (" ..." if len(plan.unmanaged) > 20 else ""))
         con.print(f"[dim]unmanaged ({len(plan.unmanaged)}): {shown}[/]")
     for line in batch_lines(plan):
         con.print(line, markup=False)
-    con.print(f"[bold]{head}[/]")
+    con.print(f"[bold]{_r(head)}[/]")
     if not plan.changes:
         con.print("[green]No changes. Live state matches git.[/]")
 
@@ -111,23 +121,27 @@ def batch_lines(plan: Plan, names: int = 8) -> list[str]:
     n = len(plan.batches)
     for i, b in enumerate(plan.batches):
         ids = b["dag_ids"]
-        shown = ", ".join(ids[:names]) + (f" ... (+{len(ids) - names})" if len(ids) > names else "")
+        shown = ", ".join(term(d) for d in ids[:names]) + (
+            f" ... (+{len(ids) - names})" if len(ids) > names else "")
         out.append(f"batch {i + 1}/{n}: {len(ids)} DAG(s) ({b.get('pause', 0)} pause, "
                    f"{b.get('unpause', 0)} unpause): {shown}")
     return out
 
 
 def _md_escape(text: str | None) -> str:
-    if not text:
-        return ""
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-            .replace("<", "&lt;").replace(">", "&gt;"))
+    """Data in Markdown text or a table cell (sanitize.md_text; gitdiff.py uses it too)."""
+    return md_text(text) if text else ""
+
+
+def _c(value) -> str:
+    """A DAG id (or any data) as a code span inside a table cell."""
+    return md_code(value, table=True)
 
 
 def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
     """A PR comment: summary table, then collapsible details; stays under `limit` characters."""
     s = plan.summary()
-    out = [f"### pausectl plan: `{plan.environment}`", "",
+    out = [f"### pausectl plan: {md_code(plan.environment)}", "",
            "| pause | unpause | unchanged | unmanaged | missing | held | skipped | conflicts |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|",
            f"| {s['pause']} | {s['unpause']} | {s['unchanged']} | {s['unmanaged']} | "
@@ -141,13 +155,16 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
     sections = [
         ("Changes", ["| action | dag_id | rule | reason | owner | last changed by |",
                      "|---|---|---|---|---|---|"],
-         [f"| {c.action} | `{c.dag_id}` | {_md_escape(c.rule)} | {_md_escape(c.reason)} | "
+         [f"| {c.action} | {_c(c.dag_id)} | {_md_escape(c.rule)} | {_md_escape(c.reason)} | "
           f"{_md_escape(c.owner)} | {_md_escape(c.last_changed_by)} |" for c in plan.changes]),
-        ("Conflicts", [], [f"- `{c['dag_id']}`: {_md_escape(c['message'])}" for c in plan.conflicts]),
-        ("Held", [], [f"- `{h['dag_id']}`: {_md_escape(h['why'])}" for h in plan.held]),
-        ("Skipped", [], [f"- `{k['dag_id']}`: {_md_escape(k['why'])}" for k in plan.skipped]),
-        ("Missing in Airflow", [], [f"- `{m['dag_id']}` ({_md_escape(m['rule'])})" for m in plan.missing]),
-        ("Unmanaged", [], [f"- `{d}`" for d in plan.unmanaged]),
+        ("Conflicts", [], [f"- {md_code(c['dag_id'])}: {_md_escape(c['message'])}"
+                           for c in plan.conflicts]),
+        ("Held", [], [f"- {md_code(h['dag_id'])}: {_md_escape(h['why'])}" for h in plan.held]),
+        ("Skipped", [], [f"- {md_code(k['dag_id'])}: {_md_escape(k['why'])}"
+                         for k in plan.skipped]),
+        ("Missing in Airflow", [], [f"- {md_code(m['dag_id'])} ({_md_escape(m['rule'])})"
+                                    for m in plan.missing]),
+        ("Unmanaged", [], [f"- {md_code(d)}" for d in plan.unmanaged]),
         ("Rollout batches", [], [f"- {_md_escape(line)}" for line in batch_lines(plan)]),
     ]
     budget = limit - sum(len(x) + 1 for x in out) - 200
@@ -169,7 +186,7 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
         block += ["", "</details>", ""]
         budget -= used
         out += block
-    return "\n".join(out) + "\n"
+    return md_cap("\n".join(out) + "\n", limit, "see the job's plan artifact")
 
 
 # ---- problems (validate, lint) --------------------------------------------------------------
@@ -182,20 +199,15 @@ def problems_out(problems: list[dict], fmt: str, stream: IO | None = None) -> No
                    "errors": sum(p["severity"] == "error" for p in problems),
                    "warnings": sum(p["severity"] == "warning" for p in problems)}, stream)
         return
+    from .sanitize import emit_command, gh_command
     for p in problems:
         if fmt == "github":
             level = "error" if p["severity"] == "error" else "warning"
-            props = []
-            if p.get("file"):
-                props.append(f"file={p['file']}")
-            if p.get("line"):
-                props.append(f"line={p['line']}")
-            if p.get("col"):
-                props.append(f"col={p['col']}")
-            msg = p["message"].replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            title = f"title=pausectl {p.get('id', level)}"
-            stream.write(f"::{level} {','.join(props + [title])}::{msg}\n")
+            emit_command(stream, gh_command(level, p["message"], file=p.get("file"),
+                                            line=p.get("line"), col=p.get("col"),
+                                            title=f"pausectl {p.get('id', level)}"))
         else:
-            loc = ":".join(str(x) for x in (p.get("file"), p.get("line"), p.get("col")) if x)
-            rid = f" [{p['id']}]" if p.get("id") else ""
-            stream.write(f"{loc + ': ' if loc else ''}{p['severity']}{rid}: {p['message']}\n")
+            loc = ":".join(term(x) for x in (p.get("file"), p.get("line"), p.get("col")) if x)
+            rid = f" [{term(p['id'])}]" if p.get("id") else ""
+            stream.write(f"{loc + ': ' if loc else ''}{p['severity']}{rid}: "
+                         f"{term(p['message'])}\n")
