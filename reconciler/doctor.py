@@ -490,7 +490,8 @@ _MARK = {"blocking": "BLOCKING", "warning": "WARNING ", "info": "info    "}
 
 
 def doctor_text(r: dict, stream=None) -> None:
-    w = (stream or sys.stdout).write
+    from .sanitize import line_writer      # data cannot add lines or commands
+    w = line_writer(stream or sys.stdout)
     w(f"{r['dag_id']} in {r['environment']}: {r['verdict']}\n")
     live = r["live"]
     if live is not None:

@@ -89,7 +89,8 @@ def _state(p: bool) -> str:
 
 
 def drift_text(r: dict, stream=None) -> None:
-    w = (stream or sys.stdout).write
+    from .sanitize import line_writer      # data cannot add lines or commands
+    w = line_writer(stream or sys.stdout)
     env = r["environment"]
     for warning in r["warnings"]:
         w(f"warning: {warning}\n")
@@ -124,16 +125,18 @@ def drift_text(r: dict, stream=None) -> None:
 
 
 def drift_markdown(reports: list[dict]) -> str:
+    from .report import _md_escape as md
+    from .sanitize import md_cap, md_code
     out = []
     for r in reports:
-        out.append(f"### Drift in `{r['environment']}`: {len(r['drifted'])} DAG(s)")
+        out.append(f"### Drift in {md_code(r['environment'])}: {len(r['drifted'])} DAG(s)")
         out.append("")
         if r["drifted"]:
             out += ["| dag_id | live | git | changed by | how | when |", "|---|---|---|---|---|---|"]
             for x in r["drifted"]:
-                out.append(f"| `{x['dag_id']}` | {_state(x['live_paused'])} | "
-                           f"{_state(x['desired_paused'])} | {x['changed_by'] or ''} | "
-                           f"{x['how'] or ''} | {x['when'] or ''} |")
+                out.append(f"| {md_code(x['dag_id'], table=True)} | {_state(x['live_paused'])} | "
+                           f"{_state(x['desired_paused'])} | {md(x['changed_by'])} | "
+                           f"{md(x['how'])} | {md(x['when'])} |")
         else:
             out.append("No drift.")
         out.append("")
@@ -143,9 +146,9 @@ def drift_markdown(reports: list[dict]) -> str:
                     "| dag_id | why | failed runs | outcome |", "|---|---|---|---|"]
             for x in r["auto_paused"]:
                 a = x["auto_paused"]
-                out.append(f"| `{esc(x['dag_id']).replace('`', '')}` | "
+                out.append(f"| {md_code(x['dag_id'], table=True)} | "
                            f"{esc(a['reason'])} at {esc(a['when'])} | "
                            f"{esc(', '.join(run['run_id'] for run in a['runs'][:5]))} | "
                            f"{a['outcome']} |")
             out.append("")
-    return "\n".join(out) + "\n"
+    return md_cap("\n".join(out) + "\n", note="see the job's drift output")

@@ -441,18 +441,13 @@ def lint_text(result: LintResult, stream=None) -> None:
 
 
 def lint_github(result: LintResult, stream=None) -> None:
-    w = (stream or sys.stdout).write
+    """One annotation per finding; every value escaped for its place (sanitize.gh_command)."""
+    from .sanitize import emit_command, gh_command
+    stream = stream or sys.stdout
     for f in result.findings:
         level = {"error": "error", "warning": "warning", "info": "notice"}[f.severity]
-        props = []
-        if f.file:
-            props.append(f"file={f.file}")
-        if f.line:
-            props.append(f"line={f.line}")
-        props.append(f"title=pausectl lint {f.id}")
-        msg = f"{f.message}. Fix: {f.fix}"
-        msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        w(f"::{level} {','.join(props)}::{msg}\n")
+        emit_command(stream, gh_command(level, f"{f.message}. Fix: {f.fix}", file=f.file,
+                                        line=f.line, title=f"pausectl lint {f.id}"))
 
 
 def config_file(cfg: Config) -> str:

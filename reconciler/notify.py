@@ -69,16 +69,19 @@ class Message:
     def slack_body(self) -> dict:
         icon = {"error": ":rotating_light:", "warning": ":warning:"}.get(self.severity,
                                                                           ":information_source:")
-        text = self.text
+        from .sanitize import one_line, slack      # data: no <!channel>, <@U..>, <url|label>
+        text = "\n".join(slack(ln) for ln in self.text.split("\n"))
         if len(text) > SLACK_TEXT_LIMIT:
-            text = text[:SLACK_TEXT_LIMIT] + "\n..."
-        blocks: list[dict] = [
-            {"type": "header", "text": {"type": "plain_text", "text": self.title[:150]}}]
+            cut = text[:SLACK_TEXT_LIMIT]
+            amp = cut.rfind("&", SLACK_TEXT_LIMIT - 5)    # an entity cut in half goes whole
+            text = (cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut) + "\n..."
+        blocks: list[dict] = [{"type": "header", "text": {
+            "type": "plain_text", "text": one_line(self.title, 150)}}]
         if text:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"pausectl · `{self.environment}` · {self.event}"}]})
-        return {"text": f"{icon} {self.title}", "blocks": blocks}
+            {"type": "mrkdwn", "text": f"pausectl · `{slack(self.environment)}` · {self.event}"}]})
+        return {"text": f"{icon} {slack(self.title)}", "blocks": blocks}
 
 
 class _QuietNotifyThreads(logging.Filter):
