@@ -18,17 +18,19 @@ def open_backend(cfg: Config, env: str) -> Backend:
     """The backend of an environment, as configured in pausectl.yaml."""
     spec = cfg.env(env).backend
     kind = spec["type"]
+    from .paths import confine
+    at = ("environments", env, "backend")
     if kind == "snapshot":
         from .backends.snapshot import SnapshotBackend
         path = cfg.root / spec["path"]
-        resolved = path.resolve()
-        root = cfg.root.resolve()
-        if root not in resolved.parents:
-            raise PausectlError(f"snapshot path {spec['path']!r} points outside the state repo",
-                                *_where(cfg, env, "path"))
-        return SnapshotBackend(env, path, cfg.rel(path))
+        real = confine(spec["path"], cfg.root, doc=cfg.doc, at=at + ("path",),
+                       what="snapshot path")
+        return SnapshotBackend(env, real, cfg.rel(path))
     if kind == "airflow-api":
         from .backends.airflow_api import AirflowApiBackend
+        if spec.get("ca_bundle") is not None:   # a file of the state repo, like any other
+            spec = dict(spec, ca_bundle=str(confine(spec["ca_bundle"], cfg.root, doc=cfg.doc,
+                                                    at=at + ("ca_bundle",), what="ca_bundle")))
         return AirflowApiBackend(env, spec)
     if kind == "dagmodel":
         from .backends.dagmodel import DagModelBackend

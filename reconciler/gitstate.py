@@ -2,8 +2,11 @@
 
 Refs come from users and pipelines (`--ref`, `diff BASE HEAD`, `--branch`), so they are checked
 before git sees them: no option injection (a leading `-`), no `rev:path` or absolute paths, no
-ranges, reflog or shell syntax. Only regular files of the state directory are materialised
-(no symlinks, no submodules), into a private temp dir that is removed afterwards.
+ranges, reflog or shell syntax. The state directory's tree is materialised from the commit's
+tree object (never from the working disk) into a private temp dir that is removed afterwards:
+regular files with their content, symlinks as symlinks with the target git records (so
+paths.confine resolves them exactly as in a checkout, and refuses those leaving the tree),
+submodules not at all.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ class RefTree:
 
 def materialise(state_dir, ref: str, commit=None) -> RefTree:
     """The state dir as of `ref` (or an already resolved `commit`) in a temp dir."""
-    repo, _, rel = state_location(state_dir)
+    repo, state_abs, rel = state_location(state_dir)
     commit = commit if commit is not None else resolve_commit(repo, ref)
     tmp = tempfile.TemporaryDirectory(prefix="pausectl-ref-")
     out = Path(tmp.name).resolve() / "state"
@@ -127,7 +130,13 @@ def materialise(state_dir, ref: str, commit=None) -> RefTree:
     except KeyError:
         tmp.cleanup()
         raise PausectlError(f"{rel} does not exist at {ref}") from None
+    if tree.type != "tree":   # a file or a symlink at that ref: never followed
+        tmp.cleanup()
+        raise PausectlError(f"{rel} is not a directory at {ref}")
+    from .paths import register_state_root
     _write_tree(tree, out)
+    register_state_root(out)
+    register_state_root(state_abs)
     return RefTree(tmp, out, commit.hexsha, ref, shown_state(state_dir))
 
 
@@ -144,8 +153,14 @@ def _write_tree(tree, dest: Path) -> None:
         target = dest / item.name
         if item.type == "tree":
             _write_tree(item, target)
-        elif item.type == "blob" and item.mode & 0o170000 == 0o100000:  # regular files only
+        elif item.type == "blob" and item.mode & 0o170000 == 0o100000:  # regular files
             target.write_bytes(item.data_stream.read())
+        elif item.type == "blob" and item.mode & 0o170000 == 0o120000:
+            # a symlink, as git records it: confine() refuses it when it leaves the tree,
+            # and nothing outside the temp dir is ever opened through it
+            link = item.data_stream.read().decode("utf-8", "replace")
+            if "\x00" not in link:
+                os.symlink(link, target)
 
 
 # ---- history ---------------------------------------------------------------------------------

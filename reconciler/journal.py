@@ -29,6 +29,16 @@ def journal_dir() -> Path:
     return Path(os.environ.get(JOURNAL_DIR_ENV) or ".pausectl/journal")
 
 
+def _checked_dir() -> Path:
+    """The journal directory under the output rules (paths.confine): never in .git or inside
+    the state repo, never a file."""
+    from .paths import confine
+    d = journal_dir()
+    real = confine(str(d), None, option=JOURNAL_DIR_ENV if os.environ.get(JOURNAL_DIR_ENV)
+                   else None, what="journal directory", write=True)
+    return real
+
+
 def variable_key(env: str) -> str:
     return f"pausectl.journal.{env}"
 
@@ -61,19 +71,22 @@ class Journal:
                                 "batch": i} for i, b in enumerate(batches) for c in b},
             "events": [],
         }
-        j = cls(journal_dir() / f"{env}-{jid}.json", data, mirror_backend)
+        j = cls(_checked_dir() / f"{env}-{jid}.json", data, mirror_backend)
         j.save()
         return j
 
     @classmethod
     def load(cls, path: Path, backend=None) -> "Journal":
         """Read a journal; it keeps mirroring to `backend` if its apply mirrored."""
+        from .safejson import loads
+        from .paths import confine
+        if not path.exists():
+            raise PausectlError("journal not found", str(path))
+        confine(str(path), None, doc=str(path), what="journal")   # a directory, a FIFO...
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PausectlError("journal not found", str(path)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise PausectlError(f"journal is corrupt: {e}", str(path)) from None
+            data = loads(path.read_bytes(), str(path), what="journal")
+        except OSError as e:
+            raise PausectlError(f"cannot read journal: {e.strerror}", str(path)) from None
         if not isinstance(data, dict) or "dags" not in data or "batches" not in data:
             raise PausectlError("not a pausectl journal", str(path))
         return cls(path, data, backend if data.get("mirror") else None)
@@ -90,9 +103,13 @@ class Journal:
         if backend is not None:
             raw = backend.get_variable(variable_key(env))
             if raw:
+                from .safejson import loads
                 try:
-                    data = json.loads(raw)
-                    path = journal_dir() / f"{env}-{data['id']}.json"
+                    data = loads(raw, None, what=f"journal mirror Variable {variable_key(env)}")
+                    jid = str(data["id"])
+                    if not all(c.isalnum() or c in "-_." for c in jid) or len(jid) > 80:
+                        raise ValueError(f"bad journal id {jid[:40]!r}")
+                    path = journal_dir() / f"{env}-{jid}.json"
                 except (ValueError, KeyError, TypeError) as e:
                     raise PausectlError(f"journal mirror Variable {variable_key(env)} is corrupt "
                                         f"({e})") from None

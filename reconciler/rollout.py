@@ -10,6 +10,7 @@ go in the first batch (stopping things is never the risky direction).
 from __future__ import annotations
 
 import math
+import re
 
 from .errors import PausectlError
 from .plan import Change
@@ -24,11 +25,13 @@ def parse_batches(spec) -> list:
     out = []
     for item in items:
         item = item.strip() if isinstance(item, str) else item
-        if isinstance(item, int) and item >= 1:
+        # ASCII digits, at most 7 (str.isdigit() also takes "²", which int() refuses)
+        if isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= 1_000_000:
             out.append(item)
-        elif isinstance(item, str) and item.isdigit() and int(item) >= 1:
+        elif isinstance(item, str) and re.fullmatch(r"[0-9]{1,7}", item) \
+                and 1 <= int(item) <= 1_000_000:
             out.append(int(item))
-        elif isinstance(item, str) and item.endswith("%") and item[:-1].isdigit() \
+        elif isinstance(item, str) and re.fullmatch(r"[0-9]{1,3}%", item) \
                 and 1 <= int(item[:-1]) <= 100:
             out.append(item)
         else:

@@ -101,7 +101,11 @@ def _describe(error) -> tuple[tuple, str]:
         return path + (error.instance,), f"{where}: invalid name {error.instance!r}"
     if v in ("oneOf", "anyOf") and error.context:
         from jsonschema.exceptions import best_match
-        return _describe(best_match(error.context))
+        # the branch whose type fits the value says what is wrong inside it (a list of
+        # dag ids holding a number), not "expected string" from the other branch
+        inner = [e for e in error.context
+                 if not (e.validator == "type" and tuple(e.absolute_path) == path)]
+        return _describe(best_match(inner or error.context))
     if v == "enum":
         allowed = ", ".join(json.dumps(x) for x in error.validator_value)
         return path, f"{where}: {json.dumps(error.instance)} is not one of {allowed}"
@@ -142,6 +146,7 @@ def schema_errors(doc: LoadedYaml, schema_name: str) -> list[PausectlError]:
     seen = set()
     for err in validator.iter_errors(doc.data):
         path, message = _describe(err)
+        message += _as_written(doc, path, message)
         e = doc.error(path, message)
         key = (e.line, e.col, e.message)
         if key not in seen:
@@ -149,6 +154,17 @@ def schema_errors(doc: LoadedYaml, schema_name: str) -> list[PausectlError]:
             out.append(e)
     out.sort(key=lambda e: (e.line or 0, e.col or 0))
     return out
+
+
+def _as_written(doc: LoadedYaml, path: tuple, message: str) -> str:
+    """For a string field holding what YAML 1.1 read as a number, boolean or null (`007`,
+    `1e3`, `yes`, `null`): what was written and how to keep it a string."""
+    import re
+    src = doc.sources.get(path)
+    m = re.search(r": expected ([a-z ]+), got ([a-z]+)$", message)
+    if src is None or not m or "string" not in m.group(1).split(" or "):
+        return ""
+    return f" ({src} as written; YAML reads it as {m.group(2)}: quote it, \"{src}\")"
 
 
 def validate_doc(doc: LoadedYaml, schema_name: str) -> None:

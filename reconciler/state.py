@@ -12,9 +12,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .errors import PausectlError
+from .paths import confine, register_state_root
 from .schema import schema_errors
 from .selectors import Selector
-from .timeutil import check_cron, parse_duration, parse_timestamp, utcnow, window_start_at, zone
+from .timeutil import (TimeRangeError, check_cron, parse_duration, parse_timestamp, utcnow,
+                       window_start_at, zone)
 from .yamlload import LoadedYaml, load_yaml_file
 
 CONFIG_FILE = "pausectl.yaml"
@@ -175,6 +177,16 @@ def display_path(root: Path, path: Path) -> str:
         return str(path)
 
 
+def shown_to_path(shown: str) -> Path:
+    """The inverse of display_path: a file as named in messages -> the file to read (with
+    --ref, inside the materialised tree, never the work tree's file of that name)."""
+    for real, alias in DISPLAY_ALIASES.items():
+        prefix = os.path.normpath(alias) + os.sep
+        if os.path.normpath(shown).startswith(prefix):
+            return Path(real) / os.path.normpath(shown)[len(prefix):]
+    return Path(shown)
+
+
 def find_root(state: str | os.PathLike | None) -> Path:
     root = Path(state) if state else Path("state")
     if not root.is_dir():
@@ -192,7 +204,9 @@ def _raise_first(errors: list[PausectlError]) -> None:
 
 def load_config(root: Path) -> Config:
     path = root / CONFIG_FILE
-    doc = load_yaml_file(path, display_path(root, path))
+    shown = display_path(root, path)
+    register_state_root(root)
+    doc = load_yaml_file(confine(CONFIG_FILE, root, doc=shown), shown)
     if not isinstance(doc.data, dict):
         raise doc.error((), f"{CONFIG_FILE} must be a mapping with 'environments'")
     _raise_first(schema_errors(doc, "pausectl.schema.json"))
@@ -267,6 +281,8 @@ def _timestamp(doc: LoadedYaml, path: tuple, value) -> datetime | None:
         return None
     try:
         return parse_timestamp(str(value))
+    except TimeRangeError as e:
+        raise doc.error(path, str(e)) from None
     except ValueError:
         raise doc.error(path, f"bad timestamp {value!r} (use ISO 8601, e.g. 2026-12-01T00:00:00Z)") from None
 
@@ -331,31 +347,25 @@ def load_env(cfg: Config, env: str, now: datetime | None = None) -> EnvState:
 
 
 def _resolve_include(cfg: Config, root: Path, including: Path, inc: str, doc: LoadedYaml,
-                     p: tuple) -> Path:
-    if os.path.isabs(inc):
-        raise doc.error(p, f"include {inc!r} must be a relative path inside the state repo")
-    target = (including.parent / inc)
-    try:
-        resolved = target.resolve()
-    except (OSError, RuntimeError):
-        raise doc.error(p, f"include {inc!r} cannot be resolved") from None
-    if resolved != root and root not in resolved.parents:
-        raise doc.error(p, f"include {inc!r} points outside the state repo")
-    if not resolved.is_file():
-        raise doc.error(p, f"include {inc!r} not found")
-    return target
+                     p: tuple) -> tuple[Path, Path]:
+    """(the include as named, for messages; its confined real path, to read)."""
+    real = confine(inc, root, base=including.parent, doc=doc, at=p, what="include")
+    return including.parent / inc, real
 
 
 def _load_state_file(cfg: Config, root: Path, path: Path, state: EnvState, depth: int,
                      stack: tuple, now: datetime, group_names: dict[str, str],
-                     where_included: tuple[LoadedYaml, tuple] | None) -> None:
+                     where_included: tuple[LoadedYaml, tuple] | None,
+                     real: Path | None = None) -> None:
     shown = cfg.rel(path)
-    resolved = path.resolve()
-    if where_included is None and not path.is_file():
-        raise PausectlError(f"state file for environment {state.name!r} not found "
-                            f"(expected {shown})", cfg.rel(cfg.root / CONFIG_FILE),
-                            *_line_of(cfg, state.name))
-    doc = load_yaml_file(path, shown)
+    if where_included is None:
+        ec = cfg.environments[state.name]
+        at = ("environments", state.name) + (("file",) if "file" in _env_spec(cfg, ec) else ())
+        resolved = confine(ec.file, root, doc=cfg.doc, at=at,
+                           what=f"state file of environment {state.name!r}")
+    else:
+        resolved = real
+    doc = load_yaml_file(resolved, shown)
     if doc.data is None:
         doc.data = {}
     if not isinstance(doc.data, dict):
@@ -402,18 +412,16 @@ def _load_state_file(cfg: Config, root: Path, path: Path, state: EnvState, depth
         raise doc.error(("include",), f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
     for i, inc in enumerate(data.get("include") or []):
         p = ("include", i)
-        target = _resolve_include(cfg, root, path, inc, doc, p)
-        tr = target.resolve()
+        target, tr = _resolve_include(cfg, root, path, inc, doc, p)
         if tr == resolved or tr in stack:
             # from where the cycle starts: the same message whichever environment reached it
             loop = stack[stack.index(tr):] if tr in stack else ()
             chain = " -> ".join([cfg.rel(Path(s)) for s in loop] + [shown, cfg.rel(target)])
             raise doc.error(p, f"include cycle: {chain}")
         _load_state_file(cfg, root, target, state, depth + 1, stack + (resolved,), now,
-                         group_names, (doc, p))
+                         group_names, (doc, p), real=tr)
 
 
-def _line_of(cfg: Config, env: str) -> tuple[int, int]:
-    if cfg.doc is None:
-        return (1, 1)
-    return cfg.doc.mark(("environments", env))
+def _env_spec(cfg: Config, ec: EnvConfig) -> dict:
+    envs = (cfg.doc.data or {}).get("environments") if cfg.doc is not None else None
+    return (envs or {}).get(ec.name) or {}

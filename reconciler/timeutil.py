@@ -7,6 +7,16 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+MAX_DURATION = timedelta(days=366)   # windows and `--next`: a year covers every real schedule
+# Instants pausectl accepts (until, from, --at): far enough for "forever", near enough that
+# arithmetic (a horizon, a forgotten-pause age, a time zone shift) never leaves datetime's range.
+MIN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+class TimeRangeError(ValueError):
+    """A well-formed time or duration outside what pausectl accepts."""
 
 
 def utcnow() -> datetime:
@@ -16,11 +26,20 @@ def utcnow() -> datetime:
 def parse_timestamp(text: str) -> datetime:
     """ISO 8601 date or date-time; a missing zone means UTC. Raises ValueError."""
     s = text.strip()
+    if len(s) > 64:
+        raise ValueError("timestamp too long")
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        in_range = MIN_TIME <= dt < MAX_TIME
+    except OverflowError:    # 9999-12-31T23:59-01:00 cannot even be compared
+        in_range = False
+    if not in_range:
+        raise TimeRangeError(f"timestamp {text.strip()!r} is out of range (use a time from "
+                             f"{MIN_TIME.year} to before {MAX_TIME.year})")
     return dt
 
 
@@ -29,36 +48,56 @@ def iso(dt: datetime) -> str:
 
 
 def parse_duration(text: str) -> timedelta:
-    """`2h`, `30m`, `1h30m`, `1d`. Raises ValueError."""
-    m = _DURATION.match(text.strip())
+    """`2h`, `30m`, `1h30m`, `1d`, at most 366d. Raises ValueError."""
+    m = _DURATION.match(text.strip()) if len(text) <= 32 else None
     if not m or not any(m.groups()):
         raise ValueError(f"bad duration {text!r} (use e.g. 2h, 30m, 1h30m, 1d)")
     d, h, mi = (int(x) if x else 0 for x in m.groups())
-    td = timedelta(days=d, hours=h, minutes=mi)
-    if td <= timedelta(0):
+    minutes = d * 1440 + h * 60 + mi       # ints first: timedelta(days=10**20) overflows
+    if minutes <= 0:
         raise ValueError(f"duration {text!r} must be positive")
-    return td
+    if minutes > MAX_DURATION.total_seconds() // 60:
+        raise TimeRangeError(f"duration {text!r} is longer than {MAX_DURATION.days}d")
+    return timedelta(minutes=minutes)
 
 
 @lru_cache(maxsize=256)
 def zone(name: str):
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    # ZoneInfo opens a file named by the key: only IANA-shaped names reach it (a directory
+    # like "Europe" raised IsADirectoryError, a 5,000-character name ENAMETOOLONG)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,3}",
+                                                     name) or len(name) > 64:
+        raise ValueError(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
 def check_cron(expr: str) -> None:
-    """A 5-field cron expression (minute hour day month weekday) or an @alias; ValueError."""
-    from croniter import croniter
+    """A 5-field cron expression (minute hour day month weekday) or an @alias (@hourly,
+    @daily, @midnight, @weekly, @monthly, @yearly, @annually) that fires; ValueError."""
+    from croniter import CroniterError, croniter
     text = expr.strip()
     fields = text.split()
-    if not text.startswith("@") and len(fields) != 5:
+    if text.lower() == "@reboot":
+        raise ValueError("cron @reboot has no time of day to open a window at (use e.g. "
+                         "@daily or '0 2 * * *')")
+    if text.startswith("@"):
+        if text.lower() not in CRON_ALIASES:
+            raise ValueError(f"bad cron expression {expr!r} (aliases: "
+                             f"{', '.join(CRON_ALIASES)})")
+    elif len(fields) != 5:
         raise ValueError(f"bad cron expression {expr!r} (use 5 fields: minute hour day month "
                          "weekday, e.g. '0 2 * * SUN', or @daily/@weekly/...)")
     if not croniter.is_valid(text):
         raise ValueError(f"bad cron expression {expr!r}")
+    # a valid cron may still never fire (`0 0 30 2 *`): 29 February fires within 8 years
+    try:
+        croniter(text, datetime(2000, 1, 1), max_years_between_matches=9).get_next(datetime)
+    except (CroniterError, ValueError, OverflowError):
+        raise ValueError(f"cron expression {expr!r} never fires (no such date)") from None
 
 
 # ---- wall-clock windows, DST-correct ------------------------------------------------------

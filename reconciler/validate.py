@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import PausectlError
 from .schema import schema_errors
-from .state import CONFIG_FILE, Config, load_config, load_env
+from .state import CONFIG_FILE, Config, load_config, load_env, shown_to_path
 from .timeutil import utcnow
 from .yamlload import load_yaml_file
 
@@ -53,29 +53,31 @@ def validate_repo(root: Path, paths: list[str] | None = None) -> list[dict]:
         add(_problem(e, e.severity))
     wanted = None
     if paths:
-        wanted = {Path(p).resolve() for p in paths}
+        wanted = {_real(p) for p in paths}
         for p in wanted:
             if not p.exists():
                 add(_problem(PausectlError("file not found", os.path.relpath(p))))
     now = utcnow()
     for env in sorted(cfg.environments):
         ec = cfg.environments[env]
-        env_files = {(cfg.root / ec.file).resolve()}
+        env_files = {_real(cfg.root / ec.file)}
         try:
             state = load_env(cfg, env, now=now)
-            env_files |= {Path(f).resolve() for f in state.files}
+            env_files |= {_real(f) for f in state.files}
         except PausectlError as e:
             if wanted is None or _touches(e, wanted, env_files):
                 add(_problem(e))
                 # the rest of this file's schema problems too, so one run shows them all
                 # (not when the error is in pausectl.yaml: that file has its own schema)
-                if e.file and Path(e.file).resolve() != (root / CONFIG_FILE).resolve():
-                    doc = _try_doc(Path(e.file), root)
+                # (files by their real path: with --ref the names shown are the work tree's)
+                real_file = shown_to_path(e.file) if e.file else None
+                if real_file is not None and _real(real_file) != _real(root / CONFIG_FILE):
+                    doc = _try_doc(real_file, root, e.file)
                     if doc is not None and isinstance(doc.data, dict):
                         for err in schema_errors(doc, "state.schema.json"):
                             add(_problem(err))
             continue
-        if wanted is not None and not (wanted & env_files or (root / CONFIG_FILE).resolve() in wanted):
+        if wanted is not None and not (wanted & env_files or _real(root / CONFIG_FILE) in wanted):
             continue
         for w in state.warnings:
             add(_warning(w))
@@ -98,15 +100,24 @@ def validate_repo(root: Path, paths: list[str] | None = None) -> list[dict]:
     return problems
 
 
+def _real(p) -> Path:
+    """realpath: Path.resolve() raises RuntimeError on a symlink loop (paths.confine reports
+    it, with the line that named it)."""
+    try:
+        return Path(os.path.realpath(p))
+    except ValueError:       # a NUL byte: not a file anyone can name
+        return Path(str(p).replace("\x00", "\\0"))
+
+
 def _touches(e: PausectlError, wanted: set[Path], env_files: set[Path]) -> bool:
-    if e.file and Path(e.file).resolve() in wanted:
+    if e.file and _real(e.file) in wanted:
         return True
     return bool(wanted & env_files)
 
 
-def _try_doc(path: Path, root: Path):
+def _try_doc(path: Path, root: Path, shown: str | None = None):
     try:
-        doc = load_yaml_file(path, os.path.relpath(path))
+        doc = load_yaml_file(path, shown or os.path.relpath(path))
     except PausectlError:
         return None
     return doc if isinstance(doc.data, dict) else None

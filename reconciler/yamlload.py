@@ -1,10 +1,18 @@
 """Safe YAML loading that keeps line marks and refuses what pyyaml would silently accept.
 
 - duplicate keys are an error (pyyaml keeps the last one),
-- aliases are bounded (a billion-laughs document fails fast instead of eating memory),
+- aliases are bounded (a billion-laughs document fails fast instead of eating memory), and so
+  are the characters of scalars reached through aliases (one huge scalar aliased thousands of
+  times is the same bomb in fewer nodes),
 - only the plain YAML tags (no python/*, no custom tags),
 - the file must be UTF-8,
-- timestamps stay strings, so JSON Schema sees what the user wrote.
+- timestamps stay strings, so JSON Schema sees what the user wrote,
+- mapping keys are strings as written: YAML 1.1 reads `007`, `1000`, `1:30`, `yes`, `null`
+  as numbers, booleans or null; a key is a name (a dag_id, a group, an environment), so its
+  source text is kept,
+- numbers are finite and bounded: `.nan`, `.inf`, `1.0e+999` and integers of 19 digits or more
+  are errors at their line; the source text of every non-string value is kept (`sources`) so
+  a type error can show what was written (`tags: [007]`: quote it).
 
 The result is plain dicts/lists/scalars plus `marks`: a map from a JSON path (tuple of keys and
 indexes) to the (line, col) of that node, 1-based, for error messages.
@@ -26,6 +34,9 @@ except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader
 
 MAX_ALIAS_EXPANSIONS = 10_000   # nodes reached through aliases; real state files use a handful
+MAX_ALIAS_CHARS = 1_000_000     # characters of scalars reached through aliases
+MAX_SCALAR_CHARS = 1_000_000    # one scalar (a reason is a sentence, a dag_id 250 chars)
+MAX_INT = 10**18                # every count, priority and limit is far below
 MAX_BYTES = 20 * 1024 * 1024
 
 _STR = "tag:yaml.org,2002:str"
@@ -46,6 +57,7 @@ class LoadedYaml:
     path: str                     # as shown in messages (relative to the state repo when possible)
     data: Any
     marks: dict[tuple, tuple[int, int]] = field(default_factory=dict)
+    sources: dict[tuple, str] = field(default_factory=dict)   # non-string scalars as written
 
     def mark(self, json_path) -> tuple[int, int]:
         """(line, col) of the node at json_path, or of its nearest ancestor that has one."""
@@ -172,6 +184,7 @@ class _Builder:
     def __init__(self, doc: LoadedYaml):
         self.doc = doc
         self.alias_budget = MAX_ALIAS_EXPANSIONS
+        self.alias_chars = MAX_ALIAS_CHARS
         self.seen_ids: set[int] = set()
         # the nodes being built that were written in place (not reached through an alias):
         # an alias bomb is reported where its expansion is used, not at the far-away anchor
@@ -190,6 +203,12 @@ class _Builder:
                 raise self._err(self.written[-1] if self.written else node,
                                 f"too many alias expansions (over {MAX_ALIAS_EXPANSIONS}); "
                                 "refusing a YAML alias bomb")
+            if isinstance(node, yaml.ScalarNode):
+                self.alias_chars -= len(node.value)
+                if self.alias_chars < 0:
+                    raise self._err(self.written[-1] if self.written else node,
+                                    f"aliases repeat over {MAX_ALIAS_CHARS:,} characters of "
+                                    "scalars; refusing a YAML alias bomb")
             return False
         self.seen_ids.add(id(node))
         return True
@@ -207,7 +226,10 @@ class _Builder:
         if path not in self.doc.marks:
             self.doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node)
+            value = self._scalar(node)
+            if not isinstance(value, str) and node.value:
+                self.doc.sources[path] = node.value
+            return value
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _SEQ:
                 raise self._err(node, f"tag {node.tag!r} is not allowed")
@@ -225,12 +247,10 @@ class _Builder:
                 raise self._err(key_node, "merge keys (<<) are not supported; write the keys out")
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self._err(key_node, "mapping keys must be plain strings")
-            key = self._scalar(key_node)
-            if isinstance(key, bool) or key is None:
-                # `on:`/`yes:`/`null:` as keys: keep what the user wrote
-                key = key_node.value
-            if not isinstance(key, str):
-                key = str(key)
+            self._check_scalar(key_node)
+            # a key names something (a dag_id, group, environment): what the user wrote,
+            # never YAML 1.1's reading of it (`007:` is not 7, `yes:` not True, `1:30:` not 90)
+            key = key_node.value
             if key in result:
                 first = self.doc.marks.get(path + (key,), (0, 0))[0]
                 raise self._err(key_node, f"duplicate key {key!r} (first defined on line {first})")
@@ -239,10 +259,16 @@ class _Builder:
             result[key] = self.build(value_node, path + (key,))
         return result
 
+    def _check_scalar(self, node) -> None:
+        if node.tag not in _ALLOWED_SCALARS:
+            raise self._err(node, f"tag {node.tag!r} is not allowed")
+        if len(node.value) > MAX_SCALAR_CHARS:
+            raise self._err(node, f"scalar of {len(node.value):,} characters (at most "
+                                  f"{MAX_SCALAR_CHARS:,})")
+
     def _scalar(self, node):
+        self._check_scalar(node)
         tag = node.tag
-        if tag not in _ALLOWED_SCALARS:
-            raise self._err(node, f"tag {tag!r} is not allowed")
         if tag in (_STR, "tag:yaml.org,2002:timestamp"):
             return node.value
         if tag == "tag:yaml.org,2002:null":
@@ -251,23 +277,34 @@ class _Builder:
             return node.value.lower() in ("true", "yes", "on", "y")
         if tag == "tag:yaml.org,2002:int":
             v = node.value.replace("_", "")
+            if len(v.lstrip("+-")) > 20 and not v.lstrip("+-").startswith(("0x", "0o")):
+                raise self._err(node, f"integer {_short(node.value)} is too large "
+                                      "(quote it if it is a name)")
             try:
                 if v.startswith(("0x", "-0x", "+0x")):
-                    return int(v, 16)
-                if v.startswith(("0o", "-0o", "+0o")):
-                    return int(v.replace("0o", ""), 8)
-                return int(v, 10)
+                    n = int(v, 16)
+                elif v.startswith(("0o", "-0o", "+0o")):
+                    n = int(v.replace("0o", ""), 8)
+                else:
+                    n = int(v, 10)
             except ValueError:
-                return node.value
-        # float
+                return node.value      # YAML 1.1 forms (1:30, 0b1) stay what was written
+            if abs(n) >= MAX_INT:
+                raise self._err(node, f"integer {_short(node.value)} is too large "
+                                      "(quote it if it is a name)")
+            return n
+        # float: finite only (no field of any pausectl format wants NaN or infinity)
         v = node.value.lower().replace("_", "")
-        if v in (".inf", "+.inf"):
-            return float("inf")
-        if v == "-.inf":
-            return float("-inf")
-        if v == ".nan":
-            return float("nan")
+        if v in (".inf", "+.inf", "-.inf", ".nan"):
+            raise self._err(node, f"{node.value} is not a finite number")
         try:
-            return float(v)
+            f = float(v)
         except ValueError:
             return node.value
+        if f != f or f in (float("inf"), float("-inf")):
+            raise self._err(node, f"{_short(node.value)} is out of range (not a finite number)")
+        return f
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:20] + "..." + text[-8:]

@@ -222,7 +222,7 @@ CASES = [
     Case("include-missing-file", prod("include: [common.yaml]", "include: [common.yaml, nope.yaml]"),
          PROD, 2, "not found"),
     Case("include-directory", prod("include: [common.yaml]", "include: [snapshots]"),
-         PROD, 2, "not found"),
+         PROD, 2, "is a directory"),
     Case("include-cycle-a-b-a", {**prod("include: [common.yaml]", "include: [a.yaml]"),
                                  "a.yaml": "# a\ninclude: [b.yaml]\n",
                                  "b.yaml": "# b\n# includes a again\ninclude: [a.yaml]\n"},

@@ -45,15 +45,35 @@ def _diagnose(raw: str, shown: str, i: int, d) -> None:
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
             raise PausectlError(f"dags[{i}].{key}: expected a list of strings", shown,
                                 _json_line(raw, i, key))
+    for key in _OPTIONAL_STR:
+        if d.get(key) is not None and type(d[key]) is not str:
+            raise PausectlError(f"dags[{i}].{key}: expected a string or null", shown,
+                                _json_line(raw, i, key))
+    if not _optional_ok(d):
+        raise PausectlError(f"dags[{i}].max_active_runs: expected an integer from 0 to "
+                            "1000000 or null", shown, _json_line(raw, i, "max_active_runs"))
     raise PausectlError(f"dags[{i}]: invalid DAG entry", shown, _json_line(raw, i, None))
 
 
+_OPTIONAL_STR = ("fileloc", "last_parsed_time", "timetable_summary", "next_dagrun_run_after")
+
+
+def _optional_ok(d: dict) -> bool:
+    """The optional fields are strings or null, max_active_runs a bounded int or null."""
+    for key in _OPTIONAL_STR:
+        v = d.get(key)
+        if v is not None and type(v) is not str:
+            return False
+    v = d.get("max_active_runs")
+    return v is None or (type(v) is int and 0 <= v <= 1_000_000)
+
+
 def parse_snapshot(raw: str, shown: str) -> list[LiveDag]:
-    """Parse and check a snapshot document; errors name file:line. Fast for 100k DAGs."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise PausectlError(f"invalid JSON: {e.msg}", shown, e.lineno, e.colno) from None
+    """Parse and check a snapshot document; errors name file:line. Fast for 100k DAGs.
+    Bounded (safejson): no NaN/Infinity, huge numbers or deep nesting; a boolean written as a
+    string ("false") is an error at its line, never read as true."""
+    from ..safejson import loads
+    data = loads(raw, shown)
     if not isinstance(data, dict) or not isinstance(data.get("dags"), list):
         raise PausectlError("snapshot must be an object with a 'dags' list", shown, 1, 1)
     out = []
@@ -71,7 +91,7 @@ def parse_snapshot(raw: str, shown: str) -> list[LiveDag]:
                   and type(dag.is_stale) is bool and type(dag.has_import_errors) is bool
                   and type(d.get("tags", [])) is list and type(d.get("owners", [])) is list
                   and all(type(x) is str for x in dag.tags)
-                  and all(type(x) is str for x in dag.owners))
+                  and all(type(x) is str for x in dag.owners) and _optional_ok(d))
         except (TypeError, KeyError, AttributeError):
             ok = False
         if not ok:
@@ -93,12 +113,17 @@ def snapshot_document(dags: Iterable[LiveDag], environment: str | None = None,
 
 
 def write_json_atomic(path: Path, data) -> None:
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temp file and rename: a reader never sees half a file, and a symlink put
+    in place of the file meanwhile is replaced, not followed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=False)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -111,13 +136,18 @@ def write_json_atomic(path: Path, data) -> None:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def _bounded(raw: str, shown: str):
+    from ..safejson import loads
+    return loads(raw, shown)
+
+
 def _records(path: Path, shown: str, key: str, build) -> list:
     """The `key` list of the snapshot, each item built by `build(item) -> value | str`
     (a str is what is wrong with it: reported as file:line, like a bad DAG entry)."""
     try:
         raw = path.read_text(encoding="utf-8")
-        data = json.loads(raw)
-    except (OSError, ValueError):
+        data = _bounded(raw, shown)
+    except (OSError, ValueError, PausectlError):
         return []           # list_dags reports an unreadable snapshot
     items = data.get(key) if isinstance(data, dict) else None
     if items is None:
@@ -192,10 +222,16 @@ class SnapshotBackend:
         self._vars_path = path.with_name(path.name + ".vars.json")
 
     def list_dags(self) -> list[LiveDag]:
+        from ..paths import confine
+        if self.path.exists() or self.path.is_symlink():
+            # a directory, a FIFO (would block forever) or a dangling link: one clear line
+            confine(str(self.path), None, doc=self.shown, what="snapshot")
         try:
             raw = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise PausectlError(f"snapshot for {self.name} not found", self.shown) from None
+        except OSError as e:
+            raise PausectlError(f"cannot read snapshot: {e.strerror}", self.shown) from None
         except UnicodeDecodeError as e:
             raw = self.path.read_bytes()
             line = raw[: e.start].count(b"\n") + 1
@@ -204,7 +240,7 @@ class SnapshotBackend:
         return parse_snapshot(raw, self.shown)
 
     def set_paused(self, dag_ids, paused: bool, progress=None) -> SetPausedResult:
-        raw = json.loads(self.path.read_text(encoding="utf-8"))
+        raw = _bounded(self.path.read_text(encoding="utf-8"), self.shown)
         wanted = set(dag_ids)
         result = SetPausedResult()
         for d in raw["dags"]:
@@ -233,8 +269,8 @@ class SnapshotBackend:
     def asset_edges(self) -> list[AssetEdge]:
         """Edges from the optional `assets` key: [{name, producers: [...], consumers: [...]}]."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = _bounded(self.path.read_text(encoding="utf-8"), self.shown)
+        except (OSError, ValueError, PausectlError):
             return []       # list_dags reports an unreadable snapshot
         assets = data.get("assets") if isinstance(data, dict) else None
         if assets is None:
@@ -261,10 +297,16 @@ class SnapshotBackend:
         return runs[: max(1, int(limit))]
 
     def _vars(self) -> dict:
+        shown = self.shown + ".vars.json"
         try:
-            return json.loads(self._vars_path.read_text(encoding="utf-8"))
+            data = _bounded(self._vars_path.read_text(encoding="utf-8"), shown)
         except FileNotFoundError:
             return {}
+        except (OSError, UnicodeDecodeError) as e:
+            raise PausectlError(f"cannot read Variables: {e}", shown) from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise PausectlError("Variables file must map names to strings", shown, 1, 1)
+        return data
 
     def get_variable(self, key: str) -> str | None:
         return self._vars().get(key)

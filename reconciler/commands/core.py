@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..errors import PausectlError
-from .common import at_option, exit_with, format_option, metrics_option, parse_at, state_option
+from .common import (at_option, exit_with, force_option, format_option, metrics_option,
+                     output_path, parse_at, state_option)
 
 
 @click.command()
@@ -58,7 +59,7 @@ def write_plan_file(plan, out: str) -> None:
     try:
         write_json_atomic(Path(out), plan.to_json())
     except OSError as e:
-        raise PausectlError(f"cannot write plan: {e.strerror}", out) from None
+        raise PausectlError(f"--out: cannot write plan: {e.strerror}") from None
 
 
 def render_plan(plan, fmt: str) -> None:
@@ -84,10 +85,13 @@ def render_plan(plan, fmt: str) -> None:
 @click.option("--snapshot", "snapshot", metavar="FILE", default=None,
               help="Plan against this snapshot file instead of the configured backend.")
 @metrics_option
-def plan(env, state_dir, at, ref, fmt, detailed_exitcode, out, snapshot, metrics_file):
+@force_option
+def plan(env, state_dir, at, ref, fmt, detailed_exitcode, out, snapshot, metrics_file, force):
     """Show what apply would change in ENV: desired (git) against live (backend)."""
     from ..engine import load, open_backend, plan_env
     at_dt = parse_at(at)
+    out = output_path(out, "--out", force, state_dir)
+    metrics_file = output_path(metrics_file, "--metrics-file", force, state_dir)
     with desired_state(state_dir, ref) as (root, desired_ref):
         ctx = load(root, env, at_dt)
         backend = snapshot_backend(env, snapshot) if snapshot else open_backend(ctx.cfg, env)

@@ -7,7 +7,8 @@ import sys
 import click
 
 from ..errors import PausectlError
-from .common import at_option, exit_with, format_option, parse_at, state_option
+from .common import (at_option, exit_with, force_option, format_option, output_path, parse_at,
+                     state_option)
 
 
 @click.command()
@@ -22,7 +23,8 @@ from .common import at_option, exit_with, format_option, parse_at, state_option
 @click.option("--out", metavar="FILE", default=None, help="Also write the diff as JSON here.")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when the desired state does not change, 2 when it does.")
-def diff(base, head, envs, state_dir, at, fmt, offline, out, detailed_exitcode):
+@force_option
+def diff(base, head, envs, state_dir, at, fmt, offline, out, detailed_exitcode, force):
     """What changing the state repo from BASE to HEAD does, per environment and DAG.
 
     Without ENV, every environment whose files changed. Each DAG whose desired state or
@@ -31,15 +33,19 @@ def diff(base, head, envs, state_dir, at, fmt, offline, out, detailed_exitcode):
     """
     from ..gitdiff import compute_diff, diff_markdown, diff_text
     from ..report import dump_json
-    result = compute_diff(state_dir, base, head, list(envs) or None, parse_at(at), offline)
+    at_dt = parse_at(at)
+    out = output_path(out, "--out", force, state_dir)
+    result = compute_diff(state_dir, base, head, list(envs) or None, at_dt, offline)
     if out:
         import json
         from pathlib import Path
+
+        from ..backends.snapshot import write_text_atomic
         try:
-            Path(out).write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n",
-                                 encoding="utf-8")
+            write_text_atomic(Path(out), json.dumps(result.to_json(), indent=2, default=str)
+                              + "\n")
         except OSError as e:
-            raise PausectlError(f"cannot write diff: {e.strerror}", out) from None
+            raise PausectlError(f"--out: cannot write diff: {e.strerror}") from None
     if fmt == "json":
         dump_json(result.to_json())
     elif fmt == "markdown":

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from ..errors import PausectlError
-from .common import (exit_with, format_option, metrics_option, rollout_override_options,
-                     state_option)
+from .common import (exit_with, force_option, format_option, metrics_option, output_path,
+                     rollout_override_options, state_option)
 
 
 def _confirm(plan, yes: bool) -> None:
@@ -68,6 +68,7 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
 
     The rollout (batches, canary, gate, on_gate_failure) comes from pausectl.yaml; the flags
     override it for this run (and for its --resume)."""
+    metrics_file = output_path(metrics_file, "--metrics-file", False, state_dir)
     from ..apply import ApplyOptions, apply_plan, resume as resume_apply, rollout_of
     from ..engine import load, open_backend, plan_env
     from ..journal import Journal
@@ -104,8 +105,9 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
         saved = None
         if plan_file:
             try:
-                saved = Plan.from_json(json.loads(Path(plan_file).read_text(encoding="utf-8")))
-            except FileNotFoundError:
+                from ..safejson import load_file
+                saved = Plan.from_json(load_file(plan_file, option="--plan", what="plan"))
+            except FileNotFoundError:  # pragma: no cover (load_file says "not found")
                 raise PausectlError("plan file not found", plan_file) from None
             except (ValueError, KeyError, TypeError) as e:
                 raise PausectlError(f"not a pausectl plan ({e})", plan_file) from None
@@ -236,6 +238,7 @@ def rollback(env, state_dir, journal_file, yes):
 @metrics_option
 def drift(envs, state_dir, fmt, detailed_exitcode, metrics_file):
     """Live changes not in git, with who made them, when and how."""
+    metrics_file = output_path(metrics_file, "--metrics-file", False, state_dir)
     from ..drift import drift_for, drift_text, drift_markdown
     from ..engine import load, open_backend
     from ..notify import notify_drift, warn
@@ -279,10 +282,12 @@ def drift(envs, state_dir, fmt, detailed_exitcode, metrics_file):
 @state_option
 @click.option("--out", metavar="FILE", default=None, help="Write here instead of stdout.")
 @format_option("json", "yaml", default="json")
-def export(env, state_dir, out, fmt):
+@force_option
+def export(env, state_dir, out, fmt, force):
     """Write ENV's live pause state: a snapshot (json) or a ready-to-commit <env>.yaml."""
     from ..engine import load, open_backend
     from ..export import export_json, export_yaml
+    real_out = output_path(out, "--out", force, state_dir)
     ctx = load(state_dir, env)
     backend = open_backend(ctx.cfg, env)
     try:
@@ -291,7 +296,11 @@ def export(env, state_dir, out, fmt):
         backend.close()
     text = export_json(env, live) if fmt == "json" else export_yaml(env, live)
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        from ..backends.snapshot import write_text_atomic
+        try:
+            write_text_atomic(Path(real_out), text)
+        except OSError as e:
+            raise PausectlError(f"--out: cannot write {out!r}: {e.strerror}") from None
         click.echo(f"exported {len(live)} DAG(s) of {env} to {out}", err=True)
     else:
         sys.stdout.write(text)

@@ -1,0 +1,259 @@
+"""Confinement (paths.confine): every path a state file names stays inside the state repo.
+
+The matrix: five places a state file names a path (an include, an include inside an include,
+an environment's `file:`, a snapshot backend's `path:`, an airflow-api `ca_bundle`) times
+fourteen hostile paths (absolute, `..`, symlinks out, symlinked directories, NUL and control
+characters, directories, FIFOs, loops, dangling links, `~`). Each runs `validate` and/or
+`plan` through the real CLI and must give exit 1 and exactly one `file:line` naming where the
+path was written, with nothing read from outside (the outside files hold a marker that must
+never be printed) and no file changed. Then --ref (the git tree, never the working disk) and
+positive controls (symlinks and `..` that stay inside work).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hostile_cli import (OUTSIDE_MARKER, assert_clean, assert_one_location, base_repo, run,
+                         tree_hash)
+from helpers import COMMON_YAML, PAUSECTL_YAML, PROD_YAML
+
+PROD, COMMON, CONFIG = "state/prod.yaml", "state/common.yaml", "state/pausectl.yaml"
+SNAP_LINE = "    backend: {type: snapshot, path: snapshots/prod.json}\n"
+
+
+def _q(value: str) -> str:
+    """A YAML double-quoted scalar (escapes \\0, \\n, \\e stay escapes in the file)."""
+    return '"' + value + '"'
+
+
+# where a path is named: (files to write for value X, file at fault, line, commands)
+def _include(x):
+    return {"prod.yaml": PROD_YAML.replace("include: [common.yaml]",
+                                           f"include: [common.yaml, {_q(x)}]")}
+
+
+def _nested(x):
+    return {"common.yaml": COMMON_YAML + f"include: [{_q(x)}]\n"}
+
+
+def _env_file(x):
+    return {"pausectl.yaml": PAUSECTL_YAML.replace(SNAP_LINE, SNAP_LINE + f"    file: {_q(x)}\n")}
+
+
+def _snapshot(x):
+    return {"pausectl.yaml": PAUSECTL_YAML.replace("path: snapshots/prod.json", f"path: {_q(x)}")}
+
+
+def _ca_bundle(x):
+    return {"pausectl.yaml": PAUSECTL_YAML.replace(
+        "{type: snapshot, path: snapshots/prod.json}",
+        '{type: airflow-api, url: "http://127.0.0.1:9", auth: none, ca_bundle: ' + _q(x) + "}")}
+
+
+VALIDATE, PLAN = ["validate"], ["plan", "prod"]
+PLACES = {
+    "include": (_include, PROD, 2, [VALIDATE, PLAN]),
+    "nested-include": (_nested, COMMON, 7, [VALIDATE, PLAN]),
+    "env-file": (_env_file, CONFIG, 4, [VALIDATE, PLAN]),
+    "snapshot-path": (_snapshot, CONFIG, 3, [VALIDATE, PLAN]),
+    "ca-bundle": (_ca_bundle, CONFIG, 3, [PLAN]),
+}
+
+
+def _links(tmp: Path, spec: dict) -> None:
+    """Create symlinks / FIFOs: {state-relative path: ("link", target) | ("fifo",)}."""
+    for rel, what in spec.items():
+        p = tmp / "state" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if what[0] == "fifo":
+            os.mkfifo(p)
+        else:
+            target = what[1].replace("{tmp}", str(tmp))
+            os.symlink(target, p)
+
+
+# hostile paths: (value as written in YAML (an escape stays an escape), links, message)
+KINDS = {
+    "absolute": ("{tmp}/outside/secret.yaml", {}, "relative path"),
+    "dotdot": ("../outside/secret.yaml", {}, "outside the state repo"),
+    "deep-dotdot": ("snapshots/../../outside/secret.yaml", {}, "outside the state repo"),
+    "home": ("~/secret.yaml", {}, "relative path"),
+    "symlink-absolute": ("leak.yaml", {"leak.yaml": ("link", "{tmp}/outside/secret.yaml")},
+                         "symlink to outside"),
+    "symlink-relative": ("teams2/leak.yaml",
+                         {"teams2/leak.yaml": ("link", "../../outside/secret.yaml")},
+                         "symlink to outside"),
+    "symlinked-dir": ("ext/secret.yaml", {"ext": ("link", "{tmp}/outside")},
+                      "symlink to outside"),
+    "dangling-out": ("gone.yaml", {"gone.yaml": ("link", "/nonexistent/pausectl/x.yaml")},
+                     "symlink to outside"),
+    "dangling-in": ("gone.yaml", {"gone.yaml": ("link", "no-such-file.yaml")}, "not found"),
+    "symlink-loop": ("loop-a", {"loop-a": ("link", "loop-b"), "loop-b": ("link", "loop-a")},
+                     "cannot be resolved"),
+    "nul-byte": ("common\\0.yaml", {}, "NUL byte"),
+    "control-char": ("common\\e[2J\\n.yaml", {}, "control character"),
+    "directory": ("snapshots", {}, "is a directory"),
+    "fifo": ("pipe.yaml", {"pipe.yaml": ("fifo",)}, "not a regular file"),
+    "missing": ("nope.yaml", {}, "not found"),
+}
+
+CASES = [(place, kind) for place in PLACES for kind in KINDS]
+
+
+@pytest.mark.parametrize("place,kind", CASES, ids=[f"{p}-{k}" for p, k in CASES])
+def test_hostile_path(place, kind, tmp_path):
+    make_files, file, line, commands = PLACES[place]
+    value, links, msg = KINDS[kind]
+    value = value.replace("{tmp}", str(tmp_path))
+    base_repo(tmp_path, make_files(value))
+    _links(tmp_path, links)
+    before = tree_hash(tmp_path)
+    for argv in commands:
+        r = run(argv, tmp_path, timeout=20)
+        assert_clean(r, argv)
+        assert_one_location(r, argv, file, line, msg)
+    assert tree_hash(tmp_path) == before
+
+
+def test_config_file_symlinked_out(tmp_path):
+    """pausectl.yaml itself a symlink to a file outside: refused, named, nothing read."""
+    base_repo(tmp_path)
+    (tmp_path / "outside" / "pausectl.yaml").write_text(
+        PAUSECTL_YAML + f"# {OUTSIDE_MARKER}\n")
+    (tmp_path / "state" / "pausectl.yaml").unlink()
+    os.symlink(tmp_path / "outside" / "pausectl.yaml", tmp_path / "state" / "pausectl.yaml")
+    for argv in (VALIDATE, PLAN):
+        r = run(argv, tmp_path)
+        assert_clean(r, argv)
+        lines = [ln for ln in r.both.splitlines() if "symlink" in ln]
+        assert len(lines) == 1 and lines[0].startswith(("state/pausectl.yaml: ",
+                                                        "error: state/pausectl.yaml: ")), r.both
+        assert "is a symlink to outside the state repo" in lines[0], r.both
+
+
+# ---- positive controls: confinement must not refuse what stays inside ---------------------
+
+INSIDE = {
+    "include-via-inside-symlink": (
+        {"prod.yaml": PROD_YAML.replace("include: [common.yaml]", "include: [alias.yaml]")},
+        {"alias.yaml": ("link", "common.yaml")}),
+    "include-dotdot-staying-inside": (
+        {"prod.yaml": PROD_YAML.replace("include: [common.yaml]",
+                                        "include: [snapshots/../common.yaml]")}, {}),
+    "snapshot-through-inside-dir-link": (
+        {"pausectl.yaml": PAUSECTL_YAML.replace("path: snapshots/prod.json",
+                                                "path: snaps/prod.json")},
+        {"snaps": ("link", "snapshots")}),
+    "env-file-in-subdir-with-relative-include": (
+        {"pausectl.yaml": PAUSECTL_YAML.replace(SNAP_LINE, SNAP_LINE + "    file: envs/prod.yaml\n"),
+         "envs/prod.yaml": PROD_YAML.replace("include: [common.yaml]", "include: [../common.yaml]"),
+         "prod.yaml": None}, {}),
+}
+
+
+@pytest.mark.parametrize("name", list(INSIDE))
+def test_inside_paths_work(name, tmp_path):
+    files, links = INSIDE[name]
+    base_repo(tmp_path, files)
+    _links(tmp_path, links)
+    for argv in (VALIDATE, PLAN + ["--format", "json"]):
+        r = run(argv, tmp_path)
+        assert_clean(r, argv, code=0)
+    assert '"dag_id": "billing_daily"' in r.out      # the plan read the rules it names
+
+
+# ---- --ref: the git tree of that commit, never the working disk ----------------------------
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e.x",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e.x"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _repo(tmp: Path, files: dict | None = None, links: dict | None = None) -> Path:
+    base_repo(tmp, files)
+    _links(tmp, links or {})
+    _git(tmp, "init", "-q", "-b", "main")
+    _git(tmp, "add", "state")
+    _git(tmp, "commit", "-q", "-m", "state")
+    return tmp
+
+
+REF_CASES = {
+    # committed symlinks leaving the tree: refused like on disk
+    "ref-symlink-absolute": (_include("leak.yaml"), {"leak.yaml": ("link", "{tmp}/outside/secret.yaml")},
+                             PROD, 2, "symlink to outside"),
+    "ref-symlink-relative": (_include("leak.yaml"), {"leak.yaml": ("link", "../outside/secret.yaml")},
+                             PROD, 2, "symlink to outside"),
+    "ref-symlink-to-repo-file-outside-state": (
+        _include("leak.yaml"), {"leak.yaml": ("link", "../README.md")}, PROD, 2,
+        "symlink to outside"),
+    "ref-snapshot-symlink-out": (_snapshot("snapshots/leak.json"),
+                                 {"snapshots/leak.json": ("link", "{tmp}/outside/secret.json")},
+                                 CONFIG, 3, "symlink to outside"),
+    "ref-env-file-symlink-out": (_env_file("leak.yaml"),
+                                 {"leak.yaml": ("link", "{tmp}/outside/secret.yaml")},
+                                 CONFIG, 4, "symlink to outside"),
+    "ref-absolute-include": (_include("{tmp}/outside/secret.yaml"), {}, PROD, 2, "relative path"),
+    "ref-dotdot-include": (_include("../outside/secret.yaml"), {}, PROD, 2,
+                           "outside the state repo"),
+    "ref-dotdot-next-to-temp-dir": (_include("../../../../../../../../tmp/x.yaml"), {}, PROD, 2,
+                                    "outside the state repo"),
+}
+
+
+@pytest.mark.parametrize("name", list(REF_CASES))
+def test_ref_reads_the_tree_only(name, tmp_path):
+    files, links, file, line, msg = REF_CASES[name]
+    files = {k: (v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) else v)
+             for k, v in files.items()}
+    _repo(tmp_path, files, links)
+    before = tree_hash(tmp_path)
+    for argv in (["validate", "--ref", "HEAD"], ["plan", "prod", "--ref", "HEAD"]):
+        r = run(argv, tmp_path)
+        assert_clean(r, argv)
+        assert_one_location(r, argv, file, line, msg)
+    assert tree_hash(tmp_path) == before
+
+
+def test_ref_never_reads_an_untracked_file_of_the_working_disk(tmp_path):
+    """An include present only on the working disk is not found at the ref."""
+    _repo(tmp_path, _include("extra.yaml") | {"extra.yaml": None})
+    (tmp_path / "state" / "extra.yaml").write_text("dags: {}\n")   # untracked, on disk only
+    r = run(["plan", "prod", "--ref", "HEAD"], tmp_path)
+    assert_clean(r, "plan --ref")
+    assert_one_location(r, "plan --ref", PROD, 2, "not found")
+
+
+def test_ref_reads_committed_content_not_the_working_copy(tmp_path):
+    """An in-tree symlink at the ref resolves inside the materialised tree: the committed
+    common.yaml decides, not the edited working copy."""
+    _repo(tmp_path, {"prod.yaml": PROD_YAML.replace("include: [common.yaml]",
+                                                    "include: [alias.yaml]")},
+          {"alias.yaml": ("link", "common.yaml")})
+    (tmp_path / "state" / "common.yaml").write_text(
+        COMMON_YAML.replace("paused: false", "paused: true"))  # uncommitted edit
+    r = run(["plan", "prod", "--ref", "HEAD", "--format", "json"], tmp_path)
+    assert_clean(r, "plan --ref", code=0)
+    assert '"dag_id": "report_daily"' in r.out and '"action": "unpause"' in r.out, r.out
+
+
+def test_ref_where_the_state_dir_is_a_symlink(tmp_path):
+    _repo(tmp_path)
+    _git(tmp_path, "mv", "state", "real-state")
+    os.symlink("real-state", tmp_path / "state")
+    _git(tmp_path, "add", "state")
+    _git(tmp_path, "commit", "-q", "-m", "state is a link")
+    r = run(["plan", "prod", "--state", "real-state", "--ref", "HEAD~0"], tmp_path)
+    assert_clean(r, "plan", code=0)
+    os.unlink(tmp_path / "state")
+    (tmp_path / "state").mkdir()
+    r = run(["validate", "--ref", "HEAD"], tmp_path)
+    assert_clean(r, "validate --ref")
+    assert "state is not a directory at HEAD" in r.err, r.err
