@@ -20,10 +20,10 @@ canary batches, health gates); the marker is deleted only after that apply succe
 from __future__ import annotations
 
 import json
-import re
 import time
 from typing import Callable
 
+from .backends.base import BulkPauser, UnconfirmedCreate
 from .errors import PausectlError
 from .resolve import Emergency
 from .selectors import Selector, SelectorIndex, parse_selector
@@ -113,7 +113,7 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
         prior.setdefault(d, False)
     data["kept"] = sorted(set(data.get("kept") or []) | set(kept))
     data["revision"] = int(data.get("revision") or 0) + 1
-    _write_marker(backend, env, data, create=existing is None, log=log)
+    unconfirmed = _write_marker(backend, env, data, create=existing is None, log=log)
     t_marker = clock()
     index = _except_index(data)
 
@@ -122,168 +122,76 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
 
     errors = fast_pause(backend, live, targets, is_excepted, log) if targets else {}
     t_done = clock()
+    if unconfirmed:
+        _confirm_marker(backend, env, data, log)
     if errors:
         data["errors"] = errors
         _write_marker(backend, env, data, create=False, log=log)
     return {"environment": env, "started": data["started"], "reason": data["reason"],
-            "paused": len(targets) - len(errors), "kept_running": kept, "errors": errors,
+            "paused": sum(1 for t in targets if t not in errors), "kept_running": kept,
+            "errors": errors,
             "already_paused": sum(d.is_paused for d in live), "dags": len(live),
             "completed_existing": existing is not None,
             "seconds": {"list": round(t_list - t0, 3), "marker": round(t_marker - t_list, 3),
                         "pause": round(t_done - t_marker, 3), "total": round(t_done - t0, 3)}}
 
 
-def _write_marker(backend, env: str, data: dict, create: bool, log) -> None:
+def _write_marker(backend, env: str, data: dict, create: bool, log) -> bool:
+    """Write the marker; with `create`, only if absent (two people declaring an emergency at
+    once must not overwrite each other's prior state: the loser merges into the winner).
+    Returns True when the value written still needs the read-back of `_confirm_marker`."""
     key = marker_key(env)
     if create:
-        # create-if-absent, so two people declaring an emergency at once cannot overwrite each
-        # other's prior state; the API backend's read-back settle (made for locks) is skipped:
-        # a marker value is unique (it holds its start time and prior state)
-        settle = getattr(backend, "create_settle", None)
-        if settle:
-            backend.create_settle = 0
-        try:
-            if backend.create_variable(key, json.dumps(data)):
-                return
-        finally:
-            if settle:
-                backend.create_settle = settle
-        other = read_marker(backend, env)
-        if other is not None:
-            log(f"warning: another emergency was declared in {env} at the same moment; merging")
-            for d, p in data["prior"].items():
-                other["prior"].setdefault(d, p)
-            other["kept"] = sorted(set(other.get("kept") or []) | set(data["kept"]))
-            other["revision"] = int(other.get("revision") or 0) + 1
-            data.clear()
-            data.update(other)
+        # a backend whose create needs a settle-and-re-read to be sure (airflow-api: the
+        # server's create is an upsert) offers create_variable_unconfirmed; the re-read is
+        # then done after the pause (_confirm_marker), so it costs the emergency no time
+        quick = isinstance(backend, UnconfirmedCreate)
+        create_fn = backend.create_variable_unconfirmed if quick else backend.create_variable
+        if create_fn(key, json.dumps(data)):
+            return quick
+        if backend.get_variable(key) == json.dumps(data):
+            return False          # a retried create whose first attempt landed
+        _merge_into_current(backend, env, data, log)
     backend.set_variable(key, json.dumps(data))
+    return False
+
+
+def _merge_into_current(backend, env: str, data: dict, log) -> None:
+    other = read_marker(backend, env)
+    if other is None:
+        return
+    log(f"warning: another emergency was declared in {env} at the same moment; merging")
+    for d, p in data["prior"].items():
+        other["prior"].setdefault(d, p)
+    other["kept"] = sorted(set(other.get("kept") or []) | set(data["kept"]))
+    other["revision"] = int(other.get("revision") or 0) + 1
+    data.clear()
+    data.update(other)
+
+
+def _confirm_marker(backend, env: str, data: dict, log) -> None:
+    """After the pause: the marker created without a read-back must still be ours."""
+    if backend.get_variable(marker_key(env)) == json.dumps(data):
+        return
+    _merge_into_current(backend, env, data, log)
+    backend.set_variable(marker_key(env), json.dumps(data))
 
 
 # ---------------------------------------------------------------- the fast path
 
-_ILIKE_SPECIAL = {"_": "[^\n]", "%": "[^\n]*"}
-
-
-def _term_regex(term: str) -> re.Pattern:
-    return re.compile("".join(_ILIKE_SPECIAL.get(c) or re.escape(c) for c in term.lower()))
-
-
-def compact_terms(targets: list[str], avoid: list[str]) -> tuple[list[str], list[str]]:
-    """Few `dag_id_pattern` terms (Airflow: case-insensitive `ILIKE %term%`, `_` any one
-    character) that together match every target and no id in `avoid`. Greedy: for the first
-    uncovered target, its shortest prefix that matches nothing in `avoid`; that term also
-    covers every other target containing it. Returns (terms, targets no term can cover)."""
-    blob = "\n" + "\n".join(a.lower() for a in avoid) + "\n"
-    terms: list[str] = []
-    rest: list[str] = []
-    uncovered = sorted(targets)
-    while uncovered:
-        s = uncovered[0]
-        term = None
-        for n in range(1, len(s) + 1):
-            p = s[:n]
-            if not avoid or not _term_regex(p).search(blob):
-                term = p
-                break
-        if term is None:
-            rest.append(s)
-            uncovered = uncovered[1:]
-            continue
-        rx = _term_regex(term)
-        terms.append(term)
-        uncovered = [u for u in uncovered if not rx.search(u.lower())]
-    return terms, rest
-
-
 def fast_pause(backend, live, targets: list[str], is_excepted, log) -> dict[str, str]:
     """Pause exactly `targets` (running DAGs, just listed in `live`) and never a DAG that
-    `is_excepted`. On the REST API v2 this is one bulk `PATCH /dags?dag_id_pattern=P&paused=false`
-    (more if P would be longer than the backend's max_pattern_length) where P, from
-    `compact_terms`, matches every target and, checked against the listing, no excepted DAG;
-    the count Airflow reports must equal the number of targets P stands for, else the
-    difference is found and repaired. Elsewhere (v1, dagmodel, snapshot) and for ids no short
-    pattern can isolate: backend.set_paused, which changes exactly the ids it is given.
-    Returns errors by dag_id."""
-    rest = list(targets)
-    errors: dict[str, str] = {}
-    if getattr(backend, "api", None) == "v2" and hasattr(backend, "_call") and len(targets) > 1:
-        avoid = [d.dag_id for d in live if is_excepted(d)]
-        terms, rest = compact_terms(targets, avoid)
-        limit = getattr(backend, "max_pattern_length", 6000)
-        remaining = set(targets) - set(rest)
-        for chunk in _chunks(terms, limit):
-            rx = [_term_regex(t) for t in chunk]
-            mine = sorted(t for t in remaining if any(r.search(t.lower()) for r in rx))
-            remaining -= set(mine)
-            pattern = "|".join(chunk)
-            try:
-                total = _bulk_pause(backend, pattern)
-            except PausectlError as e:
-                log(f"bulk pause failed ({e}); pausing those {len(mine)} DAG(s) one by one")
-                rest.extend(mine)
-                continue
-            if total != len(mine):
-                log(f"bulk pause touched {total} DAG(s), expected {len(mine)}; checking")
-                errors.update(_repair(backend, live, pattern, mine, is_excepted, log))
-        rest.extend(sorted(remaining))    # targets of a term too long for one request
-    if rest:
-        res = backend.set_paused(rest, True)
-        errors.update(res.errors)
-    return errors
-
-
-def _chunks(terms: list[str], limit: int) -> list[list[str]]:
-    """Terms in groups whose `|`-joined pattern (each `|` sent as %7C) fits `limit`; a term
-    longer than that is left out (the targets it stands for are then paused by exact id)."""
-    out: list[list[str]] = []
-    cur: list[str] = []
-    length = 0
-    for t in terms:
-        if len(t) > limit:
-            continue
-        add = len(t) + (3 if cur else 0)
-        if cur and length + add > limit:
-            out.append(cur)
-            cur, length, add = [], 0, len(t)
-        cur.append(t)
-        length += add
-    if cur:
-        out.append(cur)
-    return out
-
-
-def _bulk_pause(backend, pattern: str) -> int | None:
-    params = {"dag_id_pattern": pattern, "paused": "false", "exclude_stale": "false",
-              "limit": 1, "update_mask": "is_paused"}
-    _, data = backend._call("PATCH", "/dags", params=params, json_body={"is_paused": True})
-    total = data.get("total_entries") if isinstance(data, dict) else None
-    return total if isinstance(total, int) else -1
-
-
-def _repair(backend, live, pattern: str, targets: list[str], is_excepted, log) -> dict[str, str]:
-    """The bulk count was off: someone changed DAGs meanwhile. Make sure every target is
-    paused, and put back any excepted DAG born meanwhile (not in the listing) that matches
-    the pattern and is now paused: the bulk PATCH (which only touches running DAGs) did that."""
-    errors: dict[str, str] = {}
-    now = {d.dag_id: d for d in backend.list_dags()}
-    running = [t for t in targets if t in now and not now[t].is_paused]
-    if running:
-        errors.update(backend.set_paused(running, True).errors)
-    known = {d.dag_id for d in live}
-    rx = [_term_regex(t) for t in pattern.split("|")]
-    new = [d for d in now.values() if d.dag_id not in known and d.is_paused
-           and any(r.search(d.dag_id.lower()) for r in rx)]
-    back = sorted(d.dag_id for d in new if is_excepted(d))
-    if back:
-        log(f"warning: {', '.join(back)} appeared during the emergency pause, matched its bulk "
-            "pattern and is excepted: unpausing it again")
-        errors.update(backend.set_paused(back, False).errors)
-    others = sorted(d.dag_id for d in new if not is_excepted(d))
-    if others:
-        log(f"warning: {len(others)} DAG(s) appeared during the emergency pause and are paused "
-            f"(not in the marker's prior state): {', '.join(others[:10])}")
-    return errors
+    `is_excepted`. A backend with the BulkPauser capability (airflow-api) does it in a few
+    bulk requests, the way its Airflow version does them correctly, verified by listing
+    (backends/bulk.py); elsewhere (dagmodel: one transaction; snapshot) `set_paused`, which
+    changes exactly the ids it is given. Returns errors by dag_id."""
+    if isinstance(backend, BulkPauser):
+        res = backend.pause_except(live, targets, is_excepted)
+    else:
+        res = backend.set_paused(targets, True)
+    for w in res.warnings:
+        log(f"warning: {w}")
+    return dict(res.errors)
 
 
 # ---------------------------------------------------------------- recover

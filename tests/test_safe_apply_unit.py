@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from reconciler import emergency as em
+from reconciler.backends import bulk
 from reconciler.apply import ApplyOptions, apply_plan, resume, rollback_journal
 from reconciler.backends.base import DagRun, LiveDag, SetPausedResult
 from reconciler.errors import PausectlError
@@ -253,8 +254,8 @@ def test_compact_terms_match_every_target_and_nothing_avoided():
                       f"{rng.randrange(0, 300)}" for _ in range(rng.randrange(2, 60))})
         avoid = [d for d in ids if rng.random() < 0.25]
         targets = [d for d in ids if d not in avoid]
-        terms, rest = em.compact_terms(targets, avoid)
-        rx = [em._term_regex(t) for t in terms]
+        terms, rest = bulk.compact_terms(targets, avoid)
+        rx = [bulk._ilike_rx(t) for t in terms]
         for d in avoid:
             assert not any(r.search(d.lower()) for r in rx), (d, terms)
         for d in targets:
@@ -357,61 +358,32 @@ def test_cli_apply_gate_only_halt_resume_and_rollback_offline(tmp_path):
             (root / "snapshots" / "prod.json.vars.json").read_text())
 
 
-class FakeV2(FakeBackend):
-    """FakeBackend answering the REST v2 bulk PATCH the way Airflow does (ILIKE %term%, `|`
-    ORs terms, `paused=false` filter, count in total_entries)."""
+class FakeBulk(FakeBackend):
+    """FakeBackend with the BulkPauser capability (the airflow-api backend's real bulk path
+    is tested against real Airflow in tests/test_capabilities_live.py)."""
 
-    api = "v2"
-
-    def __init__(self, dags, max_pattern_length=6000, before_patch=None):
+    def __init__(self, dags):
         super().__init__(dags)
-        self.max_pattern_length = max_pattern_length
-        self.patches: list[str] = []
-        self.before_patch = before_patch
+        self.bulk_calls: list[tuple[list[str], set[str]]] = []
 
-    def _call(self, method, path, params=None, json_body=None, **kw):
-        assert (method, path) == ("PATCH", "/dags") and params["paused"] == "false"
-        if self.before_patch:
-            self.before_patch(self)
-        self.patches.append(params["dag_id_pattern"])
-        rx = [em._term_regex(t) for t in params["dag_id_pattern"].split("|")]
-        hit = [d for d, v in self.dags.items()
-               if not v.is_paused and any(r.search(d.lower()) for r in rx)]
-        for d in hit:
-            self.dags[d] = replace(self.dags[d], is_paused=json_body["is_paused"])
-        return None, {"dags": [], "total_entries": len(hit)}
+    def pause_except(self, live, targets, keep, progress=None):
+        self.bulk_calls.append((list(targets), {d.dag_id for d in live if keep(d)}))
+        res = self.set_paused(targets, True)
+        res.warnings.append("a DAG appeared meanwhile")
+        return res
 
 
-def test_emergency_bulk_path_chunks_long_patterns_and_repairs_a_race():
-    # few terms where prefixes allow: etl_/rep_/ml_/xetl_ vs crit_ -> "e|m"
+def test_emergency_pause_uses_the_backends_bulk_pause_with_its_exceptions():
     named = [LiveDag(f"{p}_{i:03d}", False, tags=("critical",) if p == "crit" else ())
-             for p in ("etl", "rep", "ml", "crit", "xetl") for i in range(40)]
-    b = FakeV2(named)
-    s = em.pause(b, "prod", "r", "o", ["tag:critical"], [], by="me")
-    assert b.patches == ["e|m"] and s["paused"] == 160 and not s["errors"]
-    assert {d for d, v in b.dags.items() if not v.is_paused} == {f"crit_{i:03d}" for i in range(40)}
-    # random ids need long terms: several PATCHes, each pattern within max_pattern_length
-    rng = random.Random(3)
-    ids = rng.sample(range(10**6), 400)
-    dags = [LiveDag(f"d{n:06d}", False, tags=("critical",) if k % 2 else ())
-            for k, n in enumerate(ids)]
-    b = FakeV2(dags, max_pattern_length=40)
-    s = em.pause(b, "prod", "r", "o", ["tag:critical"], [], by="me")
-    assert len(b.patches) > 5 and all(len(p.replace("|", "%7C")) <= 40 for p in b.patches)
-    assert not s["errors"]
-    assert all(b.dags[d.dag_id].is_paused != ("critical" in d.tags) for d in dags)
-
-    # an excepted DAG that appears (running) between the listing and the PATCH, matching it
-    def sneak(backend):
-        if "ml_crit" not in backend.dags:
-            backend.dags["ml_crit"] = LiveDag("ml_crit", False, tags=("critical",))
-
-    b = FakeV2(named, before_patch=sneak)
+             for p in ("etl", "crit") for i in range(3)] + [LiveDag("old", True)]
+    b = FakeBulk(named)
     logs = []
     s = em.pause(b, "prod", "r", "o", ["tag:critical"], [], by="me", log=logs.append)
-    assert b.dags["ml_crit"].is_paused is False          # put back: it is excepted
-    assert any("ml_crit" in line and "unpausing it again" in line for line in logs), logs
-    assert all(b.dags[d].is_paused for d in b.dags if not d.startswith(("crit", "ml_crit")))
+    ((targets, kept),) = b.bulk_calls
+    assert targets == ["etl_000", "etl_001", "etl_002"]
+    assert kept == {"crit_000", "crit_001", "crit_002"}
+    assert s["paused"] == 3 and not s["errors"]
+    assert "warning: a DAG appeared meanwhile" in logs
 
 
 def test_an_emergency_declared_during_an_apply_stops_it_before_the_next_batch():

@@ -6,7 +6,7 @@ Backends: `snapshot` (a JSON file), `airflow-api` (REST v2 for Airflow 3, v1 for
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterable, NamedTuple, Protocol, runtime_checkable
 
@@ -41,23 +41,38 @@ class LiveDag:
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """A live pause/unpause event from Airflow's event log, normalised across AF2/AF3."""
+    """A live pause/unpause event from Airflow's event log, normalised across AF2/AF3 and the
+    dagmodel backend (backends/events.py is the one normalisation)."""
 
-    dag_id: str | None          # None for a bulk patch (the pattern is in `detail`)
-    event: str                  # patch_dag | patch_dags | cli_dag_pause | cli_dag_unpause
+    dag_id: str | None          # None: a bulk pattern or CLI regex not attributed to a DAG
+    event: str                  # patch_dag | patch_dags | paused | cli_dag_pause | ...
     when: datetime
-    user: str | None            # API/UI user, or OS user for the CLI
-    is_paused: bool | None      # the value set, when the event says
-    via: str                    # "api" (UI or REST), "bulk", "cli", "pausectl"
-    detail: str | None = None   # bulk pattern, CLI command line
+    user: str | None            # API/UI user, OS user for the CLI, "scheduler" for Airflow
+    is_paused: bool | None      # the value set, when the event says (and can be trusted)
+    via: str                    # "api" (UI or REST), "bulk", "cli", "airflow" (the
+    #                             scheduler's auto-pause), "pausectl", "operator", ...
+    detail: str | None = None   # bulk pattern, CLI command line, recorded reason
+    pattern: str | None = None  # the bulk pattern / CLI regex that selected the DAGs
+    pattern_kind: str | None = None   # "ilike" | "prefix" | "regex"
+
+    def for_dag(self, dag_id: str) -> "AuditEvent":
+        """This pattern event attributed to one DAG it matches."""
+        return replace(self, dag_id=dag_id)
 
     def describe(self) -> str:
+        when = self.when.isoformat()
+        if self.via == "airflow":
+            what = self.detail or "auto-paused by Airflow"
+            return f"{what} ({self.user or 'scheduler'}) at {when}"
         who = self.user or "unknown"
         what = {True: "paused", False: "unpaused", None: "changed"}[self.is_paused]
         how = {"api": "UI/API", "bulk": "bulk API", "cli": "CLI", "pausectl": "pausectl"}.get(
             self.via, self.via)
-        text = f"{what} by {who} via {how} at {self.when.isoformat()}"
-        if self.detail and self.via in ("bulk", "cli"):
+        text = f"{what} by {who} via {how} at {when}"
+        if self.via == "cli" and self.pattern_kind == "regex":
+            text += f" (regex {self.pattern!r}: {self.detail})" if self.detail else \
+                f" (regex {self.pattern!r})"
+        elif self.detail and self.via in ("bulk", "cli", "api"):
             text += f" ({self.detail})"
         return text
 
@@ -86,10 +101,13 @@ class AssetEdge(NamedTuple):
 
 @dataclass(slots=True)
 class SetPausedResult:
-    """What a set_paused call did: DAGs changed, and per-DAG errors (one line each)."""
+    """What a set_paused call did: DAGs changed, and per-DAG errors (one line each).
+    `warnings`: things noticed on the way that are not one DAG's failure (a DAG that appeared
+    during a bulk request, ...)."""
 
     changed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[int], None]   # called with the number of DAGs just finished
@@ -126,3 +144,30 @@ class Backend(Protocol):
     def delete_variable(self, key: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BulkPauser(Protocol):
+    """Optional capability: pause many DAGs in few requests while keeping some running (the
+    emergency path). Backends without it get `set_paused` (emergency.py falls back)."""
+
+    def pause_except(self, live: list[LiveDag], targets: Iterable[str],
+                     keep: Callable[[LiveDag], bool],
+                     progress: Progress | None = None) -> SetPausedResult:
+        """Pause exactly `targets` (running DAGs of the listing `live`, just taken). No bulk
+        request is shaped to match a DAG for which `keep` is true; one that matched anyway
+        (it appeared meanwhile) and that a response proves was flipped is put back at once,
+        one that cannot be proven is named in `warnings`. DAGs of `live` that are neither
+        (already paused) may be matched by a bulk filter but are not changed. Every change
+        is verified by listing; `changed` + `errors` cover the targets."""
+
+
+@runtime_checkable
+class UnconfirmedCreate(Protocol):
+    """Optional capability of a backend whose create_variable must settle and re-read to be
+    sure (airflow-api: Airflow's create is not atomic): create without that wait, for a
+    caller that re-reads the value itself later (the emergency marker, emergency.py)."""
+
+    def create_variable_unconfirmed(self, key: str, value: str) -> bool:
+        """Create if absent; True if the server created it just now (a concurrent creator
+        may still overwrite it: re-read before relying on it)."""

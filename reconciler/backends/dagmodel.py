@@ -38,12 +38,14 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import BackendError, PausectlError
 from .base import AuditEvent, DagRun, LiveDag, Progress, SetPausedResult
+from .capabilities import for_orm
+from .events import ALL_EVENTS, PAUSECTL_EVENTS, attribute, normalise
 
-# event names Airflow itself writes for pause changes (AF3, AF2 with its api./ui. prefixes)
-AIRFLOW_EVENTS = ("patch_dag", "patch_dags", "api.patch_dag", "ui.patch_dag", "api.patch_dags",
-                  "ui.patch_dags", "paused", "cli_dag_pause", "cli_dag_unpause")
-PAUSE_EVENT, UNPAUSE_EVENT = "pausectl.pause", "pausectl.unpause"
-EVENTS = AIRFLOW_EVENTS + (PAUSE_EVENT, UNPAUSE_EVENT)
+# every event name Airflow (AF3, AF2 with its api./ui. prefixes, the scheduler's `paused`)
+# or pausectl writes for a pause change; events.py turns the rows into AuditEvents
+EVENTS = ALL_EVENTS
+PAUSE_EVENT, UNPAUSE_EVENT = PAUSECTL_EVENTS
+CLI_EVENTS = ("cli_dag_pause", "cli_dag_unpause")
 _CHUNK = 500          # ids per IN (...) clause
 
 
@@ -56,14 +58,6 @@ def _utc(value: Any) -> datetime | None:
 def _iso(value: Any) -> str | None:
     v = _utc(value)
     return v.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if v else None
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    return None
 
 
 def _chunks(items: list, n: int = _CHUNK) -> Iterator[list]:
@@ -100,6 +94,7 @@ class DagModelBackend:
             self.major = int(self.version.split(".")[0])
         except ValueError:  # pragma: no cover
             self.major = 3
+        self.capabilities = for_orm(self.version)   # how this Airflow writes its event log
         self._engine = None
         self._own_session = None
         conn_env = config.get("sql_alchemy_conn_env")
@@ -241,7 +236,7 @@ class DagModelBackend:
         ids = None if dag_ids is None else sorted(set(dag_ids))
         if ids is not None and not ids:
             return []
-        cols = (Log.dttm, Log.dag_id, Log.event, Log.owner, Log.extra)
+        cols = (Log.id, Log.dttm, Log.dag_id, Log.event, Log.owner, Log.extra)
         base = select(*cols).where(Log.event.in_(EVENTS))
         if since is not None:
             base = base.where(Log.dttm >= _utc(since))
@@ -253,70 +248,21 @@ class DagModelBackend:
                 for chunk in _chunks(ids):
                     rows += s.execute(base.where(Log.dag_id.in_(chunk))
                                       .order_by(Log.dttm.desc()).limit(limit)).all()
-                rows += s.execute(base.where(or_(Log.dag_id.is_(None), Log.dag_id == ""))
+                # rows whose dag_id column does not name the DAG: bulk patterns (empty) and
+                # CLI --treat-dag-id-as-regex (the regex); events.attribute matches them
+                rows += s.execute(base.where(or_(Log.dag_id.is_(None), Log.dag_id == "",
+                                                 Log.event.in_(CLI_EVENTS)))
                                   .order_by(Log.dttm.desc()).limit(limit)).all()
+        seen: set = set()
         out = []
-        wanted = None if ids is None else set(ids)
         for row in rows:
-            ev = self._event(*row)
-            if ev is None:
+            if row[0] in seen:          # the same row from two queries
                 continue
-            if wanted is not None and ev.dag_id is None:
-                from .airflow_api import ilike_matches
-                if not (ev.detail and any(ilike_matches(ev.detail, d, or_terms=self.major >= 3)
-                                          for d in wanted)):
-                    continue
-            out.append(ev)
-        out.sort(key=lambda e: e.when, reverse=True)
-        return out[:limit]
-
-    @staticmethod
-    def _event(dttm, dag_id, name, owner, extra_raw) -> AuditEvent | None:
-        when = _utc(dttm)
-        if when is None:
-            return None
-        name = str(name or "")
-        base = name.split(".", 1)[1] if name.startswith(("api.", "ui.")) else name
-        extra: Any = None
-        if extra_raw:
-            try:
-                extra = json.loads(extra_raw)
-            except (TypeError, ValueError):
-                extra = extra_raw
-        ex = extra if isinstance(extra, dict) else {}
-        is_paused = _as_bool(ex.get("is_paused"))
-        dag_id = dag_id or None
-        detail = None
-        if name in (PAUSE_EVENT, UNPAUSE_EVENT):
-            # from git (pausectl apply) or a live pause by an operator in some DAG
-            event = name
-            source = str(ex.get("source") or "pausectl")
-            via = {"pausectl": "pausectl", "PauseDagsOperator": "operator"}.get(source, source)
-            is_paused = name == PAUSE_EVENT
-            detail = ex.get("reason")
-        elif base in ("patch_dag", "paused"):
-            event, via = "patch_dag", "api"
-            if dag_id is None:
-                return None
-        elif base == "patch_dags":
-            event, via, dag_id = "patch_dags", "bulk", None
-            pattern = ex.get("dag_id_pattern") or ex.get("dag_id_prefix_pattern")
-            if pattern is None and isinstance(extra, str):
-                pattern = extra
-            detail = str(pattern) if pattern is not None else None
-        elif base in ("cli_dag_pause", "cli_dag_unpause"):
-            event, via = base, "cli"
-            is_paused = base == "cli_dag_pause"
-            cmd = ex.get("full_command") or ex.get("command")
-            if cmd:
-                from .airflow_api import _command_line
-                detail = _command_line(cmd)
-        else:
-            return None
-        if via != "bulk" and dag_id is None:
-            return None
-        return AuditEvent(dag_id=dag_id, event=event, when=when, user=owner or None,
-                          is_paused=is_paused, via=via, detail=detail or None)
+            seen.add(row[0])
+            ev = normalise(row[3], row[2], row[4], _utc(row[1]), row[5], self.capabilities)
+            if ev is not None:
+                out.append(ev)
+        return attribute(out, ids, self.capabilities)[:limit]
 
     # ---------------------------------------------------------------- runs
 
