@@ -28,6 +28,7 @@ import pytest
 
 from reconciler.backends.airflow_api import AirflowApiBackend, ilike_matches
 from reconciler.backends.base import Backend, LiveDag
+from reconciler.backends.capabilities import capabilities_for
 from reconciler.errors import BackendError
 
 PASSWORD = "S3cr3t-Pa55word!"
@@ -46,6 +47,23 @@ def _like(pattern: str, value: str) -> bool:
         return bool(_DB.execute("SELECT ? LIKE ?", (value, f"%{pattern}%")).fetchone()[0])
 
 
+def _in_range(term: str, value: str) -> bool:
+    """Airflow 3.2.2+ dag_id_prefix_pattern, written from its _PrefixPatternParam (not from
+    the backend's emulation): trailing non-alphanumerics dropped, then a >= / < range."""
+    def upper(t: str) -> str | None:
+        while t and not t[-1].isalnum():
+            t = t[:-1]
+        if not t:
+            return None
+        bumped = chr(ord(t[-1]) + 1)
+        return t[:-1] + bumped if bumped.isalnum() else upper(t[:-1])
+    lower = term
+    while lower and not lower[-1].isalnum():
+        lower = lower[:-1]
+    hi = upper(term)
+    return value >= lower and (hi is None or value < hi)
+
+
 def _json(status: int, body) -> httpx.Response:
     return httpx.Response(status, json=body)
 
@@ -54,8 +72,11 @@ class FakeAirflow:
     """Enough of Airflow's REST API v2 (AF3) or v1 (AF2) for the backend."""
 
     def __init__(self, api: str = "v2", n: int = 0, dags: dict | None = None,
-                 max_page: int = 100, login_form: bool = True):
+                 max_page: int = 100, login_form: bool = True, version: str | None = None):
         self.api = api
+        # the version's bulk semantics, as read in its source (capabilities.py)
+        self.version = version or ("3.3.2" if api == "v2" else "2.11.2")
+        self.caps = capabilities_for(self.version, api)
         self.login_form = login_form      # AF2: FAB login form + `session` API auth backend
         self.sessions: set[str] = set()
         self.form_logins = 0
@@ -130,15 +151,19 @@ class FakeAirflow:
                 want = q["paused"] == "true"
                 rows = [d for d in rows if d["is_paused"] == want]
         pattern = q.get("dag_id_pattern")
+        prefix = q.get("dag_id_prefix_pattern") if self.caps.prefix_pattern else None
         if pattern is not None:
             if pattern == "~":
                 pattern = "%"
-            if self.api == "v2" and "|" in pattern and [t for t in pattern.split("|") if t.strip()]:
-                terms = [t.strip() for t in pattern.split("|") if t.strip()]
-            else:
+            terms = [t.strip() for t in pattern.split("|") if t.strip()]
+            if not (self.caps.pattern_or and "|" in pattern and len(terms) > 1):
                 terms = [pattern]
             rows = [d for d in rows if any(_like(t, d["dag_id"]) for t in terms)]
-        elif for_patch and self.api == "v2":
+        if prefix is not None:
+            prefix = "" if prefix == "~" else prefix
+            terms = [t.strip() for t in prefix.split("|") if t.strip()] or [prefix]
+            rows = [d for d in rows if any(_in_range(t, d["dag_id"]) for t in terms)]
+        if pattern is None and prefix is None and for_patch and self.api == "v2":
             rows = []                     # AF3: no pattern matches nothing
         return rows
 
@@ -196,7 +221,7 @@ class FakeAirflow:
         m = request.method
         root = f"/api/{self.api}"
         if path == f"/api/{self.api}/version":
-            return _json(200, {"version": "3.3.2" if self.api == "v2" else "2.11.2"})
+            return _json(200, {"version": self.version})
         if path.startswith("/api/") and not path.startswith(root):
             return httpx.Response(404, text="<html>Not Found</html>",
                                   headers={"content-type": "text/html"})
@@ -241,7 +266,8 @@ class FakeAirflow:
             rows = self._select(q, for_patch=True)
             page, total = self._page(q, rows)
             shown = [self._dag_json(d) for d in page]
-            touched = rows if self.api == "v2" else page     # AF2 updates one page only
+            # 3.2.2+ updates every match; 3.0-3.2.1 and AF2 only the page they list
+            touched = rows if self.caps.bulk_all else page
             for d in touched:
                 d["is_paused"] = want
             self.events.append({"event_log_id": len(self.events) + 1, "event": "patch_dags"
@@ -443,11 +469,13 @@ def test_v1_dead_session_logs_in_again_once():
     assert fake.form_logins == 2
 
 
-def test_explicit_api_skips_detection():
-    fake = FakeAirflow("v1", n=3)
+def test_explicit_api_skips_detection_but_reads_the_version_once():
+    fake = FakeAirflow("v1", n=3, version="2.9.3")
     with make(fake, api="v1") as b:
         assert len(b.list_dags()) == 3
-    assert not fake.requests("GET", "/version")
+        assert len(b.list_dags()) == 3
+        assert b.server_version == "2.9.3" and b.capabilities.api == "v1"
+    assert [r.url.path for r in fake.requests("GET", "/version")] == ["/api/v1/version"]
 
 
 def test_detection_failure_is_one_clear_line():
@@ -855,31 +883,47 @@ def test_singles_respect_the_concurrency_limit():
     assert 2 <= fake.max_in_flight <= 4
 
 
-def test_bulk_fast_path_used_when_get_set_equals_target():
-    fake = FakeAirflow("v2", n=30)
+def pattern_of(request: httpx.Request) -> str:
+    """The pattern a bulk request carried, whichever parameter its version takes."""
+    params = request.url.params
+    return params.get("dag_id_prefix_pattern") or params.get("dag_id_pattern") or ""
+
+
+@pytest.mark.parametrize("version", ["3.3.2", "3.2.1", "3.1.8"])
+def test_bulk_fast_path_used_when_get_set_equals_target(version):
+    fake = FakeAirflow("v2", n=30, version=version)
     fake.add("other_dag", paused=True)
     targets = [f"dag_{i:04d}" for i in range(0, 30, 2)]          # 15 DAGs, ids contain `_`
     before = fake.states()
     ticks = []
     with make(fake, bulk_min=3) as b:
+        b.list_dags()
         res = b.set_paused(targets, False, progress=ticks.append)
+        assert b.capabilities.version == version
     assert sorted(res.changed) == sorted(targets) and res.errors == {}
     after = fake.states()
     assert {d for d in after if after[d] != before[d]} == set(targets)
     bulk = fake.bulk_patches()
+    if version == "3.1.8":
+        # no `|` before 3.2.1: every other id would need a request of its own (one term can
+        # not leave out the odd ones), so single PATCHes are cheaper
+        assert bulk == [] and len(fake.single_patches()) == 15
+        return
     assert len(bulk) == 1 and fake.single_patches() == []
-    assert bulk[0].url.params["paused"] == "true"                # only DAGs not yet unpaused
-    assert bulk[0].url.params["exclude_stale"] == "false"
-    # the verifying GET used the very same pattern
-    gets = [r for r in fake.requests("GET", "/dags") if "dag_id_pattern" in r.url.params]
-    assert gets[-1].url.params["dag_id_pattern"] == bulk[0].url.params["dag_id_pattern"]
+    assert all(r.url.params["paused"] == "true" for r in bulk)   # only DAGs not yet unpaused
+    assert all(r.url.params["exclude_stale"] == "false" for r in bulk)
+    # every pattern was listed before and after its PATCH (the verification)
+    gets = [pattern_of(r) for r in fake.requests("GET", "/dags") if pattern_of(r)]
+    for r in bulk:
+        assert gets.count(pattern_of(r)) == 2
     assert sum(ticks) == 15
 
 
-def test_bulk_not_used_for_a_term_that_would_match_an_extra_dag():
-    # `_` is an ILIKE wildcard: pattern a_b also matches axb
+@pytest.mark.parametrize("version", ["3.2.1", "3.1.8"])
+def test_bulk_not_used_for_a_term_that_would_match_an_extra_dag(version):
+    # before 3.2.2 the pattern is ILIKE: `_` is a wildcard, a_b also matches axb
     fake = FakeAirflow("v2", dags={"a_b": True, "axb": True, "c_d": True, "e_f": True,
-                                   "g_h": True})
+                                   "g_h": True}, version=version)
     before = fake.states()
     with make(fake, bulk_min=2) as b:
         res = b.set_paused(["a_b", "c_d", "e_f", "g_h"], False)
@@ -887,13 +931,22 @@ def test_bulk_not_used_for_a_term_that_would_match_an_extra_dag():
     after = fake.states()
     assert after["axb"] is True                                   # never touched
     assert {d for d in after if after[d] != before[d]} == {"a_b", "c_d", "e_f", "g_h"}
-    assert fake.single_patches() == ["a_b"]
-    patterns = [r.url.params["dag_id_pattern"] for r in fake.bulk_patches()]
-    assert patterns == ["c_d|e_f|g_h"]
+    assert "a_b" in fake.single_patches()
+    assert all("a_b" not in pattern_of(r).split("|") for r in fake.bulk_patches())
+
+
+def test_prefix_pattern_takes_underscore_literally():
+    # 3.2.2+: dag_id_prefix_pattern, where `_` is no wildcard: a_b does not match axb
+    fake = FakeAirflow("v2", dags={"a_b": True, "axb": True, "c_d": True}, version="3.2.2")
+    with make(fake, bulk_min=2) as b:
+        res = b.set_paused(["a_b", "c_d"], False)
+    assert sorted(res.changed) == ["a_b", "c_d"] and fake.states()["axb"] is True
+    (bulk,) = fake.bulk_patches()
+    assert "dag_id_pattern" not in bulk.url.params and fake.single_patches() == []
 
 
 def test_bulk_not_used_when_the_only_term_matches_an_extra_dag():
-    fake = FakeAirflow("v2", dags={"a_b": True, "axb": True})
+    fake = FakeAirflow("v2", dags={"a_b": True, "axb": True}, version="3.2.1")
     with make(fake, bulk_min=1) as b:
         res = b.set_paused(["a_b"], False)
     assert res.changed == ["a_b"] and fake.states()["axb"] is True
@@ -902,7 +955,7 @@ def test_bulk_not_used_when_the_only_term_matches_an_extra_dag():
 
 def test_bulk_tolerates_extra_matches_already_in_the_target_state():
     # a_b's pattern matches axb, but axb is already unpaused: paused=true on the PATCH skips it
-    fake = FakeAirflow("v2", dags={"a_b": True, "axb": False, "c_d": True})
+    fake = FakeAirflow("v2", dags={"a_b": True, "axb": False, "c_d": True}, version="3.2.1")
     with make(fake, bulk_min=2) as b:
         res = b.set_paused(["a_b", "c_d"], False)
     assert sorted(res.changed) == ["a_b", "c_d"]
@@ -928,29 +981,32 @@ def test_bulk_includes_stale_targets():
     assert fake.single_patches() == []
 
 
-def test_bulk_race_is_detected_and_the_extra_dag_restored():
+@pytest.mark.parametrize("version", ["3.3.2", "3.2.1"])
+def test_bulk_race_is_detected_and_the_extra_dag_restored(version):
+    # a race no real server produces on demand: job_bx is paused by someone between our GET
+    # and our PATCH, so the PATCH (paused=true filter) flips it too
     fake = FakeAirflow("v2", dags={"job_a": True, "job_b": True, "job_c": True,
-                                   "job_bx": False})
+                                   "job_bx": False}, version=version)
 
-    def someone_pauses_job_bx(f):          # between our GET and our PATCH
+    def someone_pauses_job_bx(f):
         f.before_bulk_patch = None
         f.dags["job_bx"]["is_paused"] = True
     fake.before_bulk_patch = someone_pauses_job_bx
     with make(fake, bulk_min=2) as b:
         res = b.set_paused(["job_a", "job_b", "job_c"], False)
     assert sorted(res.changed) == ["job_a", "job_b", "job_c"]
-    # our bulk PATCH flipped job_bx (paused -> unpaused); it is put back to paused
+    # the PATCH response proves job_bx was flipped (paused -> unpaused): it is put back
     assert fake.states()["job_bx"] is True
     assert fake.single_patches() == ["job_bx"]
     assert res.errors == {}
 
 
 def test_bulk_uses_shared_prefixes_when_the_last_listing_allows():
-    fake = FakeAirflow("v2")
+    fake = FakeAirflow("v2", version="3.2.1")
     for i in range(50):
         fake.add(f"etl_{i:03d}")
     fake.add("report_1")
-    fake.add("my_etl_01x")                   # contains etl_01: that prefix is not safe
+    fake.add("my_etl_01x")                   # contains etl_01: that term is not safe
     targets = [f"etl_{i:03d}" for i in range(50)]
     before = fake.states()
     with make(fake, bulk_min=2) as b:
@@ -960,14 +1016,15 @@ def test_bulk_uses_shared_prefixes_when_the_last_listing_allows():
     after = fake.states()
     assert {d for d in after if after[d] != before[d]} == set(targets)
     (bulk,) = fake.bulk_patches()
-    terms = bulk.url.params["dag_id_pattern"].split("|")
-    assert "etl_00" in terms and "etl_02" in terms            # 10 ids each, one term
-    assert "etl_010" in terms and "etl_01" not in terms        # etl_01 would hit my_etl_01x
-    assert len(terms) == 4 + 10
+    terms = pattern_of(bulk).split("|")
+    # shortest ILIKE terms that match no other DAG: etl_00, etl_02, ... and etl_01<n> (etl_01
+    # would also match my_etl_01x)
+    assert "etl_00" in terms and "etl_02" in terms and "etl_010" in terms
+    assert "etl_01" not in terms and len(terms) == 4 + 10
 
 
 def test_prefix_from_a_stale_listing_is_caught_by_the_get():
-    fake = FakeAirflow("v2")
+    fake = FakeAirflow("v2", version="3.2.1")
     for i in range(20):
         fake.add(f"job_{i:02d}")
     targets = sorted(fake.dags)
@@ -977,24 +1034,40 @@ def test_prefix_from_a_stale_listing_is_caught_by_the_get():
         res = b.set_paused(targets, False)
     assert sorted(res.changed) == targets and not res.errors
     assert fake.states()["new_job_1x"] is True          # never touched
-    (bulk,) = fake.bulk_patches()
-    assert "job_1" not in bulk.url.params["dag_id_pattern"].split("|")
-    gets = [r for r in fake.requests("GET", "/dags") if "dag_id_pattern" in r.url.params]
-    assert gets[0].url.params["dag_id_pattern"] == "job_"     # first try: one prefix term
-    assert len(gets) >= 2
+    gets = [pattern_of(r) for r in fake.requests("GET", "/dags") if pattern_of(r)]
+    assert gets[0] == "%"                 # first try: the listing had no other DAG ...
+    # ... but the GET shows new_job_1x at the other state: that pattern is never sent
+    assert fake.bulk_patches() and all(pattern_of(r) != "%" for r in fake.bulk_patches())
 
 
 def test_bulk_chunks_long_target_sets():
-    fake = FakeAirflow("v2", n=250)
-    targets = sorted(fake.dags)
+    fake = FakeAirflow("v2", n=250, version="3.2.1")
+    fake.add("zz_other")
+    targets = [d for d in sorted(fake.dags) if d != "zz_other"]
     with make(fake, bulk_min=2, max_pattern_length=1000) as b:
-        res = b.set_paused(targets, False)
+        res = b.set_paused(targets, False)          # no listing: exact ids
     assert len(res.changed) == 250 and not res.errors
-    assert all(v is False for v in fake.states().values())
+    assert all(v is False for d, v in fake.states().items() if d != "zz_other")
+    assert fake.states()["zz_other"] is True
     bulk = fake.bulk_patches()
-    assert len(bulk) >= 3
-    assert all(len(r.url.params["dag_id_pattern"]) <= 1000 for r in bulk)
-    assert sum(len(r.url.params["dag_id_pattern"].split("|")) for r in bulk) == 250
+    assert len(bulk) >= 3 and all(len(pattern_of(r)) <= 1000 for r in bulk)
+    # 3.2.1 updates one page (100) per request: repeated until nothing was left
+    assert sum(len(pattern_of(r).split("|")) for r in bulk) >= 250
+
+
+@pytest.mark.parametrize("version", ["3.1.8", "3.2.1"])
+def test_one_page_versions_repeat_the_patch_until_every_match_is_flipped(version):
+    # 3.0-3.2.1 update only `limit` matches per bulk PATCH (apache/airflow PR #63665)
+    fake = FakeAirflow("v2", n=350, version=version)
+    fake.add("keep_me", paused=False)
+    targets = [f"dag_{i:04d}" for i in range(350)]
+    with make(fake, bulk_min=2) as b:
+        b.list_dags()
+        res = b.set_paused(targets, False)
+        assert b.bulk_requests == 4                  # 350 / 100 per page
+    assert sorted(res.changed) == targets and not res.errors
+    assert fake.single_patches() == [] and fake.states()["keep_me"] is False
+    assert all(fake.states()[d] is False for d in targets)
 
 
 def test_bulk_error_falls_back_to_singles():

@@ -41,15 +41,20 @@ tests/test_airflow_api_faults.py and tests/test_airflow_api_live.py):
 * Permission errors (403) are per call, not fatal: Airflow can grant access per DAG.
   Authentication, TLS and unreachable-server errors are fatal: set_paused stops sending and
   marks every remaining DAG with that one-line error.
-* set_paused never changes a DAG outside the requested set. Its fast path sends one bulk
-  PATCH /dags?dag_id_pattern=P only after a GET with the same P (stale DAGs included) showed
-  that every DAG P matches that the PATCH would flip is in the set. v2 ORs terms with `|`
-  (exact ids, or a shared prefix when the last list_dags() shows it matches nothing else, which
-  makes the SQL and URL much cheaper), adds `paused=!target`, and compares the PATCH response
-  with the GET: a DAG that slipped in between is put back. v1 has no OR (one ILIKE term), no
-  `paused` filter and updates only one page (offset/limit): it uses one prefix term per
-  group, requires every match to be in the set, and pages the PATCH. `_` and `%` in a pattern
-  are wildcards: the GET, not the client-side emulation, decides.
+* Capabilities by version: the first request reads /version (GET {url}/api/v2/version or
+  /api/v1/version, once) and `capabilities.py` derives what this server does correctly: bulk
+  PATCH scope (3.2.2+ every match; 3.0-3.2.1 and AF2 one page), the `paused` filter on it,
+  `|` in dag_id_pattern (3.2.1+), dag_id_prefix_pattern (3.2.2+), trustworthy event values.
+* set_paused never changes a DAG outside the requested set. Its fast path (bulk.py) sends a
+  bulk PATCH /dags?<pattern> only after a GET with the same pattern (stale DAGs included)
+  showed that no DAG outside the set that the PATCH would flip matches; terms are shared
+  prefixes where the last list_dags() shows they match nothing else, else exact ids. Where
+  the server updates one page per PATCH the request is repeated (`paused=!target`) or paged
+  (AF2: by offset, ordered by dag_id). Every bulk change is then verified by listing the
+  pattern again and checking each DAG's is_paused, never by total_entries; what is still at
+  the old state gets a single PATCH, and a DAG outside the set that a response proves was
+  flipped is put back. `pause_except` (the emergency path) does the same from a listing
+  just taken, avoiding only the DAGs to keep.
 * `changed` in SetPausedResult lists every requested DAG that is now confirmed at the requested
   state (including one that already was); `errors` holds the others, one line each, so
   changed + errors == the requested set. Only if a concurrent change made a bulk PATCH touch a
@@ -83,7 +88,11 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from ..errors import BackendError
+from . import bulk as _bulk
 from .base import AuditEvent, DagRun, LiveDag, Progress, SetPausedResult
+from .capabilities import Capabilities, capabilities_for
+from .events import (attribute, bulk_event_names, command_line, event_names,
+                     ilike_matches, normalise)
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +101,7 @@ AUTH_MODES = ("none", "basic", "bearer", "password-token")
 API_MODES = ("auto", "v1", "v2")
 # What Airflow accepts as a dag_id (airflow.utils.helpers.KEY_REGEX); only such ids go in a pattern.
 _DAG_ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-V2_EVENTS = ("patch_dag", "patch_dags", "cli_dag_pause", "cli_dag_unpause")
-V1_EVENTS = ("api.patch_dag", "ui.patch_dag", "api.patch_dags", "ui.patch_dags", "paused",
-             "cli_dag_pause", "cli_dag_unpause")
-_BULK_EVENTS = {"v2": ("patch_dags",), "v1": ("api.patch_dags", "ui.patch_dags")}
+__all__ = ["AirflowApiBackend", "ilike_matches", "command_line"]
 
 _DEFAULTS: dict[str, Any] = {
     "api": "auto", "auth": "password-token", "username_env": "AIRFLOW_USER",
@@ -146,40 +151,6 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def ilike_matches(pattern: str, dag_id: str, *, or_terms: bool = True) -> bool:
-    """Emulate Airflow's dag_id_pattern: ILIKE '%term%' (`_`, `%` wildcards), `|` ORs on v2.
-
-    Used only to decide which ids to try; the server's answer to a GET always decides.
-    """
-    if pattern == "~":
-        return True
-    terms = [pattern]
-    if or_terms and "|" in pattern:
-        stripped = [t.strip() for t in pattern.split("|") if t.strip()]
-        terms = stripped or [pattern]
-    for term in terms:
-        rx = "".join("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in term.lower())
-        if re.search(rx, dag_id.lower(), re.S):
-            return True
-    return False
-
-
-def _common_prefix(a: str, b: str) -> str:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return a[:i]
 
 
 def _retry_after(resp: httpx.Response | None) -> float | None:
@@ -318,8 +289,11 @@ class AirflowApiBackend:
         self._auth_ok = False          # an authenticated request has succeeded
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
-        self._known_ids: frozenset[str] | None = None
+        self._known: dict[str, bool] | None = None   # the last list_dags(): id -> is_paused
         self._session = False          # AF2: authenticated by a login-form session cookie
+        #: what this server's version does correctly; read from /version once (capabilities.py)
+        self.capabilities: Capabilities | None = None
+        self.bulk_requests = 0         # bulk PATCH /dags requests sent (for tests and metrics)
 
     # ---------------------------------------------------------------- config and secrets
 
@@ -416,11 +390,42 @@ class AirflowApiBackend:
                 raise BackendError(f"{self.name}: backend is closed")
             if self.api is None:
                 self.api = self._detect()
+            elif self.server_version is None:
+                self._read_version(authenticate=False)
             if self._uses_token():
                 self._login()
             elif self._may_use_session():
                 self._session_login()
+            if self.server_version is None:     # /version needed credentials here
+                self._read_version(authenticate=True)
+            self.capabilities = capabilities_for(self.server_version, self.api)
+            if self.server_version is None:
+                log.warning("%s: could not read the Airflow version at %s/api/%s/version; "
+                            "using the most conservative bulk strategy", self.name, self.url,
+                            self.api)
+            elif not self.capabilities.supported:
+                log.warning("%s: Airflow %s is outside the supported range (2.9 through 3.3)",
+                            self.name, self.server_version)
             self._ready = True
+
+    def _read_version(self, authenticate: bool) -> None:
+        """GET /api/<api>/version once; a server that hides it leaves server_version None."""
+        try:
+            resp, data = self._send("GET", f"{self.url}/api/{self.api}/version",
+                                    authenticate=authenticate, allow=(401, 403, 404, 405))
+        except _Fatal:
+            raise
+        except BackendError as e:
+            log.debug("%s: /version not read: %s", self.name, e)
+            return
+        if resp.status_code < 300 and isinstance(data, dict) and data.get("version"):
+            self.server_version = str(data["version"])
+
+    def caps(self) -> Capabilities:
+        """This server's Capabilities (reads /version on first use)."""
+        self._ensure_ready()
+        assert self.capabilities is not None
+        return self.capabilities
 
     def _uses_token(self) -> bool:
         return self.auth_mode == "password-token" and self.api == "v2"
@@ -801,7 +806,7 @@ class AirflowApiBackend:
             dag = self._live_dag(row)
             if dag is not None and dag.dag_id not in seen:
                 seen[dag.dag_id] = dag
-        self._known_ids = frozenset(seen)      # guides set_paused's bulk patterns
+        self._known = {d: v.is_paused for d, v in seen.items()}  # guides bulk patterns
         return list(seen.values())
 
     def _live_dag(self, d: dict) -> LiveDag | None:
@@ -840,43 +845,70 @@ class AirflowApiBackend:
         if not targets:
             return result
         paused = bool(paused)
-        self._ensure_ready()
+        caps = self.caps()
         tick = progress or (lambda n: None)
-        singles: list[str] = []
         state = _Run()
+        singles = targets
         if self.bulk and len(targets) >= self.bulk_min:
-            ok_ids = [t for t in targets if _DAG_ID_RE.match(t)]
-            singles.extend(t for t in targets if not _DAG_ID_RE.match(t))
-            groups = (self._v2_chunks(ok_ids) if self.api == "v2"
-                      else self._v1_groups(ok_ids))
+            # terms must match no other DAG of the last listing, at any state; the GET of
+            # each pattern (the server's own matching) decides before anything is sent
             target_set = set(targets)
-            for group in groups:
-                group_ids = ([d for _, cover in group for d in cover] if self.api == "v2"
-                             else list(group))
-                if state.fatal:
-                    singles.extend(group_ids)
-                    continue
-                try:
-                    handled, rest = (self._bulk_v2(group, paused, result, target_set)
-                                     if self.api == "v2"
-                                     else self._bulk_v1(group, paused, result, target_set))
-                except _Fatal as e:
-                    state.fatal = str(e)
-                    singles.extend(group_ids)
-                    continue
-                except BackendError as e:
-                    log.info("%s: bulk path skipped for %d DAGs: %s", self.name,
-                             len(group_ids), e)
-                    singles.extend(group_ids)
-                    continue
-                if handled:
-                    tick(handled)
-                singles.extend(rest)
-        else:
-            singles = targets
+            if self._known is None and not caps.pattern_or:
+                self.list_dags()      # without `|`, exact ids are one request each: find prefixes
+            avoid = None if self._known is None else [d for d in self._known
+                                                      if d not in target_set]
+            singles = self._via_bulk(caps, targets, paused, result, state, tick, avoid=avoid,
+                                     before=None, min_bulk=self.bulk_min,
+                                     kind="prefix" if caps.prefix_pattern else "ilike")
         self._singles(singles, paused, result, tick, state)
-        # keep the caller's order
-        order = {d: i for i, d in enumerate(targets)}
+        return self._ordered(result, targets)
+
+    def pause_except(self, live: list[LiveDag], targets: Iterable[str],
+                     keep: Callable[[LiveDag], bool],
+                     progress: Progress | None = None) -> SetPausedResult:
+        """The emergency path (Backend capability BulkPauser): pause exactly `targets`, never a
+        DAG `keep` is true for. Terms avoid only the kept DAGs (the others are paused already
+        and the PATCH's `paused=false` filter, or AF2's same-value write, leaves them as they
+        are), so an emergency is a few requests; `live` (just listed) is the state before,
+        and the result is verified by listing like set_paused."""
+        targets = list(dict.fromkeys(str(d) for d in targets))
+        result = SetPausedResult()
+        if not targets:
+            return result
+        caps = self.caps()
+        tick = progress or (lambda n: None)
+        state = _Run()
+        singles = targets
+        if self.bulk and len(targets) > 1:
+            before = {d.dag_id: d.is_paused for d in live}
+            avoid = [d.dag_id for d in live if keep(d)]
+            # ILIKE, not the prefix range: for ASCII ids its emulation is exact on every
+            # database, so the listing can stand in for a GET of each pattern
+            singles = self._via_bulk(caps, targets, True, result, state, tick, avoid=avoid,
+                                     before=before, min_bulk=2, kind="ilike")
+        self._singles(singles, True, result, tick, state)
+        return self._ordered(result, targets)
+
+    def _via_bulk(self, caps: Capabilities, targets: list[str], paused: bool,
+                  result: SetPausedResult, state: "_Run", tick: Progress, **kw: Any
+                  ) -> list[str]:
+        """Run the bulk path (bulk.py) on the ids a pattern can hold; returns what is left
+        for single PATCHes (every target not confirmed at the requested state)."""
+        ok = [t for t in targets if _DAG_ID_RE.match(t)]
+        try:
+            _bulk.run(self, caps, ok, paused, result, **kw)
+        except _Fatal as e:
+            state.fatal = str(e)
+        except BackendError as e:
+            log.info("%s: bulk path stopped: %s", self.name, e)
+        done = set(result.changed) & set(targets)
+        if done:
+            tick(len(done))
+        return [t for t in targets if t not in done]
+
+    @staticmethod
+    def _ordered(result: SetPausedResult, targets: list[str]) -> SetPausedResult:
+        order = {d: i for i, d in enumerate(targets)}        # keep the caller's order
         result.changed = sorted(set(result.changed) & set(targets), key=order.__getitem__)
         return result
 
@@ -924,262 +956,37 @@ class AirflowApiBackend:
             return f"{self.name}: PATCH {dag_id} answered is_paused={data['is_paused']}"
         return None
 
-    # -- v2 bulk: OR of terms (shared prefixes where the last listing allows, else exact
-    #    ids), verified by a GET with the same pattern
-
-    def _v2_terms(self, ids: list[str]) -> list[tuple[str, list[str]]]:
-        """(term, the target ids it stands for). A common prefix replaces a group of ids when
-        the last list_dags() shows it matches no other DAG (cheaper SQL, shorter URLs); the
-        verifying GET still decides. Without a listing: one exact term per id."""
-        exact = [(d, [d]) for d in sorted(ids)]
-        universe = self._known_ids
-        if not universe or len(ids) < 2:
-            return exact
-        target = set(ids)
-        others = [u.lower() for u in universe if u not in target]
-        if len(others) * len(ids) > 20_000_000:
-            return exact
-        out: list[tuple[str, list[str]]] = []
-
-        def clean(prefix: str) -> bool:
-            rx = re.compile("".join("." if c == "_" else re.escape(c) for c in prefix.lower()),
-                            re.S)
-            return not any(rx.search(o) for o in others)
-
-        def visit(group: list[str]) -> None:
-            if len(group) == 1:
-                out.append((group[0], group))
-                return
-            low = group[0].lower()
-            for g in group[1:]:
-                low = _common_prefix(low, g.lower())
-            if len(low) >= 3 and clean(low):
-                out.append((group[0][: len(low)], group))
-                return
-            buckets: dict[str, list[str]] = {}
-            for g in group:
-                buckets.setdefault(g[len(low): len(low) + 1].lower(), []).append(g)
-            for bucket in buckets.values():
-                visit(bucket)
-
-        visit(sorted(ids, key=lambda x: (x.lower(), x)))
-        return out
-
-    def _v2_chunks(self, ids: list[str]) -> list[list[tuple[str, list[str]]]]:
-        chunks: list[list[tuple[str, list[str]]]] = []
-        cur: list[tuple[str, list[str]]] = []
-        length = 0
-        for term, cover in self._v2_terms(ids):
-            add = len(term) + (3 if cur else 0)          # '|' is sent as %7C
-            if cur and (length + add > self.max_pattern_length or len(cur) >= self.page_size):
-                chunks.append(cur)
-                cur, length, add = [], 0, len(term)
-            cur.append((term, cover))
-            length += add
-        if cur:
-            chunks.append(cur)
-        return chunks
-
-    def _match_all(self, pattern: str, extra: dict | None = None) -> dict[str, bool]:
-        rows = self._get_all("/dags", {"dag_id_pattern": pattern, **self._dag_params(),
-                                       "order_by": "dag_id", **(extra or {})}, "dags")
-        return {r["dag_id"]: bool(r.get("is_paused")) for r in rows if "dag_id" in r}
-
-    def _bulk_v2(self, terms: list[tuple[str, list[str]]], paused: bool,
-                 result: SetPausedResult, target_set: set[str]) -> tuple[int, list[str]]:
-        """Try one chunk on the bulk path. Returns (DAGs handled, ids left for single PATCH)."""
-        rest: list[str] = []
-        for _round in range(4):
-            ids = [d for _, cover in terms for d in cover]
-            if len(ids) < self.bulk_min:
-                return 0, rest + ids
-            pattern = "|".join(t for t, _ in terms)
-            live = self._match_all(pattern)
-            # a match that would flip and is not requested at all: this pattern is unsafe
-            offending = [d for d, p in live.items() if d not in target_set and p != paused]
-            if offending:
-                kept: list[tuple[str, list[str]]] = []
-                dropped = False
-                for term, cover in terms:
-                    if any(ilike_matches(term, d, or_terms=False) for d in offending):
-                        dropped = True
-                        if cover == [term]:
-                            rest.append(term)                       # exact id: single PATCH
-                        else:
-                            kept.extend((d, [d]) for d in cover)    # prefix: back to exact ids
-                    else:
-                        kept.append((term, cover))
-                if not dropped:        # our emulation disagrees with the server: be safe
-                    return 0, rest + ids
-                terms = kept
-                continue
-            missing = [d for d in ids if d not in live]        # -> single PATCH gives a 404
-            in_state = [d for d in ids if d in live and live[d] == paused]
-            to_change = [d for d in ids if d in live and live[d] != paused]
-            # requested DAGs of other chunks that this pattern also flips
-            also = [d for d, p in live.items() if d in target_set and p != paused
-                    and d not in set(ids)]
-            rest.extend(missing)
-            result.changed.extend(in_state)
-            if not to_change:
-                return len(in_state), rest
-            if len(to_change) + len(also) < min(self.bulk_min, 2):
-                return len(in_state), rest + to_change
-            self._bulk_patch_v2(pattern, paused, to_change, result, target_set, live,
-                                expected=len(to_change) + len(also))
-            return len(in_state) + len(to_change), rest
-        return 0, rest + [d for _, cover in terms for d in cover]
-
-    def _bulk_patch_v2(self, pattern: str, paused: bool, to_change: list[str],
-                       result: SetPausedResult, target_set: set[str],
-                       before: dict[str, bool], expected: int) -> None:
-        params = {"dag_id_pattern": pattern, "paused": "false" if paused else "true",
-                  "exclude_stale": "false", "limit": self.page_size, "update_mask": "is_paused"}
-        _, data = self._call("PATCH", "/dags", params=params, json_body={"is_paused": paused})
-        rows = self._rows(data, "dags", "/dags")
-        total = data.get("total_entries")
-        if not isinstance(total, int):
-            # cannot verify: the caller falls back to (idempotent) single PATCHes
-            raise self._error(f"{self.name}: bulk PATCH /dags returned no total_entries")
-        # The response lists what the PATCH selected, with `paused=!target` applied, i.e. DAGs
-        # that were at the other state just before the update.
-        touched = {r.get("dag_id") for r in rows if r.get("dag_id")}
-        if total <= expected and touched <= target_set:
-            # every DAG touched is one we meant (a target flipped meanwhile by someone else
-            # only makes the count smaller)
-            result.changed.extend(to_change)
-            return
-        # Something outside the set matched between our GET and the PATCH (a DAG appeared or
-        # flipped). Put back what we can prove we flipped; report what we cannot.
-        now_at_target = self._match_all(pattern, {"paused": "true" if paused else "false"})
-        suspects = {d for d in touched if d not in target_set}
-        suspects |= {d for d in now_at_target
-                     if d not in target_set and not (d in before and before[d] == paused)}
-        log.warning("%s: bulk PATCH %r touched %d DAGs, expected %d; outside the set: %s",
-                    self.name, pattern[:200], total, expected, sorted(suspects))
-        for d in sorted(suspects):
-            if d in touched or (d in before and before[d] != paused):
-                try:
-                    err = self._patch_one(d, not paused)
-                except BackendError as e:
-                    err = str(e)
-                if err:
-                    result.errors[d] = (f"{self.name}: {d} is outside the requested set, was "
-                                        f"changed by a concurrent bulk match and could not be "
-                                        f"restored: {err}")
-            else:
-                result.errors[d] = (f"{self.name}: {d} is outside the requested set and "
-                                    f"matched bulk pattern during a concurrent change (a new "
-                                    f"DAG?); it is now paused={paused}: check it")
-        result.changed.extend(to_change)
-
-    # -- v1 bulk: one ILIKE term (common prefix), paged PATCH, every match must be in the set
-
-    def _v1_groups(self, ids: list[str], min_len: int = 3) -> list[list[str]]:
-        """Groups of ids sharing a prefix: from the last listing when there is one (prefixes
-        that match nothing else), else greedily by common prefix (the GET decides)."""
-        if self._known_ids and min_len == 3:
-            return [cover for _, cover in self._v2_terms(ids)]
-        s = sorted(ids, key=lambda x: (x.lower(), x))
-        groups: list[list[str]] = []
-        i = 0
-        while i < len(s):
-            prefix = s[i].lower()
-            j = i + 1
-            while j < len(s):
-                p = _common_prefix(prefix, s[j].lower())
-                if len(p) < min_len:
-                    break
-                prefix = p
-                j += 1
-            groups.append(s[i:j])
-            i = j
-        return groups
-
-    def _bulk_v1(self, ids: list[str], paused: bool, result: SetPausedResult,
-                 target_set: set[str], depth: int = 0) -> tuple[int, list[str]]:
-        if len(ids) < self.bulk_min:
-            return 0, list(ids)
-        prefix = ids[0].lower()
-        for d in ids[1:]:
-            prefix = _common_prefix(prefix, d.lower())
-        pattern = ids[0][: len(prefix)]
-        if len(pattern) < 3:
-            return 0, list(ids)
-        live = self._match_all(pattern)
-        id_set = set(ids)
-        outside = [d for d in live if d not in id_set]
-        if outside:
-            if depth >= 2:
-                return 0, list(ids)
-            # split into longer-prefix groups and try each
-            handled, rest = 0, []
-            for sub in self._v1_groups(ids, min_len=len(prefix) + 1):
-                h, r = self._bulk_v1(sub, paused, result, target_set, depth + 1)
-                handled += h
-                rest.extend(r)
-            return handled, rest
-        missing = [d for d in ids if d not in live]
-        in_state = [d for d in ids if d in live and live[d] == paused]
-        to_change = [d for d in ids if d in live and live[d] != paused]
-        result.changed.extend(in_state)
-        if not to_change:
-            return len(in_state), missing
-        total_seen: int | None = None
-        offset = 0
-        touched: set[str] = set()
-        while True:
-            params = {"dag_id_pattern": pattern, "only_active": "false",
-                      "update_mask": "is_paused", "limit": self.page_size, "offset": offset}
-            _, data = self._call("PATCH", "/dags", params=params, json_body={"is_paused": paused})
-            rows = self._rows(data, "dags", "/dags")
-            total_seen = data.get("total_entries") if isinstance(data, dict) else None
-            touched.update(r.get("dag_id") for r in rows)
-            offset += len(rows)
-            if not rows or not isinstance(total_seen, int) or offset >= total_seen:
-                break
-        extras = sorted(d for d in touched if d and d not in target_set)
-        for d in extras:
-            result.errors[d] = (f"{self.name}: {d} matched bulk pattern {pattern!r} after the "
-                                f"check (a new or renamed DAG?) and was set to paused={paused}; "
-                                "check it")
-        if extras:
-            log.warning("%s: bulk PATCH %r touched DAGs outside the set: %s", self.name,
-                        pattern, extras)
-        result.changed.extend(to_change)
-        return len(in_state) + len(to_change), missing
-
     # ---------------------------------------------------------------- audit events
 
     def audit_events(self, dag_ids: Iterable[str] | None = None,
                      since: datetime | None = None) -> list[AuditEvent]:
-        self._ensure_ready()
+        """Pause events (events.py), newest first. With dag_ids: each DAG's own events plus
+        every bulk-pattern and CLI-regex event that matches it, attributed to that DAG."""
+        caps = self.caps()
         ids = None if dag_ids is None else set(dag_ids)
         if ids is not None and not ids:
             return []
-        api = self.api or "v2"
-        events = V2_EVENTS if api == "v2" else V1_EVENTS
-        bulk_events = _BULK_EVENTS[api]
+        names = event_names(caps)
         base: dict[str, Any] = {"order_by": "-when"}
         if since is not None:
-            s = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-            base["after"] = s.astimezone(timezone.utc).isoformat()
+            since = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+            base["after"] = since.astimezone(timezone.utc).isoformat()
 
-        def inc(names: Iterable[str]) -> dict:
-            names = list(names)
-            return {"included_events": names if api == "v2" else ",".join(names)}
+        def inc(events: Iterable[str]) -> dict:
+            events = list(events)
+            return {"included_events": ",".join(events) if caps.included_events_csv
+                    else events}
 
         raw: list[dict] = []
         if ids is not None and len(ids) == 1:
             (only,) = ids
-            raw += self._get_all("/eventLogs", {**base, **inc(e for e in events
-                                                              if e not in bulk_events),
-                                                "dag_id": only},
+            raw += self._get_all("/eventLogs", {**base, **inc(names), "dag_id": only},
                                  "event_logs", max_items=self.audit_limit)
-            raw += self._get_all("/eventLogs", {**base, **inc(bulk_events)}, "event_logs",
-                                 max_items=self.audit_limit)
+            # rows whose dag_id column does not name the DAG: bulk patterns, CLI regexes
+            raw += self._get_all("/eventLogs", {**base, **inc(bulk_event_names(caps) + (
+                "cli_dag_pause", "cli_dag_unpause"))}, "event_logs", max_items=self.audit_limit)
         else:
-            raw += self._get_all("/eventLogs", {**base, **inc(events)}, "event_logs",
+            raw += self._get_all("/eventLogs", {**base, **inc(names)}, "event_logs",
                                  max_items=self.audit_limit)
         out: list[AuditEvent] = []
         seen: set[Any] = set()
@@ -1188,62 +995,11 @@ class AirflowApiBackend:
             if key in seen:
                 continue
             seen.add(key)
-            ev = self._event(row)
-            if ev is None:
-                continue
-            if since is not None and ev.when < (since if since.tzinfo
-                                                else since.replace(tzinfo=timezone.utc)):
-                continue
-            if ids is not None:
-                if ev.dag_id is not None:
-                    if ev.dag_id not in ids:
-                        continue
-                elif not (ev.detail and any(ilike_matches(ev.detail, d, or_terms=api == "v2")
-                                            for d in ids)):
-                    continue
-            out.append(ev)
-        out.sort(key=lambda e: e.when, reverse=True)
-        return out[: self.audit_limit]
-
-    def _event(self, row: dict) -> AuditEvent | None:
-        name = str(row.get("event") or "")
-        base = name.split(".", 1)[1] if name.startswith(("api.", "ui.")) else name
-        when = _parse_time(row.get("when"))
-        if when is None:
-            return None
-        extra_raw = row.get("extra")
-        extra: Any = None
-        if isinstance(extra_raw, str) and extra_raw:
-            try:
-                extra = json.loads(extra_raw)
-            except ValueError:
-                extra = extra_raw
-        elif isinstance(extra_raw, dict):
-            extra = extra_raw
-        ex = extra if isinstance(extra, dict) else {}
-        is_paused = _as_bool(ex.get("is_paused"))
-        dag_id = row.get("dag_id") or None
-        detail: str | None = None
-        if base in ("patch_dag", "paused"):
-            event, via = "patch_dag", "api"
-            if dag_id is None:
-                return None
-        elif base == "patch_dags":
-            event, via = "patch_dags", "bulk"
-            dag_id = None
-            pattern = ex.get("dag_id_pattern") or ex.get("dag_id_prefix_pattern")
-            if pattern is None and isinstance(extra, str):
-                pattern = extra
-            detail = str(pattern) if pattern is not None else None
-        elif base in ("cli_dag_pause", "cli_dag_unpause"):
-            event, via = base, "cli"
-            is_paused = base == "cli_dag_pause"
-            cmd = ex.get("full_command") or ex.get("command")
-            detail = _command_line(cmd) if cmd else (extra if isinstance(extra, str) else None)
-        else:
-            return None
-        return AuditEvent(dag_id=dag_id, event=event, when=when, user=row.get("owner") or None,
-                          is_paused=is_paused, via=via, detail=detail or None)
+            ev = normalise(row.get("event"), row.get("dag_id"), row.get("owner"),
+                           _parse_time(row.get("when")), row.get("extra"), caps)
+            if ev is not None and (since is None or ev.when >= since):
+                out.append(ev)
+        return attribute(out, ids, caps)[: self.audit_limit]
 
     # ---------------------------------------------------------------- dag runs
 
@@ -1298,19 +1054,24 @@ class AirflowApiBackend:
         creator that upserted after us wins, and this returns False); a 409 is re-read too,
         because a retried POST whose first attempt did land answers 409.
         """
+        created = self.create_variable_unconfirmed(key, value)
+        if created and self.create_settle > 0:
+            self.sleep(self.create_settle)
+        return self.get_variable(key) == value
+
+    def create_variable_unconfirmed(self, key: str, value: str) -> bool:
+        """The create of create_variable without its settle and re-read (Backend capability
+        UnconfirmedCreate): True if the server answered "created" (v2 201; v1: absent, then
+        POSTed). A concurrent creator may still overwrite it: the caller re-reads later."""
         self._ensure_ready()
         body = {"key": key, "value": value}
         if self.api == "v1":          # AF2: POST is a plain upsert, so look first
             if self.get_variable(key) is not None:
                 return False
             self._call("POST", "/variables", json_body=body)
-            created = True
-        else:
-            resp, _ = self._call("POST", "/variables", json_body=body, allow=(409,))
-            created = resp.status_code != 409
-        if created and self.create_settle > 0:
-            self.sleep(self.create_settle)
-        return self.get_variable(key) == value
+            return True
+        resp, _ = self._call("POST", "/variables", json_body=body, allow=(409,))
+        return resp.status_code != 409
 
     def delete_variable(self, key: str) -> None:
         self._call("DELETE", self._var_path(key), allow=(404,), expect_json=False)
@@ -1350,23 +1111,6 @@ class _Run:
 
     def __init__(self) -> None:
         self.fatal: str | None = None
-
-
-def _command_line(cmd: Any) -> str:
-    """AF2/AF3 log the CLI argv as the repr of a list: turn it back into a command line."""
-    import ast
-    import shlex
-    argv = cmd
-    if isinstance(cmd, str) and cmd.startswith("["):
-        try:
-            argv = ast.literal_eval(cmd)
-        except (ValueError, SyntaxError):
-            argv = cmd
-    if isinstance(argv, (list, tuple)) and argv:
-        parts = [str(a) for a in argv]
-        parts[0] = os.path.basename(parts[0]) or parts[0]
-        return " ".join(shlex.quote(p) for p in parts)
-    return _one_line(cmd, 1000)
 
 
 def _dag_id_from_path(path: str) -> str | None:
