@@ -227,7 +227,7 @@ class PauseReconcileOperator(BaseOperator):
         if self.notify and ctx.cfg.notify:
             from .notify import notify_apply, notify_drift
             warnings = []
-            if report["drifted"]:
+            if report["drifted"] or report.get("auto_paused"):
                 warnings += notify_drift(ctx.cfg, report)
             if "apply" in result:
                 warnings += notify_apply(ctx.cfg, self.env, plan, result["apply"]["status"],
