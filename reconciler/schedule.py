@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .backends.base import LiveDag
+from .errors import PausectlError
 from .resolve import Emergency, resolve
 from .state import Config, EnvState, Rule
 from .timeutil import iso, window_intervals
+
+
+MAX_EVENT_TIMES = 2_000   # distinct boundary times in one horizon (7 days of 5-minute windows)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,12 @@ def _merge(intervals):
     return out
 
 
+def _too_many(where: str, what: str) -> None:
+    file, _, line = where.rpartition(":")
+    raise PausectlError(f"the schedule horizon holds {what}: use a shorter --next",
+                        file or None, int(line) if line.isdigit() else None)
+
+
 def in_force_intervals(rule: Rule, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
     """Where `rule` is in force within [lo, hi), merged."""
     s0 = max(lo, rule.from_) if rule.from_ else lo
@@ -68,7 +78,11 @@ def in_force_intervals(rule: Rule, lo: datetime, hi: datetime) -> list[tuple[dat
         return [(s0, e0)]
     iv = []
     for w in rule.windows:
-        for s, e in window_intervals(w.cron, w.duration, w.timezone, s0, e0):
+        found = window_intervals(w.cron, w.duration, w.timezone, s0, e0,
+                                 limit=MAX_EVENT_TIMES + 1)
+        if len(found) > MAX_EVENT_TIMES:
+            _too_many(rule.where, f"more than {MAX_EVENT_TIMES:,} windows of this rule")
+        for s, e in found:
             iv.append((max(s, s0), min(e, e0)))
     return [(s, e) for s, e in _merge(iv) if s < e]
 
@@ -109,6 +123,15 @@ def compute(cfg: Config, state: EnvState, live: list[LiveDag], start: datetime,
     events = sorted((e for r in rules for e in rule_events(r, start, end)),
                     key=lambda e: (e.at, e.rule.where, not e.starts))
     times = sorted({e.at for e in events})
+    if len(times) > MAX_EVENT_TIMES:
+        # each boundary resolves the affected DAGs again: `* * * * *` over a year would
+        # run for hours; name the rule with the most boundaries
+        counts: dict[str, int] = {}
+        for e in events:
+            counts[e.rule.where] = counts.get(e.rule.where, 0) + 1
+        where = max(counts, key=counts.get)
+        _too_many(where, f"{len(times):,} rule boundaries, more than {MAX_EVENT_TIMES:,}; "
+                         f"this rule has {counts[where]:,}")
     transitions: list[Transition] = []
     if times:
         res = resolve(cfg, state, live, start, emergency, edges)
