@@ -1,6 +1,7 @@
 """A local real Airflow for tests, the demo and benchmarks.
 
-`ensure_venv` installs Airflow 3.3.2 or 2.11.2 into its own virtualenv under `ROOT/.airflow/`
+`ensure_venv` installs one Airflow of the version matrix (`MATRIX`: 2.9.3 ... 3.3.2; `major=3`
+means 3.3.2, `major=2` 2.11.2) into its own virtualenv `ROOT/.airflow/venv-<version>`
 (never into pausectl's own environment: pausectl only talks to Airflow over HTTP).
 `AirflowServer` makes a throw-away AIRFLOW_HOME on SQLite, writes generated DAG files from
 `DagSpec` values, registers them without a scheduler, and runs the API server (AF3,
@@ -10,8 +11,11 @@ on 127.0.0.1 only. Optionally a scheduler runs too, so DAGs really run.
     with AirflowServer(major=3, dags=STANDARD_DAGS) as af:
         httpx.get(f"{af.url}/api/v2/dags", headers=af.auth_headers())
 
-CLI: `python -m reconciler.harness up --major 3 --dags 1000` starts one and prints its
-url/username/password as JSON, then stays in the foreground until killed.
+    with AirflowServer(version="3.1.8", dags=STANDARD_DAGS) as af:   # any version of MATRIX
+        af.auto_pause("etl_fails", failed_runs=3)                   # the scheduler's own write
+
+CLI: `python -m reconciler.harness up --major 3 --dags 1000` (or `--version 3.1.8`) starts one
+and prints its url/username/password as JSON, then stays in the foreground until killed.
 """
 
 from __future__ import annotations
@@ -37,16 +41,29 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
-AIRFLOW_VERSIONS = {3: "3.3.2", 2: "2.11.2"}
-# Extra pins per major, installed together with apache-airflow. Measured: none are needed for
-# 2.11.2 on Python 3.11 (the webserver, flask-session and connexion import and serve fine).
-EXTRA_PINS: dict[int, list[str]] = {3: [], 2: []}
+# The version matrix (issue 12): every Airflow minor users run, 2.9 to 3.3, each in its own venv.
+MATRIX: tuple[str, ...] = ("2.9.3", "2.10.5", "2.11.2", "3.0.6", "3.1.8", "3.2.1", "3.2.2",
+                           "3.3.2")
+AIRFLOW_VERSIONS = {3: "3.3.2", 2: "2.11.2"}     # the default per major: AirflowServer(major=N)
+# Extra pins per version, installed together with apache-airflow (GitHub's constraints files are
+# unreachable here, so only what an unconstrained install breaks is pinned, from PyPI; each
+# one measured on Python 3.11, see docs/compat.md).
+EXTRA_PINS: dict[str, tuple[str, ...]] = {v: () for v in MATRIX}
+# 3.0.6 signs tokens with `iss: []` when [api_auth] jwt_issuer is unset; PyJWT >= 2.11 refuses
+# a non-string iss, so every POST /auth/token is a 500. 2.10.1 is the last PyJWT without it.
+EXTRA_PINS["3.0.6"] = ("pyjwt==2.10.1",)
+# 3.2.1 / 3.2.2 resolve fastapi 0.163 / 0.165 (with cadwyn 9): the execution API's routes then
+# fail to build (pydantic "needs a discriminator field" for TITerminalStatePayload), so the
+# dag-processor, scheduler and api-server die at start. 3.3.2 caps fastapi<0.137 for this; pin
+# what 3.3.2 resolves (cadwyn 9 needs fastapi >= 0.137.1).
+EXTRA_PINS["3.2.1"] = EXTRA_PINS["3.2.2"] = ("fastapi==0.136.3", "cadwyn==7.0.0")
 MARKER = ".pausectl-installed"
 DAGS_PER_FILE = 250          # normal DAGs are generated in files of this many
 READY_TIMEOUT = float(os.environ.get("PAUSECTL_AIRFLOW_READY_TIMEOUT", "180"))
@@ -86,53 +103,82 @@ def _airflow_version_ok(venv: Path, version: str) -> bool:
 _VERIFIED: set[Path] = set()
 
 
-def ensure_venv(major: int, root: Path) -> Path:
-    """Return `root/.airflow/venv-<major>` with the pinned Airflow, installing it if needed.
+def resolve_version(version: str | int) -> str:
+    """A matrix version string from a version ("3.1.8") or a major (3 -> its default)."""
+    if isinstance(version, int) and not isinstance(version, bool):
+        if version not in AIRFLOW_VERSIONS:
+            raise ValueError(f"unsupported Airflow major version {version!r} (use 2 or 3)")
+        return AIRFLOW_VERSIONS[version]
+    if version not in MATRIX:
+        raise ValueError(f"unsupported Airflow version {version!r} (matrix: {', '.join(MATRIX)})")
+    return str(version)
+
+
+def _pip(venv: Path, args: list[str], log: Path, version: str, mode: str = "a") -> None:
+    env = _clean_environ()
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    with open(log, mode) as fh:
+        cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off",
+               *args]
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+    if rc != 0:
+        raise HarnessError(f"installing Airflow {version} failed (exit {rc}); "
+                           f"log {log}:\n{_tail(log)}")
+
+
+def ensure_venv(version: str | int, root: Path) -> Path:
+    """Return `root/.airflow/venv-<version>` with that Airflow (and its EXTRA_PINS), installing
+    it if needed. `version` is a matrix version or a major (2/3: its default version).
 
     A marker file is written only after a successful install and check, so a half-finished
-    install (killed pip, network error) is thrown away and redone. A file lock serialises
+    install (killed pip, network error) is thrown away and redone. A venv without the marker
+    whose `airflow version` prints the right version (made by hand or by a probe script) is
+    adopted: the pins are pip-installed on top and the marker written. A file lock serialises
     concurrent callers (pytest-xdist workers, the demo) on the same root.
     """
-    if major not in AIRFLOW_VERSIONS:
-        raise ValueError(f"unsupported Airflow major version {major!r} (use 2 or 3)")
-    version = AIRFLOW_VERSIONS[major]
+    version = resolve_version(version)
     base = Path(root).resolve() / ".airflow"
     base.mkdir(parents=True, exist_ok=True)
-    venv = base / f"venv-{major}"
+    venv = base / f"venv-{version}"
     marker = venv / MARKER
-    pin = f"apache-airflow=={version}"
-    with open(base / f"venv-{major}.lock", "w") as lock:
+    want = [f"apache-airflow=={version}", *EXTRA_PINS[version]]
+    log = base / f"venv-{version}-install.log"
+    with open(base / f"venv-{version}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists() and marker.read_text().split() == [pin, *EXTRA_PINS[major]]:
+        if marker.exists() and marker.read_text().split() == want:
             if venv in _VERIFIED:        # `airflow version` costs 2-10 s: once per process
                 return venv
             if _airflow_version_ok(venv, version):
                 _VERIFIED.add(venv)
                 return venv
-        if venv.exists():
-            shutil.rmtree(venv)
-        log = base / f"venv-{major}-install.log"
-        env = _clean_environ()
-        env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-        with open(log, "w") as fh:
-            steps = [
-                [sys.executable, "-m", "venv", str(venv)],
-                [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off",
-                 pin, *EXTRA_PINS[major]],
-            ]
-            for cmd in steps:
+        t = time.monotonic()
+        if venv.exists() and _airflow_version_ok(venv, version):
+            if EXTRA_PINS[version]:      # adopt: only the pins are missing (or changed)
+                _pip(venv, want, log, version, mode="w")
+        else:
+            if venv.exists():
+                shutil.rmtree(venv)
+            with open(log, "w") as fh:
+                cmd = [sys.executable, "-m", "venv", str(venv)]
                 fh.write(f"$ {' '.join(cmd)}\n")
                 fh.flush()
-                rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
-                if rc != 0:
-                    raise HarnessError(f"installing Airflow {version} failed (exit {rc}); "
-                                       f"log {log}:\n{_tail(log)}")
+                rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT,
+                                    env=_clean_environ()).returncode
+            if rc != 0:
+                raise HarnessError(f"creating {venv} failed (exit {rc}); log {log}:\n{_tail(log)}")
+            _pip(venv, want, log, version)
         if not _airflow_version_ok(venv, version):
             raise HarnessError(f"Airflow {version} installed in {venv} but `airflow version` "
                                f"does not work; log {log}:\n{_tail(log)}")
-        marker.write_text(" ".join([pin, *EXTRA_PINS[major]]) + "\n")
+        marker.write_text(" ".join(want) + "\n")
+        INSTALL_SECONDS[version] = round(time.monotonic() - t, 1)
         _VERIFIED.add(venv)
         return venv
+
+
+INSTALL_SECONDS: dict[str, float] = {}      # installs (or adoptions) done by this process
 
 
 # --------------------------------------------------------------------------- DAG specs
@@ -163,6 +209,7 @@ class DagSpec:
     catchup: bool = False
     max_active_runs: int | None = None
     paused_at_creation: bool | None = None
+    max_consecutive_failed_dag_runs: int | None = None   # Airflow's auto-pause (2.9+)
 
     def __post_init__(self) -> None:
         ok = self.dag_id and all(c.isalnum() or c in "_-." for c in self.dag_id)
@@ -252,6 +299,18 @@ def make_dags(n: int, prefix_offset: int = 0) -> list[DagSpec]:
     return out
 
 
+AUTO_PAUSE_DAGS: tuple[DagSpec, ...] = tuple(
+    DagSpec(f"etl_autopause_{c}", tags=("etl",), owner="data-eng", fail=True, schedule="@daily",
+            max_consecutive_failed_dag_runs=3) for c in "ab")
+
+
+def matrix_dags(n: int = 200) -> tuple[DagSpec, ...]:
+    """What each version-matrix server holds: STANDARD_DAGS, `n` generated DAGs (more than
+    three pages of 100 in all) and AUTO_PAUSE_DAGS (failing DAGs with
+    max_consecutive_failed_dag_runs=3, for `AirflowServer.auto_pause`)."""
+    return (*STANDARD_DAGS, *make_dags(n), *AUTO_PAUSE_DAGS)
+
+
 _GENERATOR = '''\
 # Generated by pausectl's test harness (reconciler/harness.py): airflow DAG objects built
 # from the JSON spec file next to this one. Do not edit.
@@ -297,6 +356,8 @@ for _s in _SPECS:
         _kwargs["max_active_runs"] = _s["max_active_runs"]
     if _s["paused_at_creation"] is not None:
         _kwargs["is_paused_upon_creation"] = _s["paused_at_creation"]
+    if _s.get("max_consecutive_failed_dag_runs") is not None:
+        _kwargs["max_consecutive_failed_dag_runs"] = _s["max_consecutive_failed_dag_runs"]
     with DAG(**_kwargs) as _dag:
         _outlets = [Asset(name) for name in _s["outlets"]]
         _inlets = [Asset(name) for name in _s["inlets"]]
@@ -322,6 +383,47 @@ _IMPORTS = {
 }
 _BREAK = ("\n# pausectl harness: this DAG file was broken on purpose\n"
           "import pausectl_missing_module  # noqa: F401\n")
+
+
+# Run by AirflowServer.auto_pause in the server's own venv: the scheduler's write, through
+# Airflow's ORM and the scheduler's own function (same on 2.9.3 ... 3.3.2; read in dagrun.py).
+_AUTO_PAUSE = """\
+import json, sys
+from datetime import datetime, timedelta, timezone
+import airflow
+from airflow.models.dag import DagModel
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+from airflow.utils.state import DagRunState
+from airflow.utils.types import DagRunType
+
+dag_id, n = sys.argv[1], int(sys.argv[2])
+af3 = int(airflow.__version__.split(".")[0]) >= 3
+now = datetime.now(timezone.utc).replace(microsecond=0)
+with create_session() as session:
+    if session.get(DagModel, dag_id) is None:
+        raise SystemExit(f"no DAG {dag_id!r} in this Airflow")
+    runs = []
+    for i in range(n):
+        when = now - timedelta(minutes=n - i)       # the newest run comes last
+        kw = dict(dag_id=dag_id, run_id=f"scheduled__{when.isoformat()}",
+                  run_type=DagRunType.SCHEDULED, state=DagRunState.FAILED, start_date=when,
+                  data_interval=(when - timedelta(minutes=1), when))
+        if af3:
+            kw.update(logical_date=when, run_after=when)
+        else:
+            kw.update(execution_date=when, external_trigger=False)
+        run = DagRun(**kw)
+        run.end_date = when
+        session.add(run)
+        runs.append(run)
+    session.flush()
+    # what DagRun.update_state does when a run of a DAG with max_consecutive_failed_dag_runs fails
+    runs[-1]._check_last_n_dagruns_failed(dag_id, n, session)
+    session.flush()
+    paused = bool(session.get(DagModel, dag_id).is_paused)
+print(json.dumps({"paused": paused, "runs": [r.run_id for r in runs]}))
+"""
 
 
 # --------------------------------------------------------------------------- processes
@@ -438,21 +540,25 @@ class AirflowServer:
     `username`, `password`, `home`, `env` (for the CLI), `timings` (seconds per phase).
     """
 
-    def __init__(self, major: int = 3, dags: Iterable[DagSpec] = (), root: Path | None = None,
-                 scheduler: bool = False, *, dag_processor: bool | None = None,
+    def __init__(self, major: int | None = None, dags: Iterable[DagSpec] = (),
+                 root: Path | None = None, scheduler: bool = False, *,
+                 version: str | None = None, dag_processor: bool | None = None,
                  jwt_expiration_time: int | None = None, jwt_leeway: int | None = None,
                  workers: int = 1, port: int | None = None,
                  extra_env: dict[str, str] | None = None, keep_home: bool | None = None,
                  username: str = "admin", password: str = "admin"):
-        if major not in AIRFLOW_VERSIONS:
-            raise ValueError(f"unsupported Airflow major version {major!r} (use 2 or 3)")
-        self.major = major
-        self.version = AIRFLOW_VERSIONS[major]
-        self.api_version = "v2" if major == 3 else "v1"
+        # `version` picks any matrix version; `major` alone its default (3.3.2 / 2.11.2)
+        self.version = resolve_version(version if version is not None else
+                                       3 if major is None else major)
+        self.major = int(self.version.split(".")[0])
+        if major is not None and major != self.major:
+            raise ValueError(f"Airflow {self.version} is not major version {major}")
+        self.api_version = "v2" if self.major == 3 else "v1"
         self.root = Path(root or os.environ.get("PAUSECTL_AIRFLOW_ROOT") or Path.cwd()).resolve()
         self.scheduler = scheduler
         # AF3: the scheduler never parses files; a dag-processor picks up changed files.
-        self.dag_processor = (scheduler and major == 3) if dag_processor is None else dag_processor
+        self.dag_processor = ((scheduler and self.major == 3) if dag_processor is None
+                              else dag_processor)
         self.jwt_expiration_time = jwt_expiration_time
         self.jwt_leeway = jwt_leeway
         self.workers = workers
@@ -536,9 +642,9 @@ class AirflowServer:
     def prepare(self) -> None:
         """Everything before the long-running processes: venv, home, db, users, DAGs."""
         t = time.monotonic()
-        self.venv = ensure_venv(self.major, self.root)
+        self.venv = ensure_venv(self.version, self.root)
         self.timings["venv"] = round(time.monotonic() - t, 2)
-        self.home = Path(tempfile.mkdtemp(prefix=f"pausectl-af{self.major}-",
+        self.home = Path(tempfile.mkdtemp(prefix=f"pausectl-af{self.version}-",
                                           dir=_home_parent()))
         self.dags_folder.mkdir()
         self.logs.mkdir()
@@ -561,8 +667,8 @@ class AirflowServer:
         later servers copy that freshly migrated SQLite file (saves 3-10 s each)."""
         assert self.venv is not None
         key = hashlib.sha256(f"{self.username}\0{self.password}".encode()).hexdigest()[:12]
-        template = self.venv.parent / f"db-{self.major}-{self.version}-{key}.sqlite"
-        with open(self.venv.parent / f"db-{self.major}.lock", "w") as lock:
+        template = self.venv.parent / f"db-{self.version}-{key}.sqlite"
+        with open(self.venv.parent / f"db-{self.version}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             installed = (self.venv / MARKER).stat().st_mtime
             if template.exists() and template.stat().st_mtime >= installed:
@@ -858,6 +964,63 @@ class AirflowServer:
                 if variables:
                     db.execute("DELETE FROM variable")
 
+    # ---- what other actors do (for drift attribution tests)
+    def auto_pause(self, dag_id: str, failed_runs: int = 3) -> dict:
+        """Airflow's own auto-pause, exactly as its scheduler writes it: `failed_runs` failed
+        scheduled DagRuns are added through Airflow's ORM, then the scheduler's own
+        `DagRun._check_last_n_dagruns_failed` (what `DagRun.update_state` calls when a run of
+        a DAG with `max_consecutive_failed_dag_runs` fails, 2.9 through 3.3) sets is_paused
+        and writes `Log(event="paused", owner="scheduler", extra="[('dag_id', ...), ...]")`.
+        Runs in this version's venv; returns {"paused": bool, "runs": [run_id, ...]}."""
+        if failed_runs < 1:
+            raise ValueError("failed_runs must be at least 1")
+        out = self.python(_AUTO_PAUSE, dag_id, str(failed_runs), log="auto-pause")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def cli_pause(self, dag_id: str, paused: bool = True, *, regex: bool = False
+                  ) -> subprocess.CompletedProcess:
+        """`airflow dags pause|unpause DAG_ID -y` (with `--treat-dag-id-as-regex`: DAG_ID is a
+        regex, and Airflow logs the regex in the event's dag_id column). Every matrix version
+        has both flags (read in each cli_config.py)."""
+        args = ["dags", "pause" if paused else "unpause", dag_id, "-y"]
+        if regex:
+            args.append("--treat-dag-id-as-regex")
+        return self.airflow(*args, log="cli-pause")
+
+    def api_patch(self, dag_id: str, paused: bool) -> dict:
+        """PATCH /dags/{dag_id} as the admin user (what the UI toggle sends on AF3)."""
+        status, body = _http("PATCH", f"{self.api_url}/dags/{dag_id}", timeout=60,
+                             data={"is_paused": paused}, headers=self.auth_headers())
+        if status != 200:
+            raise HarnessError(f"PATCH /dags/{dag_id} -> {status}: {body[:300]!r}")
+        return json.loads(body)
+
+    def bulk_patch(self, pattern: str, paused: bool) -> dict:
+        """One bulk PATCH /dags?dag_id_pattern=PATTERN (v1 needs update_mask). Like any API
+        user, it may change only one page of the matches (AF2, and AF3 3.0.0-3.2.1)."""
+        query = urllib.parse.urlencode({"dag_id_pattern": pattern, "update_mask": "is_paused"}
+                                       if self.major == 2 else {"dag_id_pattern": pattern})
+        status, body = _http("PATCH", f"{self.api_url}/dags?{query}", timeout=60,
+                             data={"is_paused": paused}, headers=self.auth_headers())
+        if status != 200:
+            raise HarnessError(f"PATCH /dags?{query} -> {status}: {body[:300]!r}")
+        return json.loads(body)
+
+    def python(self, code: str, *args: str, log: str | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a Python snippet with this version's interpreter against this home (Airflow's
+        ORM reaches this server's DB). Raises HarnessError with the output tail on failure."""
+        assert self.venv is not None, "call start() first"
+        out = subprocess.run([str(self.venv / "bin" / "python"), "-c", code, *args],
+                             env={**self.env, "PYTHONWARNINGS": "ignore"}, capture_output=True,
+                             text=True, timeout=timeout, cwd=self.home)
+        if log:
+            (self.logs / f"{log}.log").write_text(out.stdout + out.stderr)
+        if out.returncode != 0:
+            raise HarnessError(f"python snippet failed ({out.returncode}):\n"
+                               + "\n".join((out.stdout + out.stderr).splitlines()[-30:]))
+        return out
+
     # ---- auth
     def token(self) -> str:
         """A fresh JWT from POST /auth/token (AF3 only)."""
@@ -921,7 +1084,10 @@ def _main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="start one Airflow and stay in the foreground")
-    up.add_argument("--major", type=int, choices=(2, 3), default=3)
+    up.add_argument("--major", type=int, choices=(2, 3), default=None,
+                    help="3 -> Airflow 3.3.2 (the default), 2 -> 2.11.2")
+    up.add_argument("--version", choices=MATRIX, default=None, dest="af_version",
+                    help="any version of the matrix (instead of --major)")
     up.add_argument("--dags", type=int, default=None,
                     help="N generated DAGs (default: the standard test set of 154)")
     up.add_argument("--root", type=Path, default=Path.cwd(),
@@ -933,9 +1099,12 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     dags = STANDARD_DAGS if args.dags is None else make_dags(args.dags)
-    server = AirflowServer(major=args.major, dags=dags, root=args.root,
-                           scheduler=args.scheduler, port=args.port, workers=args.workers,
-                           keep_home=args.keep_home)
+    try:
+        server = AirflowServer(major=args.major, version=args.af_version, dags=dags,
+                               root=args.root, scheduler=args.scheduler, port=args.port,
+                               workers=args.workers, keep_home=args.keep_home)
+    except ValueError as exc:           # e.g. --major 2 --version 3.1.8
+        parser.error(str(exc))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())

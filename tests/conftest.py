@@ -1,9 +1,13 @@
 """Session-wide real Airflow servers for tests (all logic lives in reconciler/harness.py).
 
 Fixtures: `airflow3` (3.3.2, REST v2), `airflow2` (2.11.2, REST v1), and `airflow_server`
-(parametrized over both). Each serves `harness.STANDARD_DAGS` and is started once per session;
-as soon as collection shows which ones are needed, they start in the background, concurrently,
-while other tests run. Tests using them are marked `airflow` (`-m "not airflow"` skips them).
+(parametrized over both). Each serves `harness.STANDARD_DAGS` and is started once per session.
+`matrix_server` is parametrized over the whole version matrix (`harness.MATRIX`, ids `af2.9.3`
+... `af3.3.2`); each version's server holds `harness.matrix_dags()` (>= 350 DAGs) and is reused
+by every test of that version (tests/compat/). As soon as collection shows which servers the
+selected tests need, they start in the background, two at a time (a 2-core box), while other
+tests run; matrix tests are moved to the end of the run so their servers are ready by then.
+Tests using them are marked `airflow` (`-m "not airflow"` skips them).
 Tests that change pause state or Variables should call `server.reset()` first.
 
 If Airflow cannot be installed or started the tests skip locally, but fail when CI=true.
@@ -22,26 +26,32 @@ from reconciler import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 _FIXTURE_MAJORS = {"airflow3": {3}, "airflow2": {2}, "airflow_server": {2, 3}}
+MATRIX_FIXTURE = "matrix_server"
+# one pool for every start: at most two Airflows install/migrate/register at a time
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="airflow")
-_starts: dict[int, tuple[harness.AirflowServer, concurrent.futures.Future]] = {}
+# key: 2 / 3 for the standard servers, "m<version>" for the matrix ones
+_starts: dict[int | str, tuple[harness.AirflowServer, concurrent.futures.Future]] = {}
 
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1")
 
 
-def _begin(major: int) -> tuple[harness.AirflowServer, concurrent.futures.Future]:
-    if major not in _starts:
-        server = harness.AirflowServer(major=major, dags=harness.STANDARD_DAGS, root=ROOT)
-        _starts[major] = (server, _pool.submit(server.start))
-    return _starts[major]
+def _begin(key: int | str) -> tuple[harness.AirflowServer, concurrent.futures.Future]:
+    if key not in _starts:
+        if isinstance(key, int):
+            server = harness.AirflowServer(major=key, dags=harness.STANDARD_DAGS, root=ROOT)
+        else:
+            server = harness.AirflowServer(version=key[1:], dags=harness.matrix_dags(),
+                                           root=ROOT)
+        _starts[key] = (server, _pool.submit(server.start))
+    return _starts[key]
 
 
-def _server(major: int) -> harness.AirflowServer:
-    version = harness.AIRFLOW_VERSIONS[major]
+def _wait(key: int | str, version: str) -> harness.AirflowServer:
     if os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and not _in_ci():
         pytest.skip(f"Airflow {version}: PAUSECTL_SKIP_AIRFLOW=1")
-    server, future = _begin(major)
+    server, future = _begin(key)
     try:
         future.result()
     except Exception as exc:  # HarnessError, or an OSError from pip/venv
@@ -52,23 +62,60 @@ def _server(major: int) -> harness.AirflowServer:
     return server
 
 
+def _server(major: int) -> harness.AirflowServer:
+    return _wait(major, harness.AIRFLOW_VERSIONS[major])
+
+
+def _matrix_version(item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or MATRIX_FIXTURE not in getattr(item, "fixturenames", ()):
+        return None
+    return callspec.params.get(MATRIX_FIXTURE)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     # before -m selection runs, so `-m "not airflow"` also drops tests using the fixtures
     for item in items:
-        if set(getattr(item, "fixturenames", ())) & set(_FIXTURE_MAJORS):
+        if set(getattr(item, "fixturenames", ())) & (set(_FIXTURE_MAJORS) | {MATRIX_FIXTURE}):
             item.add_marker(pytest.mark.airflow)
 
 
+class _MatrixLast:
+    """Matrix tests last, version after version in the matrix order: each version's server
+    starts in the background while earlier tests run, and all its scenarios use it in one
+    stretch. trylast: after pytest's own reordering by fixture parameter."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items):
+        order = {v: i for i, v in enumerate(harness.MATRIX)}
+        rest = [i for i in items if _matrix_version(i) is None]
+        matrix = [i for i in items if _matrix_version(i) is not None]
+        matrix.sort(key=lambda i: order[_matrix_version(i)])    # stable: file order within
+        items[:] = rest + matrix
+
+
+def pytest_configure(config):
+    # a plugin object: a conftest module holds only one pytest_collection_modifyitems
+    config.pluginmanager.register(_MatrixLast(), "pausectl-matrix-last")
+
+
 def pytest_collection_finish(session):
-    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1":
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" \
+            or session.config.option.collectonly:
         return      # xdist workers start lazily, only if they get an Airflow test
     needed: set[int] = set()
+    versions: list[str] = []
     for item in session.items:
         for name in getattr(item, "fixturenames", ()):
             needed |= _FIXTURE_MAJORS.get(name, set())
+        v = _matrix_version(item)
+        if v is not None and v not in versions:
+            versions.append(v)
     for major in sorted(needed, reverse=True):
         _begin(major)
+    for v in versions:                  # in the order their tests run
+        _begin(f"m{v}")
     # test modules that run a dedicated Airflow of their own define `prestart()`: it starts
     # that server in the background now, while earlier tests run (see tests/test_doctor.py)
     started: set[str] = set()
@@ -81,7 +128,11 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    for future in [f for _, f in _starts.values()]:
+        future.cancel()                 # not started yet: never start it
     for server, future in list(_starts.values()):
+        if future.cancelled():
+            continue
         try:
             future.result()
         except Exception:
@@ -103,3 +154,11 @@ def airflow2() -> harness.AirflowServer:
 @pytest.fixture(scope="session", params=[3, 2], ids=["af3", "af2"])
 def airflow_server(request) -> harness.AirflowServer:
     return _server(request.param)
+
+
+@pytest.fixture(scope="session", params=list(harness.MATRIX),
+                ids=[f"af{v}" for v in harness.MATRIX])
+def matrix_server(request) -> harness.AirflowServer:
+    """The Airflow of one matrix version with `harness.matrix_dags()`, shared by every test of
+    that version: tests call `server.reset()` before they change anything."""
+    return _wait(f"m{request.param}", request.param)

@@ -1,0 +1,340 @@
+"""The version matrix: every scenario below runs against every Airflow of `harness.MATRIX`
+(2.9.3 ... 3.3.2), each a real server holding `harness.matrix_dags()` (356 DAGs: more than three
+pages), through pausectl's real CLI. Every scenario checks EVERY DAG's state, in Airflow's
+database and through its REST listing, never a count.
+
+Scenarios: plan; apply of >= 300 flips; emergency pause of >= 300 DAGs with exceptions and exact
+recover; lock race; SIGKILL mid-apply then resume (and then rollback); export, change, restore;
+drift attribution (UI/API PATCH, CLI, CLI regex, bulk PATCH, Airflow's own auto-pause, which
+the default `drift.auto_paused: keep` holds paused). The drift test is last in this file: it
+leaves Airflow's auto-pause in the event log (then a human unpause after it).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+import subprocess
+import sys
+import pytest
+
+from reconciler import harness
+
+from matrix_support import (ENV, REPO, TIMINGS, Cli, assert_states, cli_env, db_now,
+                            db_states, healthy, lock_vars, pause_events, run_sub, set_states,
+                            timed, write_state)
+
+ROLLOUT = '{batches: [1, "50%", "100%"], canary: {tags: [canary]}, gate: {wait_seconds: 0}}'
+# everything runs except the critical-tagged DAGs: > 300 unpauses plus ~50 pauses
+BIG = """\
+environment: live
+defaults: {unmanaged: ignore}
+groups:
+  - {name: everything, match: {dag_id: "*"}, paused: false, reason: "matrix: all run",
+     owner: ops}
+  - {name: critical-held, match: {dag_id: "*", tags: [critical]}, paused: true, priority: 10,
+     reason: "matrix: critical held", owner: ops}
+"""
+PATHS: dict[str, dict] = {}     # version -> how apply changed the DAGs (from the event log)
+
+
+def critical(server) -> set[str]:
+    return {d for d, s in server.specs.items() if "critical" in s.tags}
+
+
+def big_start(server) -> tuple[dict[str, bool], dict[str, bool]]:
+    """(prior, want) for BIG: every DAG paused except the critical ones, which run."""
+    server.reset()
+    ok = set(healthy(server))
+    set_states(server, {d: False for d in critical(server) & ok})
+    prior = db_states(server)
+    want = dict(prior)
+    for d in ok:
+        want[d] = d in critical(server)
+    return prior, want
+
+
+def flips(prior, want) -> dict[str, str]:
+    return {d: "pause" if want[d] else "unpause" for d in want if want[d] != prior[d]}
+
+
+def bulk_is_whole(version: str) -> bool:
+    """Versions whose bulk PATCH updates every match (AF3 3.2.2+, apache/airflow #63665).
+    AF2's v1 bulk PATCH updates one page, which the backend pages through with offset."""
+    major, minor, patch = (int(x) for x in version.split("."))
+    return major == 2 or (major, minor, patch) >= (3, 2, 2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _timings_report():
+    """Per-version start and scenario seconds and apply paths, kept for docs/compat.md."""
+    yield
+    out = REPO / ".airflow" / "compat-timings.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"scenarios": TIMINGS, "apply_paths": PATHS,
+                               "installs": harness.INSTALL_SECONDS}, indent=1, sort_keys=True))
+
+
+# ----------------------------------------------------------------------------- plan / apply
+
+def test_plan_lists_every_flip(matrix_server, tmp_path, monkeypatch, capsys):
+    server = matrix_server
+    prior, want = big_start(server)
+    expected = flips(prior, want)
+    assert len(expected) >= 300
+    cli = Cli(monkeypatch, capsys, write_state(tmp_path, server, BIG, ROLLOUT),
+              tmp_path / "journal")
+    with timed(server, "plan"):
+        code, out, err = cli("plan", ENV, "--format", "json", "--detailed-exitcode")
+    assert code == 2, (out, err)
+    plan = json.loads(out)
+    assert {c["dag_id"]: c["action"] for c in plan["changes"]} == expected
+    assert plan["summary"]["pause"] == sum(a == "pause" for a in expected.values())
+    assert plan["summary"]["unpause"] == sum(a == "unpause" for a in expected.values())
+    batched = [d for b in plan["batches"] for d in b["dag_ids"]]
+    assert sorted(batched) == sorted(expected) and len(plan["batches"]) == 3
+    assert db_states(server) == prior                      # a plan changes nothing
+
+
+def test_apply_300_flips_then_every_dag_is_listed_as_planned(matrix_server, tmp_path,
+                                                            monkeypatch, capsys):
+    server = matrix_server
+    prior, want = big_start(server)
+    cli = Cli(monkeypatch, capsys, write_state(tmp_path, server, BIG, ROLLOUT),
+              tmp_path / "journal")
+    since = db_now(server)
+    with timed(server, "apply"):
+        code, out, err = cli("apply", ENV, "--yes")
+    assert code == 0, (out, err)
+    assert "Apply complete" in out, out
+    assert_states(server, want, f"after applying {len(flips(prior, want))} flips")
+    path = pause_events(server, since)
+    PATHS[server.version] = path
+    if bulk_is_whole(server.version):
+        assert path["bulk"] >= 1, f"the bulk path was not used: {path}"
+    assert lock_vars(server) == []
+    code, out, err = cli("plan", ENV, "--format", "json", "--detailed-exitcode")
+    assert code == 0 and json.loads(out)["changes"] == [], (out, err)
+
+
+# ----------------------------------------------------------------------------- emergency
+
+def test_emergency_pause_300_with_exceptions_and_exact_recover(matrix_server, tmp_path,
+                                                              monkeypatch, capsys):
+    server = matrix_server
+    server.reset()
+    ids = healthy(server)
+    set_states(server, {d: i % 20 == 7 for i, d in enumerate(ids)})     # 95% running
+    prior = db_states(server)
+    tags = {d: set(s.tags) for d, s in server.specs.items()}
+    excepted = {d for d in prior if "canary" in tags.get(d, ()) or d.startswith("ml_00")}
+    running = {d for d in prior if not prior[d]}
+    assert len(running - excepted) >= 300 and running & excepted
+    cli = Cli(monkeypatch, capsys, write_state(tmp_path, server, BIG, ROLLOUT),
+              tmp_path / "journal")
+    with timed(server, "emergency_pause"):
+        code, out, err = cli("emergency", "pause", ENV, "--reason", "matrix drill",
+                             "--owner", "oncall", "--except", "tag:canary",
+                             "--except", "dag_id:ml_00*", "--format", "json")
+    assert code == 0, (out, err)
+    summary = json.loads(out)
+    want = {d: (prior[d] if d in excepted else True) for d in prior}
+    assert_states(server, want, "after the emergency pause")
+    assert summary["paused"] == len(running - excepted)
+    assert set(summary["kept_running"]) == running & excepted
+    assert server.query("SELECT key FROM variable WHERE key = ?",
+                        (f"pausectl.emergency.{ENV}",)) != []
+    with timed(server, "emergency_recover"):
+        code, out, err = cli("emergency", "recover", ENV, "--yes", "--no-gates")
+    assert code == 0, (out, err)
+    assert_states(server, prior, "after recover")
+    assert lock_vars(server) == []          # no marker, no lock left
+
+
+# ----------------------------------------------------------------------------- lock race
+
+def test_two_applies_at_once_one_wins(matrix_server, tmp_path):
+    server = matrix_server
+    server.reset()
+    prior = db_states(server)
+    unpause = [f"report_{i:03d}" for i in range(3, 23)]
+    root = write_state(tmp_path, server, (
+        "environment: live\ndefaults: {unmanaged: ignore}\ngroups:\n"
+        f"  - {{name: reports, match: {{dag_id: [{', '.join(unpause)}]}}, paused: false,\n"
+        "     reason: 'reports are back', owner: analytics}\n"),
+        '{batches: [1, "100%"], gate: {wait_seconds: 4}}')
+    jdir = tmp_path / "journal"
+    cmd = [sys.executable, "-m", "reconciler", "apply", ENV, "--yes", "--state", str(root)]
+    with timed(server, "lock_race"):
+        procs = [subprocess.Popen(cmd, env=cli_env(jdir), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=600) for p in procs]
+    assert sorted(p.returncode for p in procs) == [0, 1], outs
+    win = next(i for i, p in enumerate(procs) if p.returncode == 0)
+    err = outs[1 - win][1]
+    assert re.search(rf"{ENV} is locked by \S+@\S+ pid {procs[win].pid} since ", err), err
+    assert len(list(jdir.glob("*.json"))) == 1               # the loser wrote no journal
+    assert_states(server, {**prior, **{d: False for d in unpause}}, "after the race")
+    assert lock_vars(server) == []
+
+
+# ----------------------------------------------------------------------------- kill / resume
+
+def test_sigkill_mid_apply_then_resume_and_then_rollback(matrix_server, tmp_path, monkeypatch,
+                                                        capsys):
+    server = matrix_server
+    prior, want = big_start(server)
+    root = write_state(tmp_path, server, BIG, ROLLOUT)
+    jdir = tmp_path / "journal"
+    cli = Cli(monkeypatch, capsys, root, jdir)
+    with timed(server, "kill_resume"):
+        p = run_sub(["apply", ENV, "--yes"], root, jdir, PAUSECTL_TEST_KILLPOINT="batch_set:2")
+        assert p.returncode == -9, f"not killed: {p.stdout} {p.stderr}"
+        mid = db_states(server)
+        done = {d for d in mid if mid[d] != prior[d]}
+        assert 1 < len(done) < len(flips(prior, want)), "killed before/after the 2nd batch?"
+        assert all(mid[d] == want[d] for d in done)         # nothing outside the plan
+        code, out, err = cli("apply", ENV, "--resume", "--yes")
+    assert code == 0, (out, err)
+    assert "taking over the lock" in err, err          # the dead apply's lock was reclaimed
+    assert_states(server, want, "after kill at batch_set:2 and --resume")
+    assert lock_vars(server) == []
+
+    # killed in the middle of setting DAGs (150 set), then rolled back: exactly as before
+    prior, want = big_start(server)
+    jdir2 = tmp_path / "journal2"
+    cli = Cli(monkeypatch, capsys, root, jdir2)
+    with timed(server, "kill_rollback"):
+        p = run_sub(["apply", ENV, "--yes"], root, jdir2, PAUSECTL_TEST_KILLPOINT="dag_set:150")
+        assert p.returncode == -9, f"not killed: {p.stdout} {p.stderr}"
+        assert db_states(server) != prior
+        code, out, err = cli("rollback", ENV, "--yes")
+    assert code == 0, (out, err)
+    assert_states(server, prior, "after kill at dag_set:150 and rollback")
+    assert lock_vars(server) == []
+
+
+# ----------------------------------------------------------------------------- export/restore
+
+def test_export_change_restore_exactly(matrix_server, tmp_path, monkeypatch, capsys):
+    server = matrix_server
+    server.reset()
+    ids = healthy(server)
+    set_states(server, {d: i % 3 != 0 for i, d in enumerate(ids)})
+    saved = db_states(server)
+    cli = Cli(monkeypatch, capsys, write_state(
+        tmp_path, server, "environment: live\ndefaults: {unmanaged: ignore}\n", ROLLOUT),
+        tmp_path / "journal")
+    export = tmp_path / "export.json"
+    with timed(server, "export"):
+        code, out, err = cli("export", ENV, "--out", str(export))
+    assert code == 0, (out, err)
+    listed = {d["dag_id"]: d["is_paused"] for d in json.loads(export.read_text())["dags"]}
+    assert set(listed) >= set(ids) and all(listed[d] == saved[d] for d in listed)
+    set_states(server, {d: not saved[d] for d in ids})      # every healthy DAG flipped
+    with timed(server, "restore"):
+        code, out, err = cli("restore", ENV, str(export), "--yes", "--no-gates")
+    assert code == 0, (out, err)
+    assert "Restore complete" in out, out
+    assert_states(server, saved, "after restore")
+    code, out, err = cli("restore", ENV, str(export), "--yes")
+    assert code == 0 and "Nothing to restore" in out and str(export) in out, (out, err)
+
+
+# ----------------------------------------------------------------------------- drift (last)
+
+DRIFT = """\
+environment: live
+defaults: {unmanaged: ignore}
+groups:
+  - {name: reports, match: {dag_id: "report_*"}, paused: false, reason: "reports run",
+     owner: analytics}
+  - {name: ml, match: {dag_id: "ml_*"}, paused: false, reason: "ml runs", owner: ml-team}
+  - {name: flaky, match: {dag_id: "etl_autopause_*"}, paused: false, reason: "should run",
+     owner: data-eng}
+"""
+AUTO = "etl_autopause_a"
+
+
+def test_drift_is_attributed_to_each_actor_and_auto_pause_is_kept(matrix_server, tmp_path,
+                                                                  monkeypatch, capsys):
+    server = matrix_server
+    server.reset()
+    cli = Cli(monkeypatch, capsys, write_state(tmp_path, server, DRIFT, ROLLOUT),
+              tmp_path / "journal")
+    code, out, err = cli("apply", ENV, "--yes")
+    assert code == 0, (out, err)
+    in_git = db_states(server)
+    bulk = [f"report_{i:03d}" for i in range(30, 40)]           # dag_id_pattern report_03
+    regex = ["ml_001", "ml_002", "ml_003"]
+    try:
+        with timed(server, "drift_actors"):
+            server.api_patch("report_001", True)                     # UI/API user
+            server.cli_pause("report_002")                           # airflow dags pause
+            server.cli_pause("^ml_00[1-3]$", regex=True)             # ... as a regex
+            server.bulk_patch("report_03", True)                     # one bulk PATCH
+            auto = server.auto_pause(AUTO, failed_runs=3)            # the scheduler's write
+        assert auto["paused"] is True and len(auto["runs"]) == 3
+        changed = {"report_001", "report_002", *regex, *bulk, AUTO}
+        now = db_states(server)
+        assert {d for d in now if now[d] != in_git[d]} == changed    # the actors did that
+        _check_drift(server, cli, bulk, regex, auto["runs"])
+        _check_plan_holds_auto_pause(cli)
+        with timed(server, "drift_apply"):
+            code, out, err = cli("apply", ENV, "--yes")
+        assert code == 0, (out, err)
+        # the manual drift is reverted (drift.mode enforce); Airflow's own pause is kept
+        assert_states(server, {**in_git, AUTO: True}, "after apply (drift.auto_paused: keep)")
+    finally:
+        server.api_patch(AUTO, False)      # a human acts: Airflow's pause is over
+    code, out, err = cli("plan", ENV, "--format", "json", "--detailed-exitcode")
+    assert code == 0, (out, err)           # ... and then nothing differs from git
+
+
+def _check_drift(server, cli, bulk, regex, runs):
+    report = cli.json("drift", ENV)["environments"][0]
+    drifted = {x["dag_id"]: x for x in report["drifted"]}
+    problems = []
+
+    def want(dag_id, how, by=None, detail=None):
+        x = drifted.get(dag_id)
+        if x is None:
+            pending = {p["dag_id"] for p in report["pending_git_changes"]}
+            problems.append(f"{dag_id}: not drifted ({'a git change' if dag_id in pending else 'absent'})")
+            return
+        if x["how"] != how or (by is not None and x["changed_by"] != by) or \
+                (detail is not None and detail not in (x["detail"] or "")):
+            problems.append(f"{dag_id}: how {x['how']!r} by {x['changed_by']!r} detail "
+                            f"{x['detail']!r}, want {how!r} by {by!r} detail ~{detail!r}")
+
+    want("report_001", "UI/API", server.username)
+    want("report_002", "CLI", getpass.getuser())
+    for d in regex:
+        want(d, "CLI", getpass.getuser(), "^ml_00[1-3]$")
+    for d in bulk:
+        want(d, "bulk API", server.username, "report_03")
+    auto = {x["dag_id"]: x for x in report.get("auto_paused", [])}
+    if set(auto) != {AUTO}:
+        problems.append(f"auto_paused lists {sorted(auto)}, want [{AUTO}]; drifted: "
+                        f"{AUTO in drifted}, pending: "
+                        f"{AUTO in {p['dag_id'] for p in report['pending_git_changes']}}")
+    else:
+        a = auto[AUTO]["auto_paused"]
+        got = (auto[AUTO]["cause"], a["by"], a["outcome"], a["failed_runs"], a["reason"],
+               sorted(r["run_id"] for r in a["runs"]))
+        expect = ("airflow", "scheduler", "held", 3, "auto-paused by Airflow after 3 failed runs",
+                  sorted(runs))
+        if got != expect:
+            problems.append(f"{AUTO}: {got}, want {expect}")
+    extra = set(drifted) - {"report_001", "report_002", *regex, *bulk}
+    if extra:
+        problems.append(f"also drifted: {sorted(extra)}")
+    assert not problems, f"Airflow {server.version}: " + "; ".join(problems)
+
+
+def _check_plan_holds_auto_pause(cli):
+    plan = cli.json("plan", ENV)
+    held = {h["dag_id"]: h for h in plan["held"]}
+    assert AUTO in held and AUTO not in {c["dag_id"] for c in plan["changes"]}, plan["held"]
+    assert "auto-paused by Airflow after 3 failed runs" in held[AUTO]["why"], held[AUTO]
