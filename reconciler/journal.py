@@ -34,9 +34,13 @@ def _checked_dir() -> Path:
     the state repo, never a file."""
     from .paths import confine
     d = journal_dir()
-    real = confine(str(d), None, option=JOURNAL_DIR_ENV if os.environ.get(JOURNAL_DIR_ENV)
-                   else None, what="journal directory", write=True)
-    return real
+    return confine(str(d), None, option=JOURNAL_DIR_ENV if os.environ.get(JOURNAL_DIR_ENV)
+                   else None, what="journal directory", write=True, expect="dir")
+
+
+def check_journal_dir() -> None:
+    """Fail before an apply takes its lock when its journal could not be written."""
+    _checked_dir()
 
 
 def variable_key(env: str) -> str:

@@ -77,6 +77,9 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
     from ..rollout import batches_json, parse_batches, plan_batches
 
     ctx = load(state_dir, env)
+    if not (force_unlock or gate_only):
+        from ..journal import check_journal_dir
+        check_journal_dir()       # the output rules, before the lock and any change
     opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
                         rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
                                                         max_failed_runs, gate_timeout,
@@ -333,6 +336,8 @@ def restore(env, file, state_dir, yes, batches, canary, wait_seconds, min_runs, 
     from ..report import is_tty, plan_text
     from ..rollout import batches_json, parse_batches, plan_batches
     ctx = load(state_dir, env)
+    from ..journal import check_journal_dir
+    check_journal_dir()           # the output rules, before the lock and any change
     opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
                         rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
                                                         max_failed_runs, gate_timeout,

@@ -12,6 +12,7 @@ positive controls (symlinks and `..` that stay inside work).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -257,3 +258,134 @@ def test_ref_where_the_state_dir_is_a_symlink(tmp_path):
     r = run(["validate", "--ref", "HEAD"], tmp_path)
     assert_clean(r, "validate --ref")
     assert "state is not a directory at HEAD" in r.err, r.err
+
+
+# ---- output files: --out, --metrics-file, the journal directory ---------------------------
+# Rules (docs/security.md): never under .git (not even with --force); not inside the state
+# repo nor onto a file git tracks unless --force; never a directory; checked before any work.
+
+def _out_repo(tmp: Path) -> Path:
+    (tmp / "README.md").write_text("# tracked\n")
+    _repo(tmp)
+    _git(tmp, "add", "README.md")
+    _git(tmp, "commit", "-q", "-m", "readme")
+    (tmp / "adir").mkdir()
+    (tmp / "afile").write_text("x\n")
+    os.symlink("state/prod.yaml", tmp / "link-into-state.json")
+    return tmp
+
+
+OUTPUTS = {
+    "out-onto-tracked-state-file": (["plan", "prod", "--out", "state/prod.yaml"], "--out",
+                                    "inside the state repo"),
+    "out-new-file-in-state": (["plan", "prod", "--out", "state/plan.json"], "--out",
+                              "inside the state repo"),
+    "out-into-git-hooks": (["plan", "prod", "--out", ".git/hooks/pre-commit"], "--out",
+                           ".git directory"),
+    "out-into-git-even-forced": (["plan", "prod", "--force", "--out", ".git/hooks/post-checkout"],
+                                 "--out", ".git directory"),
+    "out-onto-tracked-readme": (["plan", "prod", "--out", "README.md"], "--out", "tracked by git"),
+    "out-a-directory": (["plan", "prod", "--out", "adir"], "--out", "is a directory"),
+    "out-under-a-file": (["plan", "prod", "--out", "afile/plan.json"], "--out",
+                         "not a directory"),
+    "out-symlink-into-state": (["plan", "prod", "--out", "link-into-state.json"], "--out",
+                               "inside the state repo"),
+    "out-control-char": (["plan", "prod", "--out", "plan\n::error::x.json"], "--out",
+                         "control character"),
+    "export-onto-snapshot": (["export", "prod", "--out", "state/snapshots/prod.json"], "--out",
+                             "inside the state repo"),
+    "diff-out-into-state": (["diff", "HEAD", "HEAD", "--out", "state/diff.json"], "--out",
+                            "inside the state repo"),
+    "plan-metrics-into-state": (["plan", "prod", "--metrics-file", "state/m.prom"],
+                                "--metrics-file", "inside the state repo"),
+    "drift-metrics-into-git": (["drift", "prod", "--metrics-file", ".git/m.prom"],
+                               "--metrics-file", ".git directory"),
+    "apply-metrics-into-state": (["apply", "prod", "--yes", "--metrics-file", "state/a.prom"],
+                                 "--metrics-file", "inside the state repo"),
+    "apply-plan-is-a-directory": (["apply", "prod", "--yes", "--plan", "adir"], "--plan",
+                                  "is a directory"),
+    "apply-plan-missing": (["apply", "prod", "--yes", "--plan", "nope.json"], "--plan",
+                           "not found"),
+}
+
+
+@pytest.mark.parametrize("name", list(OUTPUTS))
+def test_output_rules(name, tmp_path):
+    from hostile_cli import assert_option_error
+    argv, option, msg = OUTPUTS[name]
+    _out_repo(tmp_path)
+    before = tree_hash(tmp_path)
+    hooks = sorted(os.listdir(tmp_path / ".git" / "hooks"))
+    r = run(argv, tmp_path)
+    assert_clean(r, argv)
+    assert_option_error(r, argv, option, msg)
+    assert tree_hash(tmp_path) == before
+    assert sorted(os.listdir(tmp_path / ".git" / "hooks")) == hooks
+
+
+@pytest.mark.parametrize("argv", [["plan", "prod", "--force", "--out", "state/plan.json"],
+                                  ["plan", "prod", "--force", "--out", "README.md"],
+                                  ["export", "prod", "--force", "--out", "state/snapshots/x.json"]],
+                         ids=["force-into-state", "force-onto-tracked", "export-force"])
+def test_force_allows_the_state_repo(argv, tmp_path):
+    _out_repo(tmp_path)
+    r = run(argv, tmp_path)
+    assert_clean(r, argv, code=0)
+    assert json.loads((tmp_path / argv[-1]).read_text())
+
+
+def test_out_outside_the_repo_is_written(tmp_path):
+    _out_repo(tmp_path)
+    target = tmp_path / "outside" / "plans" / "prod.json"
+    r = run(["plan", "prod", "--out", str(target)], tmp_path)
+    assert_clean(r, "plan --out", code=0)
+    assert json.loads(target.read_text())["environment"] == "prod"
+
+
+@pytest.mark.parametrize("where,msg", [("state/journal", "inside the state repo"),
+                                       ("afile", "is not a directory"),
+                                       (".git/journal", ".git directory")])
+def test_journal_dir_rules(where, msg, tmp_path):
+    """The apply journal obeys the output rules, checked before any DAG changes."""
+    _out_repo(tmp_path)
+    before = tree_hash(tmp_path)
+    r = run(["apply", "prod", "--yes"], tmp_path, env={"PAUSECTL_JOURNAL_DIR": where})
+    assert_clean(r, "apply")
+    assert "PAUSECTL_JOURNAL_DIR" in r.err and msg in r.err, r.err
+    assert tree_hash(tmp_path) == before, "a DAG changed although the journal was refused"
+
+
+JSON_INPUTS = {
+    "plan-deep": (["apply", "prod", "--yes", "--plan", "p.json"], "[" * 5000 + "]" * 5000,
+                  "nested deeper"),
+    "plan-nan": (["apply", "prod", "--yes", "--plan", "p.json"], '{"environment": NaN}', "NaN"),
+    "journal-huge-number": (["apply", "prod", "--resume", "--journal", "p.json"],
+                            '{"dags": {}, "batches": [], "x": 1e999}', "out of range"),
+    "restore-nan": (["restore", "prod", "p.json", "--yes"],
+                    '{"dags": [{"dag_id": "etl_orders", "is_paused": NaN}]}', "NaN"),
+    "snapshot-option-deep": (["plan", "prod", "--snapshot", "p.json"],
+                             '{"dags": ' + "[" * 100 + "]" * 100 + "}", "nested deeper"),
+}
+
+
+@pytest.mark.parametrize("name", list(JSON_INPUTS))
+def test_json_given_on_the_command_line(name, tmp_path):
+    argv, text, msg = JSON_INPUTS[name]
+    _out_repo(tmp_path)
+    (tmp_path / "p.json").write_text(text)
+    before = tree_hash(tmp_path)
+    r = run(argv, tmp_path)
+    assert_clean(r, argv)
+    assert_one_location(r, argv, "p.json", 1, msg)
+    assert tree_hash(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_snapshot_option_not_a_file(kind, tmp_path):
+    _out_repo(tmp_path)
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "snap.pipe")
+    target = "adir" if kind == "directory" else "snap.pipe"
+    r = run(["plan", "prod", "--snapshot", target], tmp_path, timeout=10)
+    assert_clean(r, "plan --snapshot")
+    assert f"{target}: " in r.err and ("directory" in r.err or "regular file" in r.err), r.err
