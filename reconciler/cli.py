@@ -89,8 +89,9 @@ def main(argv=None) -> None:
 
 
 def _line(e: BaseException) -> str:
-    from .sanitize import one_line
-    return one_line(e, 2_000)
+    """An error as one line; data quoted in it cannot read as a workflow command either."""
+    from .sanitize import one_line, term
+    return term(one_line(e, 2_000))
 
 
 def _run(argv) -> None:

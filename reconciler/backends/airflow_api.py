@@ -139,8 +139,47 @@ class _Retryable(Exception):
 
 
 def _one_line(text: Any, limit: int = 300) -> str:
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+    from ..sanitize import one_line
+    return one_line(text, limit)
+
+
+# Bounds on what a server may send (a hostile or broken one must not exhaust the runner)
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024     # one response body, after decompression
+
+
+class _BadBody(ValueError):
+    """A response body no retry can fix (too big, too deep, NaN): one line, not retried."""
+
+
+class _JsonError(BackendError):
+    pass
+
+
+def _loads(content: bytes | str, scrub: bool = True) -> Any:
+    """JSON from a server through the shared bounded parser (safejson: no NaN/Infinity, no
+    huge numbers, bounded depth), then every secret form scrubbed from its strings before
+    anyone reads them. Invalid JSON (perhaps truncated) is a ValueError the caller retries;
+    what no retry can fix is a _BadBody."""
+    from ..safejson import loads
+    try:
+        data = loads(content, None, error=_JsonError, what="JSON")
+    except _JsonError as e:
+        msg = e.message.removeprefix("JSON: ")
+        if msg.startswith("invalid JSON: "):
+            raise ValueError(msg.removeprefix("invalid JSON: ")) from None
+        raise _BadBody(msg) from None
+    from ..secrets import scrub_tree
+    return scrub_tree(data) if scrub else data
+
+
+class _Body(httpx.Response):
+    """A response whose body was read under the byte cap; .json() is the bounded parser."""
+
+    #: False only for /auth/token, whose access_token IS the secret the caller asked for
+    scrub = True
+
+    def json(self, **kwargs: Any) -> Any:
+        return _loads(self.content, scrub=self.scrub)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -337,16 +376,26 @@ class AirflowApiBackend:
         return val
 
     def _secrets(self) -> list[str]:
+        """The credentials in use, each registered with the process-wide scrubber (every
+        encoding of it: reconciler/secrets.py), which the CLI's output guard also applies."""
+        from ..secrets import register, register_pair
         out = []
         for s in (self._password, self._static_token, self._token):
             if s is not None and len(s.value) >= 3:
                 out.append(s.value)
+                if s is not self._password:
+                    register(s.value)
+                elif s.value == self._username:
+                    # a password equal to the user name hides nothing; its Basic pair does
+                    register_pair(self._username, s.value)
+                else:
+                    register(s.value, self._username)
         return out
 
     def _scrub(self, text: str) -> str:
-        for s in self._secrets():
-            text = text.replace(s, "***")
-        return text
+        from ..secrets import scrub
+        self._secrets()
+        return scrub(text)
 
     def _error(self, message: str, fatal: bool = False) -> BackendError:
         cls = _Fatal if fatal else BackendError
@@ -535,11 +584,17 @@ class AirflowApiBackend:
                 self._session_login()
 
     def _detail(self, resp: httpx.Response) -> str:
+        """A server's error detail as one line of at most 200 characters: never a workflow
+        command, every secret form scrubbed (a proxy may echo the request it was sent)."""
+        from ..sanitize import term
+        return self._scrub(term(self._detail_text(resp)))
+
+    def _detail_text(self, resp: httpx.Response) -> str:
         try:
             data = resp.json()
         except ValueError:
             text = resp.text.strip()
-            if "<html" in text[:500].lower():
+            if "<html" in text[:500].lower() or text.startswith("<"):
                 return ""
             return _one_line(text, 200)
         if isinstance(data, dict):
@@ -569,6 +624,7 @@ class AirflowApiBackend:
         """
         if self._closed:
             raise BackendError(f"{self.name}: backend is closed")
+        self._secrets()            # registered before any byte of the server's is read
         allow = set(allow)
         path = urlsplit(url).path
         what = f"{method} {path}"
@@ -579,8 +635,11 @@ class AirflowApiBackend:
             resp: httpx.Response | None = None
             try:
                 try:
-                    resp = self._client.request(method, url, params=params, json=json_body,
-                                                data=form, headers=headers, auth=auth)
+                    resp = self._exchange(method, url, params=params, json=json_body,
+                                          data=form, headers=headers, auth=auth)
+                    resp.scrub = not path.endswith("/auth/token")
+                except _BadBody as e:
+                    raise self._error(f"{self.name}: {what}: {e}") from None
                 except httpx.ConnectError as e:
                     if _is_tls_error(e):
                         raise self._error(f"TLS verification failed for {self.url}: "
@@ -627,6 +686,9 @@ class AirflowApiBackend:
                                 "Airflow base URL (no login proxy in front)?", fatal=True)
                         try:
                             data = resp.json()
+                        except _BadBody as e:
+                            raise self._error(f"{self.name}: {what} returned unusable JSON "
+                                              f"({e})") from None
                         except ValueError as e:
                             raise _Retryable(
                                 "json", f"invalid JSON ({_one_line(e, 100)})") from None
@@ -647,6 +709,52 @@ class AirflowApiBackend:
                          self._scrub(r.detail), attempt + 1, self.retries, delay)
                 self.sleep(delay)
                 attempt += 1
+
+    def _exchange(self, method: str, url: str, *, auth: Any = None, **kw: Any) -> httpx.Response:
+        """One HTTP exchange with the whole body read, within `timeout` seconds IN TOTAL (a
+        server that drips one byte per second never trips a per-read timeout) and within
+        MAX_RESPONSE_BYTES. Redirects are never followed (follow_redirects=False): a 3xx is
+        an error naming only the Location's path. The exchange runs on a daemon thread the
+        caller stops waiting for at the deadline; closing the client ends it."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                request = self._client.build_request(method, url, **kw)
+                resp = self._client.send(request, auth=auth, stream=True)
+                try:
+                    length = resp.headers.get("content-length", "")
+                    if length.isdigit() and int(length) > MAX_RESPONSE_BYTES:
+                        raise _BadBody(f"response of {int(length):,} bytes is over the "
+                                       f"{MAX_RESPONSE_BYTES:,}-byte limit")
+                    chunks, size = [], 0
+                    for chunk in resp.iter_bytes():        # decoded: a gzip bomb counts too
+                        size += len(chunk)
+                        if size > MAX_RESPONSE_BYTES:
+                            raise _BadBody(f"response is over the {MAX_RESPONSE_BYTES:,}-byte "
+                                           "limit; not read further")
+                        if box.get("abandoned"):
+                            return
+                        chunks.append(chunk)
+                finally:
+                    resp.close()
+                headers = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in
+                           ("content-encoding", "content-length", "transfer-encoding")]
+                box["resp"] = _Body(resp.status_code, headers=headers, content=b"".join(chunks),
+                                    request=request)
+            except BaseException as e:     # handed to the caller, which raises it
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"pausectl-http-{self.name}", daemon=True).start()
+        if not done.wait(self.timeout):
+            box["abandoned"] = True
+            raise httpx.ReadTimeout(f"no complete response within {self.timeout:g}s")
+        if "error" in box:
+            raise box["error"]
+        return box["resp"]
 
     def _is_auth_failure(self, resp: httpx.Response) -> bool:
         if resp.status_code == 401:
@@ -790,7 +898,11 @@ class AirflowApiBackend:
         rows = data.get(key) if isinstance(data, dict) else None
         if not isinstance(rows, list):
             raise self._error(f"{self.name}: GET {self._api_url(path)} returned no {key!r} list")
-        return [r for r in rows if isinstance(r, dict)]
+        for i, r in enumerate(rows):
+            if not isinstance(r, dict):     # dropping it would make a DAG look missing
+                raise self._error(f"{self.name}: GET {self._api_url(path)} returned "
+                                  f"{key}[{i}] as {type(r).__name__}, not an object")
+        return rows
 
     # ---------------------------------------------------------------- list_dags
 
