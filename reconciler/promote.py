@@ -615,9 +615,11 @@ def promote(state_dir, source: str, target: str | None, dags: list[str] | None =
     src = load_env(cfg, source, now=at)
     dst = load_env(cfg, target, now=at)
     tgt_ec = cfg.environments[target]
-    tgt_file = (state_abs / tgt_ec.file).resolve()
-    if state_abs.resolve() not in tgt_file.parents:
-        raise PausectlError(f"{target}'s file {tgt_ec.file!r} is outside the state repo")
+    # the file the promotion rewrites: confined like every path (load_env checked it too);
+    # written and committed at its real path, never through a symlink
+    from .paths import confine
+    tgt_file = confine(tgt_ec.file, state_abs, doc=cfg.doc, at=("environments", target),
+                       what=f"state file of environment {target!r}")
     prefix = f"{rel}/" if rel else ""
     target_path = prefix + tgt_file.relative_to(state_abs.resolve()).as_posix()
     # promotion reads committed state: the files involved must match HEAD
@@ -696,7 +698,9 @@ def promote(state_dir, source: str, target: str | None, dags: list[str] | None =
     res.warnings += warns
     res.new_text = new_text
     res.failures += soak_gate(cfg, src, todo, at, commit_times)
-    plan, fails = target_gate(state_abs, target, tgt_ec.file, new_text, at, todo)
+    plan, fails = target_gate(state_abs, target,
+                              tgt_file.relative_to(state_abs.resolve()).as_posix(), new_text,
+                              at, todo)
     res.target_plan = plan
     res.failures += fails
     res.message = commit_message(res, head.hexsha)
@@ -760,6 +764,9 @@ def commit_on_branch(repo, head, path: str, text: str, branch: str, message: str
             out = git(repo, "ls-tree", head.hexsha, "--", path).split()
             if out:
                 mode = out[0]
+        if mode not in ("100644", "100755"):   # a symlink or submodule at that path in git
+            raise PausectlError(f"{path} is not a regular file in git (mode {mode}); "
+                                "promotion rewrites regular files only")
         git(repo, "update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}", env=env)
         tree = git(repo, "write-tree", env=env).strip()
         sha = git(repo, "commit-tree", tree, "-p", head.hexsha, "-F", "-", input=message).strip()

@@ -21,7 +21,7 @@ import pytest
 
 from hostile_cli import (OUTSIDE_MARKER, assert_clean, assert_one_location, base_repo, run,
                          tree_hash)
-from helpers import COMMON_YAML, PAUSECTL_YAML, PROD_YAML
+from helpers import BASE_FILES, COMMON_YAML, PAUSECTL_YAML, PROD_YAML, dag, snapshot_json
 
 PROD, COMMON, CONFIG = "state/prod.yaml", "state/common.yaml", "state/pausectl.yaml"
 SNAP_LINE = "    backend: {type: snapshot, path: snapshots/prod.json}\n"
@@ -389,3 +389,61 @@ def test_snapshot_option_not_a_file(kind, tmp_path):
     r = run(["plan", "prod", "--snapshot", target], tmp_path, timeout=10)
     assert_clean(r, "plan --snapshot")
     assert f"{target}: " in r.err and ("directory" in r.err or "regular file" in r.err), r.err
+
+
+# ---- promote: the target file is rewritten at its real path, never through a symlink -------
+
+PROMO_CFG = """\
+environments:
+  dev:
+    backend: {type: snapshot, path: snapshots/dev.json}
+    promote_to: prod
+  prod:
+    backend: {type: snapshot, path: snapshots/prod.json}
+promotion: {soak_hours: 0, max_failed_runs: 0}
+"""
+PROMO_DEV = """\
+environment: dev
+dags:
+  etl_orders: {paused: true, reason: "schema migration", owner: data-eng, promote: true}
+"""
+PROMO_PROD = "environment: prod\ndags: {}\n"
+
+
+@pytest.mark.parametrize("link", ["absolute", "relative", "none"])
+def test_promote_never_writes_through_a_symlink(link, tmp_path):
+    """prod.yaml an absolute symlink to a file inside the repo: the target gate's scratch copy
+    keeps symlinks, and writing through it would have rewritten the working tree's file."""
+    files = {"pausectl.yaml": PROMO_CFG, "dev.yaml": PROMO_DEV, "prod.yaml": PROMO_PROD,
+             "staging.yaml": None, "snapshots/staging.json": None, "common.yaml": None,
+             "snapshots/dev.json": snapshot_json([dag("etl_orders", True)], "dev"),
+             "snapshots/prod.json": BASE_FILES["snapshots/prod.json"]}
+    if link != "none":
+        files["prod.yaml"] = None
+        files["envs/prod.yaml"] = PROMO_PROD
+    base_repo(tmp_path, files)
+    if link == "absolute":
+        os.symlink(tmp_path / "state" / "envs" / "prod.yaml", tmp_path / "state" / "prod.yaml")
+    elif link == "relative":
+        os.symlink("envs/prod.yaml", tmp_path / "state" / "prod.yaml")
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", "state")
+    _git(tmp_path, "commit", "-q", "-m", "state")
+    before = tree_hash(tmp_path)
+    r = run(["promote", "--from", "dev", "--dry-run"], tmp_path)
+    assert tree_hash(tmp_path) == before, "the dry run changed the working tree"
+    if link == "absolute":
+        # absolute links break in every other clone; in the gate's scratch copy this one
+        # points out of the copy: refused, and nothing is written through it
+        assert_clean(r, "promote --dry-run", code=1)
+        assert "BLOCKED: target gate" in r.out and "symlink to outside" in r.out, r.out
+        return
+    assert_clean(r, "promote --dry-run", code=0)
+    assert "new" in r.out and "etl_orders" in r.out, r.out
+    r = run(["promote", "--from", "dev", "--branch", "promo"], tmp_path)
+    assert_clean(r, "promote", code=0)
+    assert tree_hash(tmp_path) == before, "promotion changed the working tree"
+    real = "state/prod.yaml" if link == "none" else "state/envs/prod.yaml"
+    assert "etl_orders" in _git(tmp_path, "show", f"promo:{real}")
+    if link == "relative":    # the link itself is untouched: the commit went to its target
+        assert _git(tmp_path, "ls-tree", "promo", "state/prod.yaml").startswith("120000")
