@@ -40,13 +40,14 @@ def read_marker(backend, env: str) -> dict | None:
     raw = backend.get_variable(marker_key(env))
     if raw is None:
         return None
+    from .safejson import loads
     try:
-        data = json.loads(raw)
+        data = loads(raw, None, what="marker")     # bounded: depth, NaN, huge numbers
         if not isinstance(data, dict) or not isinstance(data.get("prior", {}), dict):
             raise ValueError("not an object with a prior map")
         for s in data.get("except") or []:
             Selector.from_spec(s)
-    except (ValueError, TypeError, AttributeError) as e:
+    except (ValueError, TypeError, AttributeError, PausectlError) as e:
         raise PausectlError(f"emergency marker {marker_key(env)} in {env} is corrupt ({e}); "
                             "inspect it, then fix or delete the Variable") from None
     return data

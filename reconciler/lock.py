@@ -134,10 +134,11 @@ class EnvLock:
         raw = self.backend.get_variable(self.key)
         if raw is None:
             return None
+        from .safejson import loads
         try:
-            data = json.loads(raw)
+            data = loads(raw, None, what="lock")      # bounded: depth, NaN, huge numbers
             return data if isinstance(data, dict) else {"holder": "unreadable lock"}
-        except ValueError:
+        except (ValueError, PausectlError):
             return {"holder": "unreadable lock"}
 
     def check(self, renew: bool = False) -> None:

@@ -424,3 +424,60 @@ def test_cli_batches_refused(spec, tmp_path):
     assert_clean(r, "apply --batches")
     assert "bad batch size" in r.err, r.err
     assert tree_hash(tmp_path) == before
+
+
+# ---- Variables (the snapshot backend keeps them in <snapshot>.vars.json) --------------------
+
+VARS = "snapshots/prod.json.vars.json"
+MARKER = "pausectl.emergency.prod"
+VARIABLES = {
+    "marker-not-json": ({MARKER: "{oops"}, "corrupt"),
+    "marker-deep": ({MARKER: "[" * 100_000}, "nested deeper"),
+    "marker-nan": ({MARKER: '{"prior": {}, "reason": NaN}'}, "NaN"),
+    "marker-huge-number": ({MARKER: '{"prior": {}, "n": ' + "9" * 5000 + "}"}, "too large"),
+    "marker-a-list": ({MARKER: "[1, 2]"}, "corrupt"),
+    "marker-prior-not-a-map": ({MARKER: '{"prior": [1]}'}, "corrupt"),
+}
+
+
+def _state_of(tmp_path) -> tuple:
+    """Every file's hash, the Variables file by its content: an apply takes and releases its
+    lock there (the snapshot backend's Airflow), which rewrites the file, not a Variable."""
+    files = tree_hash(tmp_path)
+    files.pop("state/" + VARS, None)
+    return files, json.loads((tmp_path / "state" / VARS).read_text())
+
+
+@pytest.mark.parametrize("name", list(VARIABLES))
+def test_hostile_variable(name, tmp_path):
+    values, msg = VARIABLES[name]
+    base_repo(tmp_path, {VARS: json.dumps(values)})
+    before = _state_of(tmp_path)
+    for argv in (PLAN, ["apply", "prod", "--yes"]):
+        r = run(argv, tmp_path, timeout=10)
+        assert_clean(r, argv)
+        assert f"emergency marker {MARKER}" in r.err and msg in r.err, r.err
+    assert _state_of(tmp_path) == before
+
+
+@pytest.mark.parametrize("text,msg", [("[1]", "must map names to strings"),
+                                      ('{"a": 1}', "must map names to strings"),
+                                      ("[" * 5000, "nested deeper"),
+                                      ('{"a": "x", "a2": NaN}', "NaN")],
+                         ids=["a-list", "non-string-value", "deep", "nan"])
+def test_hostile_variables_file(text, msg, tmp_path):
+    base_repo(tmp_path, {VARS: text})
+    before = tree_hash(tmp_path)
+    r = run(PLAN, tmp_path)
+    assert_clean(r, PLAN)
+    assert_one_location(r, PLAN, "state/" + VARS, 1, msg)
+    assert tree_hash(tmp_path) == before
+
+
+def test_deep_lock_variable_is_an_unreadable_lock(tmp_path):
+    base_repo(tmp_path, {VARS: json.dumps({"pausectl.lock.prod": "[" * 100_000})})
+    before = _state_of(tmp_path)
+    r = run(["apply", "prod", "--yes"], tmp_path)
+    assert_clean(r, "apply")
+    assert "locked by unreadable lock" in r.err, r.err
+    assert _state_of(tmp_path) == before
