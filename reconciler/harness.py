@@ -28,8 +28,10 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import http.cookiejar
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -994,6 +996,37 @@ class AirflowServer:
         if status != 200:
             raise HarnessError(f"PATCH /dags/{dag_id} -> {status}: {body[:300]!r}")
         return json.loads(body)
+
+    def ui_toggle(self, dag_id: str, paused: bool) -> None:
+        """The pause toggle of the UI. AF3's UI sends PATCH /api/v2/dags/{id} (= api_patch).
+        AF2's posts the form endpoint `/paused?dag_id=..&is_paused=<state BEFORE the toggle>`
+        in a logged-in session with its CSRF token, and Airflow logs it as event `paused`
+        (owner = the user), the name the scheduler's auto-pause uses too."""
+        if self.major == 3:
+            self.api_patch(dag_id, paused)
+            return
+        jar = http.cookiejar.CookieJar()
+        web = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+        def csrf(page: str, pattern: str) -> str:
+            m = re.search(pattern, page)
+            if not m:
+                raise HarnessError(f"AF2 UI: no CSRF token in {page[:200]!r}")
+            return m.group(1)
+
+        form = web.open(f"{self.url}/login/", timeout=60).read().decode()
+        token = csrf(form, r'name="csrf_token"[^>]*value="([^"]+)"')
+        web.open(f"{self.url}/login/", urllib.parse.urlencode(
+            {"username": self.username, "password": self.password, "csrf_token": token}
+        ).encode(), timeout=60).read()
+        home = web.open(f"{self.url}/home", timeout=60).read().decode()
+        meta = csrf(home, r"var csrfToken = '([^']+)'")      # main.html, as the UI's JS sends it
+        query = urllib.parse.urlencode({"dag_id": dag_id, "is_paused": str(not paused).lower()})
+        req = urllib.request.Request(f"{self.url}/paused?{query}", data=b"", method="POST",
+                                     headers={"X-CSRFToken": meta, "Referer": f"{self.url}/home"})
+        with web.open(req, timeout=60) as resp:
+            if resp.status != 200:
+                raise HarnessError(f"AF2 UI POST /paused -> {resp.status}")
 
     def bulk_patch(self, pattern: str, paused: bool) -> dict:
         """One bulk PATCH /dags?dag_id_pattern=PATTERN (v1 needs update_mask). Like any API

@@ -197,3 +197,67 @@ def test_cli_and_reset(airflow_server):
         "SELECT is_paused FROM dag WHERE dag_id = 'report_000'") == [(0,)]
     airflow_server.reset()
     assert airflow_server.query("SELECT COUNT(*) FROM dag WHERE NOT is_paused") == [(0,)]
+
+
+# ------------------------------------------------------------------ the version matrix
+
+def test_matrix_versions_defaults_and_server_version():
+    assert harness.MATRIX == ("2.9.3", "2.10.5", "2.11.2", "3.0.6", "3.1.8", "3.2.1", "3.2.2",
+                              "3.3.2")
+    assert harness.resolve_version(3) == "3.3.2" and harness.resolve_version(2) == "2.11.2"
+    assert harness.resolve_version("3.1.8") == "3.1.8"
+    for bad in ("3.4.0", "2.8.4", 4, "latest"):
+        with pytest.raises(ValueError):
+            harness.resolve_version(bad)
+    assert set(harness.EXTRA_PINS) == set(harness.MATRIX)
+    for version in harness.MATRIX:
+        s = harness.AirflowServer(version=version)
+        assert (s.version, s.major) == (version, int(version[0]))
+        assert s.api_version == ("v2" if s.major == 3 else "v1")
+    assert harness.AirflowServer().version == "3.3.2"             # the old default holds
+    assert harness.AirflowServer(major=2).version == "2.11.2"
+    assert harness.AirflowServer(major=3, version="3.0.6").version == "3.0.6"
+    with pytest.raises(ValueError, match="not major version 2"):
+        harness.AirflowServer(major=2, version="3.1.8")
+
+
+def test_matrix_dags_hold_more_than_three_pages_and_auto_pause_dags():
+    dags = harness.matrix_dags()
+    ids = [d.dag_id for d in dags]
+    assert len(ids) == len(set(ids)) >= 350
+    auto = [d for d in dags if d.max_consecutive_failed_dag_runs]
+    assert [d.dag_id for d in auto] == ["etl_autopause_a", "etl_autopause_b"]
+    assert all(d.fail and d.max_consecutive_failed_dag_runs == 3 for d in auto)
+    assert auto[0].to_json()["max_consecutive_failed_dag_runs"] == 3
+
+
+def _fake_venv(root, version: str, prints: str):
+    bin_dir = root / ".airflow" / f"venv-{version}" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "airflow").write_text(f"#!/bin/sh\necho {prints}\n")
+    (bin_dir / "airflow").chmod(0o755)
+    return bin_dir.parent
+
+
+def test_ensure_venv_adopts_a_venv_without_marker(tmp_path, monkeypatch):
+    """A venv someone else installed (a probe script, by hand) whose `airflow version` is
+    right is kept and marked, not deleted and installed again."""
+    monkeypatch.setitem(harness.EXTRA_PINS, "2.10.5", ())
+    venv = _fake_venv(tmp_path, "2.10.5", "2.10.5")
+    assert harness.ensure_venv("2.10.5", tmp_path) == venv.resolve()
+    assert (venv / harness.MARKER).read_text().split() == ["apache-airflow==2.10.5"]
+    assert (venv / "bin" / "airflow").exists()                    # adopted, not replaced
+    assert harness.ensure_venv("2.10.5", tmp_path) == venv.resolve()  # marked: reused
+
+
+def test_harness_cli_rejects_a_version_of_the_other_major(tmp_path):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "reconciler.harness", "up", "--major", "2",
+                          "--version", "3.1.8", "--root", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "Airflow 3.1.8 is not major version 2" in out.stderr.splitlines()[-1]
+    out = subprocess.run([sys.executable, "-m", "reconciler.harness", "up", "--version", "9.9.9"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "invalid choice" in out.stderr

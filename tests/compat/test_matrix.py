@@ -12,6 +12,7 @@ leaves Airflow's auto-pause in the event log (then a human unpause after it).
 
 from __future__ import annotations
 
+import concurrent.futures
 import getpass
 import json
 import re
@@ -22,8 +23,8 @@ import pytest
 from reconciler import harness
 
 from matrix_support import (ENV, REPO, TIMINGS, Cli, assert_states, cli_env, db_now,
-                            db_states, healthy, lock_vars, pause_events, run_sub, set_states,
-                            timed, write_state)
+                            db_states, events_since, healthy, lock_vars, pause_events, run_sub,
+                            set_states, timed, write_state)
 
 ROLLOUT = '{batches: [1, "50%", "100%"], canary: {tags: [canary]}, gate: {wait_seconds: 0}}'
 # everything runs except the critical-tagged DAGs: > 300 unpauses plus ~50 pauses
@@ -181,37 +182,64 @@ def test_two_applies_at_once_one_wins(matrix_server, tmp_path):
 
 # ----------------------------------------------------------------------------- kill / resume
 
+KILL = """\
+environment: live
+defaults: {unmanaged: ignore}
+groups:
+  - {name: reports, match: {dag_id: "report_*"}, paused: false, reason: "reports run",
+     owner: analytics}
+  - {name: critical-held, match: {dag_id: "critical_*"}, paused: true, reason: "held",
+     owner: ops}
+"""
+
+
+def kill_start(server) -> tuple[dict[str, bool], dict[str, bool]]:
+    """(prior, want) for KILL: > 100 reports to unpause, the running critical_* to pause."""
+    prior, _ = big_start(server)
+    ok = set(healthy(server))
+    want = dict(prior)
+    for d in ok:
+        if d.startswith("report_"):
+            want[d] = False
+        elif d.startswith("critical_"):
+            want[d] = True
+    assert len(flips(prior, want)) > 150
+    return prior, want
+
+
 def test_sigkill_mid_apply_then_resume_and_then_rollback(matrix_server, tmp_path, monkeypatch,
                                                         capsys):
     server = matrix_server
-    prior, want = big_start(server)
-    root = write_state(tmp_path, server, BIG, ROLLOUT)
+    prior, want = kill_start(server)
+    root = write_state(tmp_path, server, KILL, ROLLOUT)
     jdir = tmp_path / "journal"
     cli = Cli(monkeypatch, capsys, root, jdir)
     with timed(server, "kill_resume"):
-        p = run_sub(["apply", ENV, "--yes"], root, jdir, PAUSECTL_TEST_KILLPOINT="batch_set:2")
+        p = run_sub(["apply", ENV, "--yes", "--no-gates"], root, jdir,
+                    PAUSECTL_TEST_KILLPOINT="batch_set:2")
         assert p.returncode == -9, f"not killed: {p.stdout} {p.stderr}"
         mid = db_states(server)
         done = {d for d in mid if mid[d] != prior[d]}
         assert 1 < len(done) < len(flips(prior, want)), "killed before/after the 2nd batch?"
         assert all(mid[d] == want[d] for d in done)         # nothing outside the plan
-        code, out, err = cli("apply", ENV, "--resume", "--yes")
+        code, out, err = cli("apply", ENV, "--resume", "--yes", "--no-gates")
     assert code == 0, (out, err)
     assert "taking over the lock" in err, err          # the dead apply's lock was reclaimed
     assert_states(server, want, "after kill at batch_set:2 and --resume")
     assert lock_vars(server) == []
 
-    # killed in the middle of setting DAGs (150 set), then rolled back: exactly as before
-    prior, want = big_start(server)
+    # killed in the middle of setting DAGs (80 set), then rolled back: exactly as before
+    prior, want = kill_start(server)
     jdir2 = tmp_path / "journal2"
     cli = Cli(monkeypatch, capsys, root, jdir2)
     with timed(server, "kill_rollback"):
-        p = run_sub(["apply", ENV, "--yes"], root, jdir2, PAUSECTL_TEST_KILLPOINT="dag_set:150")
+        p = run_sub(["apply", ENV, "--yes", "--no-gates"], root, jdir2,
+                    PAUSECTL_TEST_KILLPOINT="dag_set:80")
         assert p.returncode == -9, f"not killed: {p.stdout} {p.stderr}"
         assert db_states(server) != prior
         code, out, err = cli("rollback", ENV, "--yes")
     assert code == 0, (out, err)
-    assert_states(server, prior, "after kill at dag_set:150 and rollback")
+    assert_states(server, prior, "after kill at dag_set:80 and rollback")
     assert lock_vars(server) == []
 
 
@@ -232,7 +260,9 @@ def test_export_change_restore_exactly(matrix_server, tmp_path, monkeypatch, cap
     assert code == 0, (out, err)
     listed = {d["dag_id"]: d["is_paused"] for d in json.loads(export.read_text())["dags"]}
     assert set(listed) >= set(ids) and all(listed[d] == saved[d] for d in listed)
-    set_states(server, {d: not saved[d] for d in ids})      # every healthy DAG flipped
+    flipped = ids[::3]                                      # > one page of 100
+    assert len(flipped) > 100
+    set_states(server, {d: not saved[d] for d in flipped})
     with timed(server, "restore"):
         code, out, err = cli("restore", ENV, str(export), "--yes", "--no-gates")
     assert code == 0, (out, err)
@@ -268,15 +298,22 @@ def test_drift_is_attributed_to_each_actor_and_auto_pause_is_kept(matrix_server,
     in_git = db_states(server)
     bulk = [f"report_{i:03d}" for i in range(30, 40)]           # dag_id_pattern report_03
     regex = ["ml_001", "ml_002", "ml_003"]
+    since = db_now(server)
     try:
-        with timed(server, "drift_actors"):
-            server.api_patch("report_001", True)                     # UI/API user
-            server.cli_pause("report_002")                           # airflow dags pause
-            server.cli_pause("^ml_00[1-3]$", regex=True)             # ... as a regex
+        with timed(server, "drift_actors"), \
+                concurrent.futures.ThreadPoolExecutor(3) as pool:  # each CLI start costs 5-10 s
+            acts = [pool.submit(server.cli_pause, "report_002"),             # airflow dags pause
+                    pool.submit(server.cli_pause, "^ml_00[1-3]$", regex=True),   # ... a regex
+                    pool.submit(server.auto_pause, AUTO, failed_runs=3)]  # the scheduler's write
+            server.api_patch("report_001", True)                     # REST API user
+            server.ui_toggle("report_004", True)       # the UI (AF2: its /paused form post)
             server.bulk_patch("report_03", True)                     # one bulk PATCH
-            auto = server.auto_pause(AUTO, failed_runs=3)            # the scheduler's write
+            auto = acts[2].result()
+            for a in acts:
+                a.result()
         assert auto["paused"] is True and len(auto["runs"]) == 3
-        changed = {"report_001", "report_002", *regex, *bulk, AUTO}
+        _check_airflow_wrote_what_its_scheduler_and_cli_write(server, since, auto["runs"])
+        changed = {"report_001", "report_002", "report_004", *regex, *bulk, AUTO}
         now = db_states(server)
         assert {d for d in now if now[d] != in_git[d]} == changed    # the actors did that
         _check_drift(server, cli, bulk, regex, auto["runs"])
@@ -290,6 +327,19 @@ def test_drift_is_attributed_to_each_actor_and_auto_pause_is_kept(matrix_server,
         server.api_patch(AUTO, False)      # a human acts: Airflow's pause is over
     code, out, err = cli("plan", ENV, "--format", "json", "--detailed-exitcode")
     assert code == 0, (out, err)           # ... and then nothing differs from git
+
+
+def _check_airflow_wrote_what_its_scheduler_and_cli_write(server, since, runs):
+    """The harness's reproductions, checked in the event log of this version: the scheduler's
+    auto-pause row (2.9+: event paused, owner scheduler, a Python-repr extra), the failed runs
+    it counted, and the CLI's regex pause (the regex itself in the dag_id column)."""
+    rows = server.query("SELECT owner, owner_display_name, extra FROM log WHERE event = 'paused' "
+                        "AND dag_id = ? AND dttm >= ?", (AUTO, since))
+    assert rows == [("scheduler", "Scheduler", f"[('dag_id', '{AUTO}'), ('is_paused', True)]")]
+    states = server.query("SELECT run_id, state FROM dag_run WHERE dag_id = ?", (AUTO,))
+    assert sorted(states) == sorted((r, "failed") for r in runs)
+    cli_rows = {(e, d) for e, d, _, _ in events_since(server, since) if e.startswith("cli_")}
+    assert cli_rows == {("cli_dag_pause", "report_002"), ("cli_dag_pause", "^ml_00[1-3]$")}
 
 
 def _check_drift(server, cli, bulk, regex, runs):
@@ -309,6 +359,7 @@ def _check_drift(server, cli, bulk, regex, runs):
                             f"{x['detail']!r}, want {how!r} by {by!r} detail ~{detail!r}")
 
     want("report_001", "UI/API", server.username)
+    want("report_004", "UI/API", server.username)
     want("report_002", "CLI", getpass.getuser())
     for d in regex:
         want(d, "CLI", getpass.getuser(), "^ml_00[1-3]$")
@@ -327,7 +378,7 @@ def _check_drift(server, cli, bulk, regex, runs):
                   sorted(runs))
         if got != expect:
             problems.append(f"{AUTO}: {got}, want {expect}")
-    extra = set(drifted) - {"report_001", "report_002", *regex, *bulk}
+    extra = set(drifted) - {"report_001", "report_002", "report_004", *regex, *bulk}
     if extra:
         problems.append(f"also drifted: {sorted(extra)}")
     assert not problems, f"Airflow {server.version}: " + "; ".join(problems)
