@@ -42,7 +42,7 @@ def _inside(path: str, root: str) -> bool:
 
 def confine(name, root=None, *, base=None, doc=None, at=(), option: str | None = None,
             what: str = "file", expect: str = "file", write: bool = False,
-            force: bool = False) -> Path:
+            force: bool = False, policy_only: bool = False) -> Path:
     """The resolved (realpath) Path for `name`, or a PausectlError located where it was named.
 
     root:   the directory `name` must stay inside (None: a command-line path, no root);
@@ -51,7 +51,9 @@ def confine(name, root=None, *, base=None, doc=None, at=(), option: str | None =
             of the file that is itself at fault (a symlinked pausectl.yaml), or
     option: the command-line option that named it (errors read `--out: ...`);
     what:   how to call it in messages ("include", "snapshot path", ...);
-    expect: "file" or "dir" (reads); write: an output path (output rules, see module doc).
+    expect: "file" or "dir" (reads); write: an output path (output rules, see module doc);
+    policy_only: (outputs) only the security rules; whether the file can be written is left
+            to the writer (a metrics file that cannot be written is a warning, not an error).
     """
     def fail(message: str) -> PausectlError:
         label = f"{what} {shown!r}"
@@ -89,15 +91,17 @@ def confine(name, root=None, *, base=None, doc=None, at=(), option: str | None =
         real = os.path.realpath(joined, strict=True)
     except FileNotFoundError:
         real = None
-    except OSError as e:  # ELOOP, ENAMETOOLONG, EACCES on a component...
-        raise fail(f"cannot be resolved ({e.strerror or 'symlink loop'})") from None
+    except OSError as e:  # ELOOP, ENAMETOOLONG, ENOTDIR, EACCES on a component...
+        if not (write and policy_only):
+            raise fail(f"cannot be resolved ({e.strerror or 'symlink loop'})") from None
+        real = None
     if root is not None:
         check = real if real is not None else os.path.realpath(joined)
         if not _inside(check, real_root):
             raise fail("is a symlink to outside the state repo")
     if write:
         return _check_output(Path(real or os.path.realpath(joined)), real is not None, fail,
-                             force, expect)
+                             force, expect, policy_only)
     if real is None:
         raise fail("not found")
     if expect == "dir":
@@ -111,10 +115,13 @@ def confine(name, root=None, *, base=None, doc=None, at=(), option: str | None =
     return Path(real)
 
 
-def _check_output(real: Path, exists: bool, fail, force: bool, expect: str) -> Path:
+def _check_output(real: Path, exists: bool, fail, force: bool, expect: str,
+                  policy_only: bool) -> Path:
     if ".git" in real.parts:
         raise fail("is inside a .git directory (never written)")
-    if exists and expect == "dir":
+    if policy_only:
+        pass
+    elif exists and expect == "dir":
         if not real.is_dir():
             raise fail("is not a directory")
     elif exists and real.is_dir():
@@ -124,7 +131,7 @@ def _check_output(real: Path, exists: bool, fail, force: bool, expect: str) -> P
     parent = real.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir():
+    if not parent.is_dir() and not policy_only:
         raise fail(f"cannot be created: {parent} is not a directory")
     if force:
         return real
@@ -132,7 +139,7 @@ def _check_output(real: Path, exists: bool, fail, force: bool, expect: str) -> P
     for root in sorted(STATE_ROOTS):
         if _inside(text, root):
             raise fail("is inside the state repo (pass --force to write there)")
-    if exists and expect == "file" and _tracked(real):
+    if exists and expect == "file" and real.is_file() and _tracked(real):
         raise fail("is a file tracked by git (pass --force to overwrite it)")
     return real
 

@@ -569,11 +569,11 @@ def test_promote_conflict_shows_both_sides(promo):
 def test_promote_gates_soak_and_target_guards(promo):
     # soak: the source must have run the change long enough
     promo.commit("long soak", {"pausectl.yaml": PROMO_CFG.replace("soak_hours: 0",
-                                                                  "soak_hours: 8000")})
+                                                                  "soak_hours: 100000")})
     p = promo.cli("promote", "--from", "dev", "--dags", "feature_store_sync")
     assert p.returncode == 1
     assert "soak gate, dag entry feature_store_sync: ran" in p.stdout
-    assert "less than promotion.soak_hours 8000" in p.stdout
+    assert "less than promotion.soak_hours 100000" in p.stdout
     # the source has not applied it yet (live still paused in dev)
     promo.commit("soak 0", {"pausectl.yaml": PROMO_CFG, "snapshots/dev.json": snapshot_json(
         [dict(d, is_paused=True) for d in PROMO_DAGS], "dev")})

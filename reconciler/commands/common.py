@@ -42,7 +42,10 @@ def output_path(path: str | None, option: str, force: bool, state_dir) -> str | 
     root = Path(state_dir or "state")
     if root.is_dir():
         register_state_root(root)
-    return str(confine(path, None, option=option, what="file", write=True, force=force))
+    # a metrics file that cannot be written is a warning (metrics.write_metrics); only the
+    # security rules are errors for it
+    return str(confine(path, None, option=option, what="file", write=True, force=force,
+                       policy_only=option == "--metrics-file"))
 
 
 def at_option(f):
