@@ -130,7 +130,7 @@ def _load_state(files: dict) -> None:
         load_env(cfg, "prod")
 
 
-@FUZZ
+@settings(FUZZ, max_examples=200 * SCALE)
 @given(state_docs())
 def test_state_schema_structured(doc):
     text = yaml.safe_dump(doc, allow_unicode=True, width=10**6)
@@ -175,7 +175,7 @@ JSON_TOKENS = ["NaN", "Infinity", "-Infinity", "1e999", "9" * 40, "[" * 50, "]" 
 SNAPSHOT = BASE_FILES["snapshots/prod.json"]
 
 
-@FUZZ
+@settings(FUZZ, max_examples=200 * SCALE)
 @given(st.one_of(snapshots(), mutated(SNAPSHOT, JSON_TOKENS)))
 def test_snapshot_parser(raw):
     from reconciler.backends.snapshot import parse_snapshot
