@@ -172,6 +172,22 @@ def _loads(content: bytes | str, scrub: bool = True) -> Any:
     return scrub_tree(data) if scrub else data
 
 
+_DAG_FIELDS = (("dag_id", (str,), "a string"), ("is_paused", (bool, type(None)), "a boolean"),
+               ("is_stale", (bool, type(None)), "a boolean"),
+               ("is_active", (bool, type(None)), "a boolean"),
+               ("has_import_errors", (bool, type(None)), "a boolean"),
+               ("tags", (list, type(None)), "a list"), ("owners", (list, str, type(None)), "a list"))
+
+
+def _dag_field_error(row: dict) -> str | None:
+    """`field as TYPE, not EXPECTED` for the first DAG field of the wrong JSON type."""
+    for name, types, expected in _DAG_FIELDS:
+        value = row.get(name)
+        if not isinstance(value, types) or (name == "dag_id" and not value):
+            return f"{name} as {type(value).__name__}, not {expected}"
+    return None
+
+
 class _Body(httpx.Response):
     """A response whose body was read under the byte cap; .json() is the bounded parser."""
 
@@ -902,6 +918,10 @@ class AirflowApiBackend:
             if not isinstance(r, dict):     # dropping it would make a DAG look missing
                 raise self._error(f"{self.name}: GET {self._api_url(path)} returned "
                                   f"{key}[{i}] as {type(r).__name__}, not an object")
+            bad = _dag_field_error(r) if key == "dags" else None
+            if bad:                         # "false" read as truthy would be a paused DAG
+                raise self._error(f"{self.name}: GET {self._api_url(path)} returned "
+                                  f"{key}[{i}].{bad}")
         return rows
 
     # ---------------------------------------------------------------- list_dags

@@ -50,6 +50,7 @@ def expect_failure(tmp_path, srv: HostileAirflow, args=("plan", "prod"), fragmen
     assert fragment in lines[0], lines[0]
     assert_no_secret(r.text)
     assert srv.mutations() == [], srv.mutations()
+    assert srv.errors == [], srv.errors
     assert tree_hash(root) == before
     assert_no_secret_in_files(tmp_path)
     assert r.seconds < max_seconds, f"took {r.seconds:.1f}s"
@@ -93,6 +94,18 @@ BODIES = {
     "dags-of-numbers": (lambda h, b: json_reply(h, 200, {"dags": [1, 2], "total_entries": 2}),
                         "not an object"),
     "top-level-list": (lambda h, b: json_reply(h, 200, [dag_row("a")]), "no 'dags' list"),
+    "is-paused-string-false": (lambda h, b: json_reply(h, 200, {"dags": [
+        dag_row("a", is_paused="false")], "total_entries": 1}), "is_paused as str, not a boolean"),
+    "is-paused-number": (lambda h, b: json_reply(h, 200, {"dags": [
+        dag_row("a", is_paused=0)], "total_entries": 1}), "is_paused as int"),
+    "dag-id-number": (lambda h, b: json_reply(h, 200, {"dags": [
+        {**dag_row("a"), "dag_id": 7}], "total_entries": 1}), "dag_id as int, not a string"),
+    "dag-id-missing": (lambda h, b: json_reply(h, 200, {"dags": [{"is_paused": True}],
+                                                        "total_entries": 1}), "dag_id"),
+    "is-stale-string": (lambda h, b: json_reply(h, 200, {"dags": [
+        dag_row("a", is_stale="no")], "total_entries": 1}), "is_stale as str"),
+    "tags-a-string": (lambda h, b: json_reply(h, 200, {"dags": [
+        dag_row("a", tags="etl")], "total_entries": 1}), "tags as str, not a list"),
     "invalid-utf8-in-string": (lambda h, b: reply(h, 200, b'{"dags": [{"dag_id": "\xc3("}]}'),
                                "not valid UTF-8"),
     "html-404": (lambda h, b: reply(h, 404, "<html><h1>Not Found</h1></html>", "text/html"),
