@@ -152,6 +152,8 @@ class FakeAirflow:
                 rows = [d for d in rows if d["is_paused"] == want]
         pattern = q.get("dag_id_pattern")
         prefix = q.get("dag_id_prefix_pattern") if self.caps.prefix_pattern else None
+        if pattern is None and for_patch and self.api == "v2":
+            pattern = "None"      # QueryDagIdPatternSearchWithNone: absent -> ILIKE '%None%'
         if pattern is not None:
             if pattern == "~":
                 pattern = "%"
@@ -163,8 +165,6 @@ class FakeAirflow:
             prefix = "" if prefix == "~" else prefix
             terms = [t.strip() for t in prefix.split("|") if t.strip()] or [prefix]
             rows = [d for d in rows if any(_in_range(t, d["dag_id"]) for t in terms)]
-        if pattern is None and prefix is None and for_patch and self.api == "v2":
-            rows = []                     # AF3: no pattern matches nothing
         return rows
 
     def _page(self, q, rows):
@@ -942,7 +942,10 @@ def test_prefix_pattern_takes_underscore_literally():
         res = b.set_paused(["a_b", "c_d"], False)
     assert sorted(res.changed) == ["a_b", "c_d"] and fake.states()["axb"] is True
     (bulk,) = fake.bulk_patches()
-    assert "dag_id_pattern" not in bulk.url.params and fake.single_patches() == []
+    assert bulk.url.params["dag_id_prefix_pattern"] == "a_b|c_d"
+    # with the prefix alone Airflow's bulk PATCH matches nothing (its absent dag_id_pattern
+    # filters ILIKE '%None%'): `~` keeps that filter neutral
+    assert bulk.url.params["dag_id_pattern"] == "~" and fake.single_patches() == []
 
 
 def test_bulk_not_used_when_the_only_term_matches_an_extra_dag():

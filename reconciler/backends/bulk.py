@@ -128,9 +128,17 @@ class BulkRun:
         self.requests = 0
 
     # ---- server access
+    def _pattern_params(self, pattern: str) -> dict:
+        if self.kind == "prefix":
+            # 3.2.2/3.3.2: the bulk PATCH's dag_id_pattern, absent, filters ILIKE '%None%'
+            # (QueryDagIdPatternSearchWithNone): with the prefix alone it matches nothing
+            # (measured); `~` (all) keeps it neutral. The GET gets the same filters.
+            return {self.param: pattern, "dag_id_pattern": "~"}
+        return {self.param: pattern}
+
     def listing(self, pattern: str) -> dict[str, bool]:
-        rows = self.b._get_all("/dags", {self.param: pattern, **self.b._dag_params(),
-                                         "order_by": "dag_id"}, "dags")
+        rows = self.b._get_all("/dags", {**self._pattern_params(pattern),
+                                         **self.b._dag_params(), "order_by": "dag_id"}, "dags")
         return {r["dag_id"]: bool(r.get("is_paused")) for r in rows
                 if isinstance(r.get("dag_id"), str)}
 
@@ -146,7 +154,7 @@ class BulkRun:
     def patch(self, pattern: str, expected: int) -> tuple[set[str], bool]:
         """Send the PATCH(es) for one pattern. Returns (DAGs the responses prove were
         updated, whether that set is complete)."""
-        params: dict = {self.param: pattern, "update_mask": "is_paused",
+        params: dict = {**self._pattern_params(pattern), "update_mask": "is_paused",
                         "limit": self.b.page_size}
         if self.caps.api == "v2":
             params.update(exclude_stale="false", paused="false" if self.paused else "true")

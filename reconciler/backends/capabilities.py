@@ -17,6 +17,10 @@ function of each) and measured on real servers (tests/test_capabilities_live.py)
   dropped) from 3.2.2, on GET and bulk PATCH /dags.
 * 3.0.x logs `is_paused: false` in the event log's `extra` for every PATCH (apache/airflow
   #55074, fixed by #55091 in 3.1.0): there the value is not trusted.
+* From 3.1.0 GET /eventLogs returns only rows whose dag_id is empty or a DAG the user may read
+  (`PermittedEventLogFilter`): a CLI `--treat-dag-id-as-regex` row (the regex in dag_id) is
+  invisible through the REST API there; 3.0.x and Airflow 2 return it (and the dagmodel
+  backend reads the table itself).
 
 A version this module does not know is given the behaviour of the nearest measured version
 below it (a pre-release counts as below its release); an unreadable version gets the most
@@ -27,7 +31,7 @@ listing (bulk.py).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 #: the versions whose source was read and which the test matrix runs
 MEASURED = ("2.9.3", "2.10.5", "2.11.2", "3.0.6", "3.1.8", "3.2.1", "3.2.2", "3.3.2")
@@ -68,6 +72,7 @@ class Capabilities:
     event_is_paused_trusted: bool  # extra's is_paused in patch_dag(s) events is the value set
     event_prefixed: bool         # AF2 names REST events api.* / ui.*
     event_dag_id_pattern: bool   # GET /eventLogs takes dag_id_pattern
+    event_regex_rows: bool       # GET /eventLogs shows rows whose dag_id is no DAG (CLI regex)
     included_events_csv: bool    # GET /eventLogs included_events: "a,b" (v1) or repeated (v2)
     auth: tuple[str, ...]        # what password auth can use: jwt (/auth/token), session, basic
     auto_pause: bool             # the scheduler pauses after max_consecutive_failed_dag_runs
@@ -107,7 +112,7 @@ def capabilities_for(version: str | None, api: str) -> Capabilities:
             version=version, api="v1", bulk_scope="page", bulk_ordered=True,
             bulk_paused_filter=False, pattern_or=False, prefix_pattern=False,
             event_is_paused_trusted=True, event_prefixed=True, event_dag_id_pattern=False,
-            included_events_csv=True, auth=("session", "basic"),
+            event_regex_rows=True, included_events_csv=True, auth=("session", "basic"),
             auto_pause=_at_least(v, 2, 9, 0) or not known,
             supported=known and (2, 9, 0, 1) <= v < (3, 0, 0, 0),
             measured=version in MEASURED)
@@ -122,12 +127,15 @@ def capabilities_for(version: str | None, api: str) -> Capabilities:
         event_is_paused_trusted=_at_least(v, 3, 1, 0),
         event_prefixed=False,
         event_dag_id_pattern=_at_least(v, 3, 1, 0),
+        event_regex_rows=not _at_least(v, 3, 1, 0),
         included_events_csv=False, auth=("jwt",), auto_pause=True,
         supported=known and (3, 0, 0, 1) <= v < (3, 4, 0, 0),
         measured=version in MEASURED)
 
 
 def for_orm(version: str | None) -> Capabilities:
-    """The event-log facts for the dagmodel backend, which reads the same `log` rows."""
+    """The event-log facts for the dagmodel backend, which reads the same `log` rows (all of
+    them: no REST permission filter hides the CLI regex rows)."""
     v = parse_version(version)
-    return capabilities_for(version, "v2" if v is None or v[0] >= 3 else "v1")
+    caps = capabilities_for(version, "v2" if v is None or v[0] >= 3 else "v1")
+    return replace(caps, event_regex_rows=True)

@@ -25,6 +25,7 @@ Every row is written before the endpoint runs, so 404s and no-op requests are lo
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
@@ -43,6 +44,7 @@ V1_EVENTS = ("api.patch_dag", "ui.patch_dag", "api.patch_dags", "ui.patch_dags",
 ALL_EVENTS = tuple(dict.fromkeys(V2_EVENTS + V1_EVENTS))
 AUTO_PAUSE_DETAIL = "auto-paused by Airflow"
 _REGEX_FLAGS = ("--treat-dag-id-as-regex", "--treat-dag-as-regex")
+_MAX_REPR = 20_000
 
 
 def event_names(caps: Capabilities) -> tuple[str, ...]:
@@ -63,11 +65,14 @@ def parse_extra(raw: Any) -> tuple[dict, bool]:
     try:
         data = json.loads(raw)
         return (data if isinstance(data, dict) else {}), False
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
+    text = raw.strip()
+    if len(text) > _MAX_REPR or text[:1] not in "[({":     # the scheduler's is ~100 chars
+        return {}, False
     try:
-        data = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        data = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return {}, False
     if isinstance(data, dict):
         return data, True
@@ -88,10 +93,10 @@ def _as_bool(value: Any) -> bool | None:
 def _argv(cmd: Any) -> list[str] | None:
     if isinstance(cmd, (list, tuple)):
         return [str(a) for a in cmd]
-    if isinstance(cmd, str) and cmd.startswith("["):
+    if isinstance(cmd, str) and cmd.startswith("[") and len(cmd) <= _MAX_REPR:
         try:
             argv = ast.literal_eval(cmd)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return None
         if isinstance(argv, (list, tuple)):
             return [str(a) for a in argv]
@@ -214,6 +219,11 @@ def prefix_matches(pattern: str, dag_id: str, *, or_terms: bool = True) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)
+def _regex(text: str) -> re.Pattern:
+    return re.compile(text)
+
+
 def concerns(ev: AuditEvent, dag_id: str, caps: Capabilities) -> bool:
     """Whether an event (a bulk pattern or a CLI regex when dag_id is None) may have changed
     this DAG. Attribution by the pattern only: a bulk request's tags/owners/paused filters
@@ -223,9 +233,11 @@ def concerns(ev: AuditEvent, dag_id: str, caps: Capabilities) -> bool:
     if ev.pattern is None:
         return False
     if ev.pattern_kind == "regex":
+        if len(ev.pattern) > 1000:       # untrusted text: no monster regex on every id
+            return False
         try:
-            return re.search(ev.pattern, dag_id) is not None
-        except (re.error, RecursionError):
+            return _regex(ev.pattern).search(dag_id) is not None
+        except (re.error, RecursionError, OverflowError):
             return False
     if ev.pattern_kind == "prefix":
         return prefix_matches(ev.pattern, dag_id)
