@@ -30,12 +30,19 @@ def journal_dir() -> Path:
 
 
 def _checked_dir() -> Path:
-    """The journal directory under the output rules (paths.confine): never in .git or inside
-    the state repo, never a file."""
-    from .paths import confine
+    """The journal directory under the output rules (paths.confine): never in .git, never a
+    file, not among the state files: inside the state repo only as a hidden directory (the
+    default `.pausectl/journal` when the state repo is the working directory). Journal files
+    have fresh names, so they never overwrite anything."""
+    from .paths import STATE_ROOTS, confine
     d = journal_dir()
+    real = os.path.realpath(d)
+    hidden = any(real.startswith(r.rstrip(os.sep) + os.sep)
+                 and any(p.startswith(".") for p in Path(os.path.relpath(real, r)).parts)
+                 for r in STATE_ROOTS)
     return confine(str(d), None, option=JOURNAL_DIR_ENV if os.environ.get(JOURNAL_DIR_ENV)
-                   else None, what="journal directory", write=True, expect="dir")
+                   else None, what="journal directory", write=True, expect="dir",
+                   force=hidden)
 
 
 def check_journal_dir() -> None:

@@ -342,7 +342,17 @@ def test_out_outside_the_repo_is_written(tmp_path):
     assert json.loads(target.read_text())["environment"] == "prod"
 
 
+def test_default_journal_dir_in_a_state_repo_at_the_top(tmp_path):
+    """`--state .` from inside the state repo: the default hidden .pausectl/journal works."""
+    base_repo(tmp_path)
+    r = run(["apply", "prod", "--yes", "--state", "."], tmp_path / "state",
+            env={"PAUSECTL_JOURNAL_DIR": ""})
+    assert_clean(r, "apply", code=0)
+    assert list((tmp_path / "state" / ".pausectl" / "journal").glob("prod-*.json"))
+
+
 @pytest.mark.parametrize("where,msg", [("state/journal", "inside the state repo"),
+                                       ("state/.git/journal", ".git directory"),
                                        ("afile", "is not a directory"),
                                        (".git/journal", ".git directory")])
 def test_journal_dir_rules(where, msg, tmp_path):
