@@ -9,7 +9,9 @@ reasons, owners, tickets, live DAG ids, tags, owners and event-log users all car
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +43,7 @@ PAYLOADS = {
     "rich-markup": "[red]x[/] [link=https://evil.example]y[/link]",
 }
 COMBINED = " | ".join(PAYLOADS.values())
+REPO = Path(__file__).resolve().parents[2]
 
 
 def state_files(payload: str) -> dict[str, str]:
@@ -308,3 +311,56 @@ def test_codeowners_good_lines(tmp_path):
     rules = [ln for ln in r.out.splitlines() if not ln.startswith("#")]
     assert rules and all(len(ln.split()) == 2 and ln.split()[1] == "@org/data-eng"
                          for ln in rules), r.out
+
+
+# ---- the terminal itself: rich on a pty, and the guard's line logic -------------------------
+
+def test_rich_table_on_a_terminal(tmp_path):
+    """On a tty, plan renders a rich table (rich's own colour codes pass the guard); the data in
+    it carries no escape sequence, no BEL, no markup of its own."""
+    import os
+    import pty
+    import sys
+    make_repo(tmp_path, COMBINED)
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "PAUSECTL_DEBUG"}
+    env.update(PYTHONPATH=str(REPO), COLUMNS="250", TERM="xterm-256color")
+    p = subprocess.Popen([sys.executable, "-m", "reconciler", "plan", "prod"], cwd=tmp_path,
+                         stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert p.wait(timeout=60) == 0
+    out = b"".join(chunks).decode("utf-8", "replace")
+    assert "pausectl plan: prod" in out and "billing_daily" in out
+    # rich's SGR colour codes only: no OSC/DCS, no cursor movement, no BEL from the data
+    leftover = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert "\x1b" not in leftover and "\x07" not in leftover, repr(leftover[:500])
+    assert "[red]x[/]" in leftover             # rich markup in data is shown, not applied
+
+
+def test_guard_defuses_a_command_split_across_writes():
+    """Unit check of the guard: `  ` then `::error::x` in a second write is still one line
+    starting with `::` after whitespace, so it is defused; emit_command is the bypass."""
+    import io
+    from reconciler.sanitize import GuardedStream, emit_command, gh_command
+    raw = io.StringIO()
+    g = GuardedStream(raw)
+    g.write("ok\n  ")
+    g.flush()
+    g.write("::error::x\n##[group]y\n")
+    emit_command(g, gh_command("error", "m\n::add-mask::z", file="a,b:c", line=3))
+    g.write("\x1b]0;t\x07done\n")
+    g.flush()
+    lines = raw.getvalue().splitlines()
+    assert lines[1] == "  :\\:error::x" and lines[2] == "#\\u0023[group]y"
+    assert lines[3] == "::error file=a%2Cb%3Ac,line=3::m\\n:\\:add-mask:\\:z"
+    assert lines[4] == "\\x1bdone"
