@@ -5,6 +5,7 @@ copied from Airflow's source (docs/airflow-versions.md names the functions)."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -206,3 +207,18 @@ def test_chunks_respect_the_pattern_length_and_or_support():
     assert all(len("%7C".join(c)) <= 40 for c in chunks) and sum(map(len, chunks)) == 50
     assert bulk.chunk_terms(terms, 40, or_terms=False) == [[t] for t in terms]
     assert bulk.chunk_terms(["x" * 50, "y"], 40, or_terms=True) == [["y"]]
+
+
+def test_attribution_index_agrees_with_the_plain_emulation():
+    rng = random.Random(5)
+    alphabet = "ab_x1E"
+    caps = capabilities_for("3.3.2", "v2")
+    for _ in range(200):
+        ids = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6)))
+                      for _ in range(30)})
+        term = "".join(rng.choice(alphabet + "%") for _ in range(rng.randint(1, 4)))
+        for kind, field in (("ilike", "dag_id_pattern"), ("prefix", "dag_id_prefix_pattern")):
+            e = ev("patch_dags", None, "u", json.dumps({field: term}))
+            got = {x.dag_id for x in attribute([e], ids, caps)}
+            match = ilike_matches if kind == "ilike" else prefix_matches
+            assert got == {d for d in ids if match(term, d)}, (kind, term)

@@ -25,13 +25,14 @@ Every row is written before the endpoint runs, so 404s and no-op requests are lo
 from __future__ import annotations
 
 import ast
+import bisect
 import functools
 import json
 import os
 import re
 import shlex
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .base import AuditEvent
 from .capabilities import Capabilities
@@ -224,24 +225,70 @@ def _regex(text: str) -> re.Pattern:
     return re.compile(text)
 
 
+class _Ids:
+    """The requested DAG ids, indexed so that one pattern finds its matches without a regex
+    run per id (attribution: up to audit_limit events x thousands of DAGs)."""
+
+    def __init__(self, ids: list[str]):
+        self.ids = sorted(ids)
+        self.blob = "\n".join(d.lower() for d in self.ids)
+        self.starts = [0]
+        for d in self.ids[:-1]:
+            self.starts.append(self.starts[-1] + len(d) + 1)
+
+    def ilike(self, term: str) -> set[str]:
+        rx = _ilike_line_rx(term)
+        out: set[str] = set()
+        pos = 0
+        while True:
+            m = rx.search(self.blob, pos)
+            if m is None:
+                return out
+            i = bisect.bisect_right(self.starts, m.start()) - 1
+            out.add(self.ids[i])
+            pos = self.starts[i + 1] if i + 1 < len(self.starts) else len(self.blob) + 1
+
+    def prefix(self, term: str) -> set[str]:
+        lower, upper = ("", None) if term == "~" else _prefix_bounds(term)
+        i = bisect.bisect_left(self.ids, lower)
+        j = len(self.ids) if upper is None else bisect.bisect_left(self.ids, upper)
+        return set(self.ids[i:j])
+
+
+@functools.lru_cache(maxsize=1024)
+def _ilike_line_rx(term: str) -> re.Pattern:
+    return re.compile("".join("[^\n]" if c == "_" else "[^\n]*" if c == "%" else re.escape(c)
+                              for c in term.lower()))
+
+
+def _matches(ev: AuditEvent, ids: _Ids, caps: Capabilities) -> set[str]:
+    """The ids a bulk-pattern or CLI-regex event may have changed."""
+    pattern = ev.pattern or ""
+    if ev.pattern_kind == "regex":
+        if len(pattern) > 1000:          # untrusted text: no monster regex on every id
+            return set()
+        try:
+            rx = _regex(pattern)
+            return {d for d in ids.ids if rx.search(d)}
+        except (re.error, RecursionError, OverflowError):
+            return set()
+    terms = [pattern]
+    if "|" in pattern and (ev.pattern_kind == "prefix" or caps.pattern_or):
+        terms = [t.strip() for t in pattern.split("|") if t.strip()] or [pattern]
+    if ev.pattern_kind == "prefix":
+        return set().union(*(ids.prefix(t) for t in terms))
+    if pattern in ("~", "%"):
+        return set(ids.ids)
+    return set().union(*(ids.ilike(t) for t in terms))
+
+
 def concerns(ev: AuditEvent, dag_id: str, caps: Capabilities) -> bool:
     """Whether an event (a bulk pattern or a CLI regex when dag_id is None) may have changed
     this DAG. Attribution by the pattern only: a bulk request's tags/owners/paused filters
     narrow it further, so this can over-attribute, never miss."""
     if ev.dag_id is not None:
         return ev.dag_id == dag_id
-    if ev.pattern is None:
-        return False
-    if ev.pattern_kind == "regex":
-        if len(ev.pattern) > 1000:       # untrusted text: no monster regex on every id
-            return False
-        try:
-            return _regex(ev.pattern).search(dag_id) is not None
-        except (re.error, RecursionError, OverflowError):
-            return False
-    if ev.pattern_kind == "prefix":
-        return prefix_matches(ev.pattern, dag_id)
-    return ilike_matches(ev.pattern, dag_id, or_terms=caps.pattern_or)
+    return ev.pattern is not None and dag_id in _matches(ev, _Ids([dag_id]), caps)
 
 
 def attribute(events: Iterable[AuditEvent], dag_ids: Iterable[str] | None,
@@ -250,14 +297,16 @@ def attribute(events: Iterable[AuditEvent], dag_ids: Iterable[str] | None,
     regex event that matches it, copied with dag_id set to that DAG (the pattern stays in
     `pattern`). dag_ids None: every event unchanged."""
     out: list[AuditEvent] = []
-    wanted = None if dag_ids is None else sorted(set(dag_ids))
+    wanted = None if dag_ids is None else set(dag_ids)
+    index = None
     for ev in events:
         if wanted is None:
             out.append(ev)
         elif ev.dag_id is not None:
             if ev.dag_id in wanted:
                 out.append(ev)
-        else:
-            out.extend(ev.for_dag(d) for d in wanted if concerns(ev, d, caps))
+        elif ev.pattern is not None:
+            index = index or _Ids(list(wanted))
+            out.extend(ev.for_dag(d) for d in sorted(_matches(ev, index, caps)))
     out.sort(key=lambda e: e.when, reverse=True)
     return out
