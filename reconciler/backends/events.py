@@ -240,13 +240,16 @@ class _Ids:
         rx = _ilike_line_rx(term)
         out: set[str] = set()
         pos = 0
-        while True:
+        while self.ids:
             m = rx.search(self.blob, pos)
             if m is None:
-                return out
+                break
             i = bisect.bisect_right(self.starts, m.start()) - 1
             out.add(self.ids[i])
-            pos = self.starts[i + 1] if i + 1 < len(self.starts) else len(self.blob) + 1
+            if i + 1 >= len(self.starts):
+                break                # (search clamps a pos past the end: stop here)
+            pos = self.starts[i + 1]
+        return out
 
     def prefix(self, term: str) -> set[str]:
         lower, upper = ("", None) if term == "~" else _prefix_bounds(term)
