@@ -11,7 +11,13 @@ Faults, chosen at random for `rate` of the requests (127.0.0.1 only, keep-alive 
 - `timeout`: held without an answer for `hold` seconds (the client times out), then closed;
 - `timeout_after`: forwarded, then held like `timeout`.
 `weights` makes some faults likelier; `stats` counts requests and each fault; `enabled`
-turns faults off and on.
+turns faults off and on; `eligible(method, path)` (path with its query) limits faults to the
+requests it accepts (e.g. only writes); `forced(method, path)` may name the fault for one
+request (or "" for none), before any random choice, for a scripted sequence.
+Hooks, for tests that act between requests: `before_forward(method, path, body)` runs just
+before a request is forwarded (e.g. to make a concurrent change the client cannot see),
+`after_forward(method, path, status)` just after the server answered it (e.g. to check the
+server's state after every write), both in the proxy's handler thread.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 from urllib.parse import urlsplit
 
 FAULTS = ("5xx", "5xx_after", "reset", "reset_after", "timeout", "timeout_after")
@@ -32,13 +39,19 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy
 
 class FaultProxy:
     def __init__(self, upstream: str, rate: float = 0.2, seed: int = 0, hold: float = 1.0,
-                 faults: tuple[str, ...] = FAULTS, weights: tuple[float, ...] | None = None):
+                 faults: tuple[str, ...] = FAULTS, weights: tuple[float, ...] | None = None,
+                 eligible: Callable[[str, str], bool] | None = None):
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname or "127.0.0.1"
         self.upstream_port = parts.port or 80
         self.rate, self.hold, self.faults = rate, hold, faults
         self.weights = weights or (1.0,) * len(faults)
         self.enabled = True
+        self.eligible = eligible
+        self.forced: Callable[[str, str], str | None] | None = None
+        self.before_forward: Callable[[str, str, bytes | None], None] | None = None
+        self.after_forward: Callable[[str, str, int], None] | None = None
+        self.hook_errors: list[str] = []     # a hook that raised: the test should fail
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.stats = {"requests": 0, **{f: 0 for f in faults}}
@@ -88,11 +101,20 @@ class FaultProxy:
 
     # ------------------------------------------------------------------ one request
 
-    def _pick(self, what: str = "") -> str | None:
+    def _pick(self, what: str = "", method: str = "", path: str = "") -> str | None:
         with self._lock:
             self.stats["requests"] += 1
             self.paths[what] = self.paths.get(what, 0) + 1
-            if not self.enabled or self._rng.random() >= self.rate:
+            if not self.enabled:
+                return None
+            fault = self.forced(method, path) if self.forced else None
+            if fault is not None:
+                if fault:
+                    self.stats[fault] = self.stats.get(fault, 0) + 1
+                return fault or None
+            if self.eligible and not self.eligible(method, path):
+                return None
+            if self._rng.random() >= self.rate:
                 return None
             fault = self._rng.choices(self.faults, self.weights)[0]
             self.stats[fault] += 1
@@ -101,15 +123,17 @@ class FaultProxy:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else None
-        fault = self._pick(f"{h.command} {h.path.split('?')[0]}")
+        fault = self._pick(f"{h.command} {h.path.split('?')[0]}", h.command, h.path)
         if fault in ("reset", "timeout", "5xx"):
             self._fail(h, fault)
             return
+        self._hook(self.before_forward, h.command, h.path, body)
         try:
             status, headers, data = self._forward(h, body)
         except OSError:
             self._fail(h, "5xx")
             return
+        self._hook(self.after_forward, h.command, h.path, status)
         if fault is not None:           # the server did it; the client never learns
             self._fail(h, fault.replace("_after", "") if fault != "5xx_after" else "504")
             return
@@ -121,6 +145,15 @@ class FaultProxy:
         h.end_headers()
         if h.command != "HEAD":
             h.wfile.write(data)
+
+    def _hook(self, fn, *args) -> None:
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception as e:  # recorded, never a crash of the handler thread
+            with self._lock:
+                self.hook_errors.append(f"{type(e).__name__}: {e}")
 
     def _forward(self, h: BaseHTTPRequestHandler, body: bytes | None):
         conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
