@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from inside_airflow import last_json_line, run_pausectl, run_python
 from webhooks import Hooks
@@ -272,3 +273,48 @@ def test_without_airflow_installed_the_error_is_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip() == ("error: local: backend 'dagmodel' needs Airflow: run pausectl "
                                   "inside the Airflow installation (or use backend 'airflow-api')")
+
+
+EVENTS_SCRIPT = r"""
+import json
+from datetime import datetime, timezone
+from reconciler.backends.dagmodel import DagModelBackend
+b = DagModelBackend("local", {"type": "dagmodel"})
+since = datetime.fromisoformat(SINCE)
+ids = ["etl_autopause_b", "report_003", "report_004", "report_005", "ml_003"]
+print(json.dumps([[e.dag_id, e.event, e.user, e.is_paused, e.via, e.detail, e.pattern,
+                   e.pattern_kind] for e in b.audit_events(ids, since=since)]))
+"""
+
+
+@pytest.mark.parametrize("matrix_server", ["3.3.2", "2.11.2"], indirect=True)
+def test_dagmodel_attributes_airflow_cli_regex_and_bulk_events(matrix_server):
+    """The same normalisation as the REST backends (events.py), from the log table itself:
+    which also holds the CLI regex rows that AF3 3.1+'s GET /eventLogs hides."""
+    from datetime import datetime, timezone
+    server = matrix_server
+    server.reset()
+    since = datetime.now(timezone.utc).isoformat()
+    import sqlite3
+    with sqlite3.connect(server.db_path, timeout=30) as db:
+        db.execute("UPDATE dag SET is_paused = 0 WHERE dag_id IN ('etl_autopause_b', "
+                   "'report_003', 'report_004', 'ml_003')")
+    try:
+        assert server.auto_pause("etl_autopause_b", failed_runs=3)["paused"] is True
+        server.cli_pause("^report_00[34]$", True, regex=True)
+        server.bulk_patch("ml_003", True)
+        out = run_python(server, f"SINCE = {since!r}\n" + EVENTS_SCRIPT)
+        assert out.returncode == 0, out.stderr[-3000:]
+        events = last_json_line(out.stdout)
+    finally:
+        server.reset()
+    first: dict = {}
+    for e in events:
+        first.setdefault(e[0], e)
+    assert first["etl_autopause_b"][1:6] == ["paused", "scheduler", True, "airflow",
+                                             "auto-paused by Airflow"]
+    for d in ("report_003", "report_004"):
+        assert (first[d][1], first[d][3], first[d][4]) == ("cli_dag_pause", True, "cli")
+        assert first[d][6:] == ["^report_00[34]$", "regex"]
+    assert "report_005" not in first
+    assert first["ml_003"][4] == "bulk" and first["ml_003"][6] == "ml_003"
