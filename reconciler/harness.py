@@ -951,9 +951,13 @@ class AirflowServer:
                 bad.append(f"{spec.dag_id} has no import error")
         return bad
 
-    def reset(self, paused: bool | None = None, variables: bool = True) -> None:
+    def reset(self, paused: bool | None = None, variables: bool = True,
+              events: bool = False) -> None:
         """Put the pause state back to each DAG's creation default (or `paused` for all) and
-        delete every Airflow Variable: for tests sharing one session-wide server."""
+        delete every Airflow Variable: for tests sharing one session-wide server. `events`:
+        also empty the event log (each plan reads up to its newest 1,000 pause events, which
+        on AF2 costs a request per 100; a long shared session would otherwise pay for every
+        earlier test's events)."""
         with contextlib.closing(sqlite3.connect(self.db_path, timeout=30)) as db:
             with db:
                 if paused is None:
@@ -965,6 +969,8 @@ class AirflowServer:
                     db.execute("UPDATE dag SET is_paused = ?", (int(paused),))
                 if variables:
                     db.execute("DELETE FROM variable")
+                if events:
+                    db.execute("DELETE FROM log")
 
     # ---- what other actors do (for drift attribution tests)
     def auto_pause(self, dag_id: str, failed_runs: int = 3) -> dict:

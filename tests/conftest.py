@@ -45,8 +45,11 @@ def _begin(key: int | str) -> tuple[harness.AirflowServer, concurrent.futures.Fu
             # AF2's login form allows 5 POSTs per 40 s per client address; every pausectl run
             # logs in once, and past the limit falls back to HTTP basic (a password hash per
             # request: ~140 ms CPU): off for the matrix, which runs pausectl many times a minute
-            server = harness.AirflowServer(version=key[1:], dags=harness.matrix_dags(),
-                                           root=ROOT,
+            # AF2: two gunicorn workers, as pausectl sends up to 8 requests at once and one
+            # sync worker serves them one by one
+            version = key[1:]
+            server = harness.AirflowServer(version=version, dags=harness.matrix_dags(),
+                                           root=ROOT, workers=2 if version[0] == "2" else 1,
                                            extra_env={"AIRFLOW__FAB__AUTH_RATE_LIMITED": "False"})
         _starts[key] = (server, _pool.submit(server.start))
     return _starts[key]
