@@ -1058,19 +1058,25 @@ def test_bulk_chunks_long_target_sets():
     assert sum(len(pattern_of(r).split("|")) for r in bulk) >= 250
 
 
-@pytest.mark.parametrize("version", ["3.1.8", "3.2.1"])
-def test_one_page_versions_repeat_the_patch_until_every_match_is_flipped(version):
-    # 3.0-3.2.1 update only `limit` matches per bulk PATCH (apache/airflow PR #63665)
-    fake = FakeAirflow("v2", n=350, version=version)
-    fake.add("keep_me", paused=False)
-    targets = [f"dag_{i:04d}" for i in range(350)]
+def test_a_bulk_patch_that_claims_success_but_changes_nothing_is_caught_by_the_listing():
+    # a server lying in its answer (Airflow 3.2.2/3.3.2 really did with a prefix pattern
+    # alone: total_entries 0, nothing changed; here it claims every match): the listing after
+    # the PATCH decides, every target gets its single PATCH, nothing else is touched
+    fake = FakeAirflow("v2", n=40, version="3.3.2")
+    fake.add("zz_keep", paused=True)
+
+    def liar(request):
+        if request.method == "PATCH" and request.url.path.endswith("/dags"):
+            return _json(200, {"dags": [], "total_entries": 40})
+        return None
+    fake.faults.append(liar)
+    targets = [d for d in sorted(fake.dags) if d != "zz_keep"]
     with make(fake, bulk_min=2) as b:
         b.list_dags()
         res = b.set_paused(targets, False)
-        assert b.bulk_requests == 4                  # 350 / 100 per page
     assert sorted(res.changed) == targets and not res.errors
-    assert fake.single_patches() == [] and fake.states()["keep_me"] is False
-    assert all(fake.states()[d] is False for d in targets)
+    assert sorted(fake.single_patches()) == targets and len(fake.bulk_patches()) == 1
+    assert fake.states()["zz_keep"] is True
 
 
 def test_bulk_error_falls_back_to_singles():
