@@ -73,6 +73,19 @@ def prestart() -> None:
             _early.setdefault(major, _pool.submit(_prepare, major))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _drop_unused_servers():
+    """A server prestart() prepared that no selected test used: its home goes too."""
+    yield
+    while _early:
+        _, future = _early.popitem()
+        if not future.cancel():
+            try:
+                future.result().stop()
+            except Exception:
+                pass
+
+
 @pytest.fixture(scope="module", params=[3, 2], ids=["af3", "af2"])
 def big(request):
     if _skip_all():

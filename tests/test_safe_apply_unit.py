@@ -402,3 +402,39 @@ def test_an_emergency_declared_during_an_apply_stops_it_before_the_next_batch():
     assert all(b.paused()[f"d{i}"] for i in range(4))     # the emergency paused batch 1 too
     with pytest.raises(PausectlError, match="emergency pause is active"):
         resume(ctx, b, Journal.latest("prod"), quiet())
+
+
+def test_restore_offline_names_the_export_and_refuses_during_an_emergency(tmp_path):
+    """restore on the snapshot backend: the no-op names the export file; an active emergency
+    (its marker Variable) refuses it with nothing changed; bad files are one located line."""
+    env = {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal")}
+    root = make_state(tmp_path, {"staging.yaml": None})
+    snap = root / "snapshots" / "prod.json"
+    p = run_cli(["export", "prod", "--out", "saved.json"], cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    p = run_cli(["restore", "prod", "saved.json"], cwd=tmp_path, env=env)
+    assert p.returncode == 0 and p.stdout == (
+        "Nothing to restore: live prod already matches the export saved.json (3 DAG(s) in "
+        "their saved state).\n"), p.stdout + p.stderr
+    moved = snap.read_text().replace('"is_paused": false', '"is_paused": true', 1)
+    snap.write_text(moved)
+    marker = {"reason": "db down", "owner": "oncall", "started": "2026-01-01T00:00:00Z",
+              "prior": {}, "except": []}
+    vars_file = root / "snapshots" / "prod.json.vars.json"
+    vars_file.write_text(json.dumps({"pausectl.emergency.prod": json.dumps(marker)}))
+    p = run_cli(["restore", "prod", "saved.json", "--yes"], cwd=tmp_path, env=env)
+    assert p.returncode == 1 and p.stderr.strip() == (
+        "error: an emergency pause is active in prod since 2026-01-01T00:00:00Z; `pausectl "
+        "emergency recover prod` first, then restore"), p.stderr
+    assert snap.read_text() == moved and not (tmp_path / "journal").exists()
+    vars_file.unlink()
+    p = run_cli(["restore", "prod", "saved.json", "--yes", "--wait-seconds", "0"],
+                cwd=tmp_path, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == ("Restore complete: 1 DAG(s) of prod put back to their "
+                                         "state in saved.json."), p.stdout
+    (tmp_path / "bad.json").write_text('{"dags": [\n  {"dag_id": "x", "is_paused": "yes"}]}\n')
+    for name, want in (("bad.json", "error: bad.json:2: dags[0].is_paused: expected a boolean"),
+                       ("gone.json", "error: gone.json: snapshot not found")):
+        p = run_cli(["restore", "prod", name, "--yes"], cwd=tmp_path, env=env)
+        assert p.returncode == 1 and p.stderr.strip() == want, p.stderr
