@@ -77,7 +77,8 @@ def restore_plan(env: str, file: Path, live: list[LiveDag], skip_missing: bool =
         elif cur.is_paused == want:
             plan.unchanged += 1
         elif cur.is_stale:
-            plan.skipped.append({"dag_id": dag_id, "why": "stale: its DAG file is gone; not flipped"})
+            plan.skipped.append({"dag_id": dag_id,
+                                 "why": "stale: its DAG file is gone; not flipped"})
         else:
             plan.changes.append(Change(dag_id=dag_id, action="pause" if want else "unpause",
                                        live_paused=cur.is_paused, desired_paused=want,

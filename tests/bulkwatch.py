@@ -31,7 +31,8 @@ def appear(server, template: str, new_id: str, paused: bool) -> None:
     with contextlib.closing(sqlite3.connect(server.db_path, timeout=30)) as db, db:
         cols = [r[1] for r in db.execute("PRAGMA table_info(dag)")]
         sel = ", ".join("?" if c in ("dag_id", "is_paused") else c for c in cols)
-        args = [new_id if c == "dag_id" else int(paused) for c in cols if c in ("dag_id", "is_paused")]
+        args = [new_id if c == "dag_id" else int(paused)
+                for c in cols if c in ("dag_id", "is_paused")]
         db.execute(f"INSERT INTO dag ({', '.join(cols)}) SELECT {sel} FROM dag WHERE dag_id = ?",
                    (*args, template))
 

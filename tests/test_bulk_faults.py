@@ -1,8 +1,9 @@
 """Faults on the bulk path, against real Airflow 3 (REST v2) and 2 (REST v1) with 400 DAGs.
 
-An apply flipping 320 DAGs and an emergency pause (with exceptions) of ~260, then its recover,
-run through tests/faultproxy.py: responses dropped after the server applied the change, 5xx,
-resets, timeouts; and, between pausectl's GET and its bulk PATCH, a concurrent change made in
+An apply flipping 320 DAGs and an emergency pause (with exceptions) of 272, then its recover,
+run through tests/faultproxy.py: the first bulk PATCHes scripted (the answer lost after the
+server acted: 504, reset, timeout; failures before it), then 20% random faults on writes and
+pattern GETs; and, between pausectl's GET and its bulk PATCH, a concurrent change made in
 Airflow's database (a DAG outside the plan flipped by "a human", a new DAG appearing). Checked:
 - after EVERY write the proxy forwarded, Airflow's DB shows no DAG outside the plan changed;
 - Airflow's own event log (GET /api/v{1,2}/eventLogs) names no DAG outside the plan: single
@@ -32,7 +33,8 @@ ENV = "live"
 N = 400            # make_dags: 120 etl, 120 report, 80 ml, 80 critical
 # twins extend a plan DAG's id (any bulk term covering the plan DAG also covers its twin) but
 # are outside every rule: the report twin runs (the unpause target), the etl twin is paused
-TWINS = [DagSpec("report_b00001_twin", tags=("twin",)), DagSpec("etl_b00000_twin", tags=("twin",))]
+TWINS = [DagSpec("report_b00001_twin", tags=("twin",)),
+         DagSpec("etl_b00000_twin", tags=("twin",))]
 STATE_YAML = (f"environment: {ENV}\ndefaults: {{unmanaged: ignore}}\ngroups:\n"
               "  - {name: stop-etl, match: {tags: [etl]}, paused: true, reason: 'warehouse "
               "move', owner: data-eng}\n"
@@ -196,7 +198,8 @@ def proxied(server, watch: Watch, seed: int) -> FaultProxy:
 def assert_end_state(got: dict, want: dict, inherent: set[str], said: str) -> None:
     """Exact, except that a race no request could exclude may be left changed if pausectl
     said so, naming the DAG (it cannot always know the new DAG's state before)."""
-    wrong = {d: (got.get(d), want.get(d)) for d in set(got) | set(want) if got.get(d) != want.get(d)}
+    wrong = {d: (got.get(d), want.get(d)) for d in set(got) | set(want)
+             if got.get(d) != want.get(d)}
     unreported = {d for d in wrong if d not in inherent or d not in said}
     assert not unreported, {d: wrong[d] for d in unreported}
 
