@@ -19,6 +19,8 @@ import time
 import urllib.parse
 from datetime import datetime, timezone
 
+import httpx
+
 from reconciler import emergency as em
 from reconciler.backends.capabilities import capabilities_for
 from reconciler.backends.events import ilike_matches, prefix_matches
@@ -207,6 +209,30 @@ def test_emergency_pause_300_with_exceptions_through_the_bulk_path(matrix_server
 
 # ---------------------------------------------------------------- 3. who paused it
 
+def af2_ui_toggle(server, dag_id: str, pause: bool) -> None:
+    """What the Airflow 2 UI's pause toggle sends: POST /paused?dag_id=&is_paused=<current>
+    with the login session and its CSRF token (www/views.py Airflow.paused)."""
+    import re
+    for attempt in range(2):
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            page = c.get("/login/")
+            if page.status_code == 429 and attempt == 0:   # AF2 rate-limits its login form
+                time.sleep(41)
+                continue
+            tok = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+            r = c.post("/login/", data={"username": server.username,
+                                        "password": server.password, "csrf_token": tok})
+            assert r.status_code in (302, 303), r.status_code
+            home = c.get("/home")
+            csrf = re.search(r'name="csrf_token"\s+content="([^"]+)"', home.text).group(1)
+            r = c.post("/paused", params={"dag_id": dag_id,
+                                          "is_paused": "false" if pause else "true"},
+                       headers={"X-CSRFToken": csrf, "Referer": f"{server.url}/home"})
+            assert (r.status_code, r.text) == (200, "OK")
+            return
+    raise AssertionError("AF2 login form stayed rate-limited")
+
+
 def test_events_attribute_airflow_cli_regex_and_bulk(matrix_server):
     server = matrix_server
     server.reset()
@@ -217,6 +243,8 @@ def test_events_attribute_airflow_cli_regex_and_bulk(matrix_server):
     assert out["paused"] is True
     server.cli_pause("^report_00[12]$", True, regex=True)
     server.bulk_patch("ml_001", True)
+    if server.major == 2:
+        af2_ui_toggle(server, "report_010", True)       # logs `paused`, owner = the user
     b, _ = backend(server)
     with b:
         events = b.audit_events(["etl_autopause_a", "report_001", "report_002", "report_010",
@@ -242,7 +270,12 @@ def test_events_attribute_airflow_cli_regex_and_bulk(matrix_server):
         assert "report_001" not in first and "report_002" not in first
         rows = server.query("SELECT dag_id FROM log WHERE event = 'cli_dag_pause'")
         assert ("^report_00[12]$",) in rows
-    assert "report_010" not in first                    # the regex does not match it
+    if server.major == 2:                       # the UI toggle: a user, not the scheduler
+        ui = first["report_010"]
+        assert (ui.via, ui.user, ui.is_paused, ui.event) == \
+            ("api", server.username, True, "patch_dag")
+    else:
+        assert "report_010" not in first                # the regex does not match it
     bulk = first["ml_001"]
     assert (bulk.via, bulk.user, bulk.pattern) == ("bulk", server.username, "ml_001")
     assert bulk.is_paused is (True if b.capabilities.event_is_paused_trusted else None)
