@@ -306,3 +306,32 @@ def test_explicit_api_still_reads_the_version_once(matrix_server):
     versions = [r.url.path for r in rec.requests if r.url.path.endswith("/version")]
     assert versions == [f"/api/{api_of(server)}/version"]
     assert b.capabilities.version == server.version
+
+
+@pytest.mark.airflow
+def test_all_admins_mode_logs_anonymous_and_is_told_apart():
+    """AF3 `[core] simple_auth_manager_all_admins`: every token is user "Anonymous", and so is
+    every event's owner (services/login.py _create_anonymous_admin_user)."""
+    import os
+    from reconciler.harness import AirflowServer, DagSpec
+    server = AirflowServer(version="3.3.2", dags=[DagSpec(f"solo_{c}") for c in "abc"],
+                           extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"})
+    try:
+        server.start()
+    except Exception as exc:
+        server.stop()
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"Airflow 3.3.2 (all-admins) could not start: {exc}", pytrace=False)
+        pytest.skip(f"Airflow 3.3.2 (all-admins) could not start: {str(exc).splitlines()[0]}")
+    try:
+        since = datetime.now(timezone.utc)
+        b, _ = backend(server, password="anything")        # all-admins: any credentials
+        with b:
+            res = b.set_paused(["solo_b"], False)
+            events = b.audit_events(["solo_b"], since=since)
+        assert res.changed == ["solo_b"]
+        (e,) = events
+        assert (e.user, e.via, e.is_paused) == ("Anonymous", "api", False)
+        assert "no user recorded (Airflow all-admins mode)" in e.describe()
+    finally:
+        server.stop()
