@@ -20,6 +20,7 @@ import urllib.parse
 from datetime import datetime, timezone
 
 import httpx
+import pytest
 
 from reconciler import emergency as em
 from reconciler.backends.capabilities import capabilities_for
