@@ -60,7 +60,10 @@ AIRFLOW_VERSIONS = {3: "3.3.2", 2: "2.11.2"}     # the default per major: Airflo
 EXTRA_PINS: dict[str, tuple[str, ...]] = {v: () for v in MATRIX}
 # 3.0.6 signs tokens with `iss: []` when [api_auth] jwt_issuer is unset; PyJWT >= 2.11 refuses
 # a non-string iss, so every POST /auth/token is a 500. 2.10.1 is the last PyJWT without it.
-EXTRA_PINS["3.0.6"] = ("pyjwt==2.10.1",)
+# And it resolves fastapi 0.165, which runs the exit of `yield` dependencies (the DB session's
+# commit) after the response is sent: a GET right after a PATCH can still read the old state
+# (measured on a bulk PATCH). 3.1 caps fastapi < 0.118 for that; pin what 3.1.8 resolves.
+EXTRA_PINS["3.0.6"] = ("pyjwt==2.10.1", "fastapi==0.117.1", "cadwyn==5.4.6")
 # 3.2.1 / 3.2.2 resolve fastapi 0.163 / 0.165 (with cadwyn 9): the execution API's routes then
 # fail to build (pydantic "needs a discriminator field" for TITerminalStatePayload), so the
 # dag-processor, scheduler and api-server die at start. 3.3.2 caps fastapi<0.137 for this; pin
