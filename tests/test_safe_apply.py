@@ -428,10 +428,26 @@ DRIFT_ROLLOUT = '{batches: ["100%"], gate: {wait_seconds: 0}}'
 
 
 def _fresh_history(server) -> None:
-    """Forget the event-log rows of DRIFT_IDS (the shared server holds other tests' writes):
-    this test's own actors are then the only ones."""
+    """Forget the event-log rows of DRIFT_IDS and every bulk PATCH (whose pattern may cover
+    them): the shared server holds other tests' writes; this test's actors are then the
+    only ones."""
     with contextlib.closing(sqlite3.connect(server.db_path, timeout=30)) as db, db:
         db.executemany("DELETE FROM log WHERE dag_id = ?", [(d,) for d in DRIFT_IDS])
+        db.execute("DELETE FROM log WHERE dag_id IS NULL AND event IN ('patch_dags', "
+                   "'api.patch_dags', 'ui.patch_dags')")
+
+
+def _ui_toggle(server, dag_id: str, paused: bool) -> None:
+    """The UI toggle; on AF2 it logs in through the login form, which Airflow rate-limits
+    (`[webserver] auth_rate_limit`, 5 per 40 s): on a 429, wait as told and try once more."""
+    import urllib.error
+    try:
+        server.ui_toggle(dag_id, paused)
+    except urllib.error.HTTPError as e:
+        if e.code != 429:
+            raise
+        time.sleep(min(45.0, float(e.headers.get("Retry-After") or 40)))
+        server.ui_toggle(dag_id, paused)
 
 
 def _git_unpauses_report_034(root: Path) -> None:
@@ -449,12 +465,11 @@ def test_drift_names_who_paused_what_then_apply_reverts_it(airflow_server, tmp_p
     server = airflow_server
     server.reset()
     _fresh_history(server)
+    set_states(server, dict.fromkeys(DRIFT_IDS[:4], False))     # as git wants them
     root = state_repo(tmp_path, server.url, DRIFT_YAML, DRIFT_ROLLOUT)
     cli = InProcess(monkeypatch, capsys, root, tmp_path / "journal")
     fast_settle(monkeypatch)
-    code, _, err = cli("apply", ENV, "--yes")
-    assert code == 0, err
-    server.ui_toggle("report_030", True)           # AF2: POST /paused (event `paused`)
+    _ui_toggle(server, "report_030", True)         # AF2: POST /paused (event `paused`)
     server.api_patch("report_031", True)           # PATCH /api/v{1,2}/dags/report_031
     server.cli_pause("report_032")                 # airflow dags pause report_032 -y
     _git_unpauses_report_034(root)
