@@ -134,6 +134,18 @@ def pytest_collection_finish(session):
             prestart()
 
 
+def pytest_runtest_teardown(item, nextitem):
+    """A matrix version's server stops once its last test is done (they run grouped by
+    _MatrixLast; not under xdist, where a worker's next test is not the run's)."""
+    v = _matrix_version(item)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if v is not None and (nextitem is None or _matrix_version(nextitem) != v):
+        started = _starts.get(f"m{v}")
+        if started is not None and started[1].done():
+            started[0].stop()
+
+
 def pytest_sessionfinish(session, exitstatus):
     for future in [f for _, f in _starts.values()]:
         future.cancel()                 # not started yet: never start it
