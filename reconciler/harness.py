@@ -55,20 +55,23 @@ MATRIX: tuple[str, ...] = ("2.9.3", "2.10.5", "2.11.2", "3.0.6", "3.1.8", "3.2.1
                            "3.3.2")
 AIRFLOW_VERSIONS = {3: "3.3.2", 2: "2.11.2"}     # the default per major: AirflowServer(major=N)
 # Extra pins per version, installed together with apache-airflow (GitHub's constraints files are
-# unreachable here, so only what an unconstrained install breaks is pinned, from PyPI; each
-# one measured on Python 3.11, see docs/compat.md).
+# unreachable here, so only what an unconstrained install breaks is pinned, from PyPI, each to
+# what a working neighbour version resolves; measured on Python 3.11, see docs/compat.md).
+# fastapi is pinned with the extra Airflow requires: a bare `fastapi==X` made pip backtrack
+# through ~80 fastapi releases for the `fastapi[extra]` requirement (measured).
 EXTRA_PINS: dict[str, tuple[str, ...]] = {v: () for v in MATRIX}
-# 3.0.6 signs tokens with `iss: []` when [api_auth] jwt_issuer is unset; PyJWT >= 2.11 refuses
-# a non-string iss, so every POST /auth/token is a 500. 2.10.1 is the last PyJWT without it.
-# And it resolves fastapi 0.165, which runs the exit of `yield` dependencies (the DB session's
-# commit) after the response is sent: a GET right after a PATCH can still read the old state
-# (measured on a bulk PATCH). 3.1 caps fastapi < 0.118 for that; pin what 3.1.8 resolves.
-EXTRA_PINS["3.0.6"] = ("pyjwt==2.10.1", "fastapi==0.117.1", "cadwyn==5.4.6")
-# 3.2.1 / 3.2.2 resolve fastapi 0.163 / 0.165 (with cadwyn 9): the execution API's routes then
-# fail to build (pydantic "needs a discriminator field" for TITerminalStatePayload), so the
-# dag-processor, scheduler and api-server die at start. 3.3.2 caps fastapi<0.137 for this; pin
-# what 3.3.2 resolves (cadwyn 9 needs fastapi >= 0.137.1).
-EXTRA_PINS["3.2.1"] = EXTRA_PINS["3.2.2"] = ("fastapi==0.136.3", "cadwyn==7.0.0")
+# 3.0.6: (1) it signs tokens with `iss: []` when [api_auth] jwt_issuer is unset, and PyJWT >= 2.11
+# refuses a non-string iss: every POST /auth/token is a 500 (2.10.1 is the last PyJWT without
+# the check). (2) It gets fastapi 0.165, which commits the DB session (the exit of a `yield`
+# dependency) after the response is sent: a GET right after a PATCH can read the old state
+# (measured: a bulk PATCH's changes not yet in the DB). 3.1 caps fastapi < 0.118; 3.1.8's set.
+EXTRA_PINS["3.0.6"] = ("pyjwt==2.10.1", "fastapi[standard]==0.117.1", "cadwyn==5.4.6")
+# 3.2.1 / 3.2.2 get fastapi 0.163 / 0.165 (and cadwyn 9): the execution API's routes fail to
+# build (pydantic "needs a discriminator field" for TITerminalStatePayload), so dag-processor,
+# scheduler and api-server die at start. 3.3.2 caps fastapi < 0.137; 3.3.2's set (cadwyn 9
+# needs fastapi >= 0.137.1).
+EXTRA_PINS["3.2.1"] = EXTRA_PINS["3.2.2"] = ("fastapi[standard-no-fastapi-cloud-cli]==0.136.3",
+                                              "cadwyn==7.0.0")
 MARKER = ".pausectl-installed"
 DAGS_PER_FILE = 250          # normal DAGs are generated in files of this many
 READY_TIMEOUT = float(os.environ.get("PAUSECTL_AIRFLOW_READY_TIMEOUT", "180"))
