@@ -226,7 +226,7 @@ def test_matrix_dags_hold_more_than_three_pages_and_auto_pause_dags():
     ids = [d.dag_id for d in dags]
     assert len(ids) == len(set(ids)) >= 350
     auto = [d for d in dags if d.max_consecutive_failed_dag_runs]
-    assert [d.dag_id for d in auto] == ["etl_autopause_a", "etl_autopause_b"]
+    assert [d.dag_id for d in auto] == ["etl_autopause_a", "etl_autopause_b", "etl_autopause_c"]
     assert all(d.fail and d.max_consecutive_failed_dag_runs == 3 for d in auto)
     assert auto[0].to_json()["max_consecutive_failed_dag_runs"] == 3
 
