@@ -12,18 +12,11 @@ import re
 import sqlite3
 import threading
 from urllib.parse import parse_qsl, urlsplit
+from helpers import db_states, set_states
 
 
 # ----------------------------------------------------------------------------- Airflow's DB
 
-def db_states(server) -> dict[str, bool]:
-    return {d: bool(p) for d, p in server.query("SELECT dag_id, is_paused FROM dag")}
-
-
-def set_states(server, states: dict[str, bool]) -> None:
-    with contextlib.closing(sqlite3.connect(server.db_path, timeout=30)) as db, db:
-        db.executemany("UPDATE dag SET is_paused = ? WHERE dag_id = ?",
-                       [(int(p), d) for d, p in states.items()])
 
 
 def appear(server, template: str, new_id: str, paused: bool) -> None:

@@ -7,10 +7,12 @@ stable, or update the tests that name lines.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +183,32 @@ LOCATED = re.compile(r"^(?:error: )?(?P<file>[^\s:][^:]*):(?P<line>\d+)(?::(?P<c
 def parse_located(line: str):
     """Match one `file:line[:col]: message` line (the CLI may prefix it with `error: `)."""
     return LOCATED.match(line)
+
+
+# ------------------------------------------------------------ a harness server's pause state
+
+def db_states(server) -> dict[str, bool]:
+    """Every DAG's is_paused in Airflow's metadata DB (the truth, whatever the API says)."""
+    return {d: bool(p) for d, p in server.query("SELECT dag_id, is_paused FROM dag")}
+
+
+def set_states(server, states: dict[str, bool]) -> None:
+    """Set is_paused in the DB directly (a test's starting point, no event logged)."""
+    with contextlib.closing(sqlite3.connect(server.db_path, timeout=30)) as db, db:
+        db.executemany("UPDATE dag SET is_paused = ? WHERE dag_id = ?",
+                       [(int(p), d) for d, p in states.items()])
+
+
+def api_states(server) -> dict[str, bool]:
+    """Every DAG's is_paused as the REST API lists it (offset paging, stale DAGs included)."""
+    import httpx
+    extra = {"exclude_stale": "false"} if server.major == 3 else {"only_active": "false"}
+    out: dict[str, bool] = {}
+    with httpx.Client(base_url=server.api_url, headers=server.auth_headers(), timeout=120) as c:
+        while True:
+            r = c.get("/dags", params={"limit": 100, "offset": len(out), **extra})
+            assert r.status_code == 200, r.text
+            data = r.json()
+            out.update({d["dag_id"]: bool(d["is_paused"]) for d in data["dags"]})
+            if not data["dags"] or len(out) >= data["total_entries"]:
+                return out

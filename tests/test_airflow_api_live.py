@@ -14,6 +14,7 @@ import pytest
 from reconciler.backends.airflow_api import AirflowApiBackend, ilike_matches
 from reconciler.backends.events import prefix_matches
 from reconciler.errors import BackendError
+from helpers import db_states
 
 STALE = "ml_stale_old"
 
@@ -46,9 +47,6 @@ def backend(server, *, password: str | None = None, **cfg) -> tuple[AirflowApiBa
                           env=env, transport=transport)
     return b, transport
 
-
-def db_states(server) -> dict[str, bool]:
-    return {d: bool(p) for d, p in server.query("SELECT dag_id, is_paused FROM dag")}
 
 
 def test_detects_api_and_lists_every_dag_with_paging(airflow_server):

@@ -25,7 +25,8 @@ import pytest
 from reconciler import harness
 from reconciler.harness import AirflowServer, DagSpec
 
-from bulkwatch import Watch, check_events, db_states, drop_new, last_event_id, set_states
+from bulkwatch import Watch, check_events, drop_new, last_event_id
+from helpers import db_states, set_states
 from faultproxy import FaultProxy
 from helpers import REPO, write_files
 

@@ -27,7 +27,8 @@ from reconciler.backends.capabilities import capabilities_for
 from reconciler.backends.events import ilike_matches, prefix_matches
 from reconciler.harness import _http
 
-from test_airflow_api_live import backend, db_states
+from helpers import db_states
+from test_airflow_api_live import backend
 
 PAGE = 100            # [api] maximum_page_limit, the default on every version
 

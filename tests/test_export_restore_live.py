@@ -8,16 +8,13 @@ refused, with nothing changed, when it names DAGs this environment does not have
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-
-from helpers import write_files
+from helpers import api_states, db_states, set_states, write_files
 
 ENV = "live"
 CREDS = {"AF_USER": "admin", "AF_PASS": "admin"}
@@ -25,27 +22,7 @@ CREDS = {"AF_USER": "admin", "AF_PASS": "admin"}
 ROLLOUT = '{batches: [1, "100%"], canary: {tags: [canary]}, gate: {wait_seconds: 120}}'
 
 
-def db_states(server) -> dict[str, bool]:
-    return {d: bool(p) for d, p in server.query("SELECT dag_id, is_paused FROM dag")}
 
-
-def set_states(server, states: dict[str, bool]) -> None:
-    with contextlib.closing(sqlite3.connect(server.db_path, timeout=30)) as db, db:
-        db.executemany("UPDATE dag SET is_paused = ? WHERE dag_id = ?",
-                       [(int(p), d) for d, p in states.items()])
-
-
-def api_states(server) -> dict[str, bool]:
-    """Every DAG's is_paused as the REST API reports it (paged)."""
-    import httpx
-    out: dict[str, bool] = {}
-    extra = {"exclude_stale": "false"} if server.api_version == "v2" else {"only_active": "false"}
-    with httpx.Client(base_url=server.api_url, headers=server.auth_headers(), timeout=60) as c:
-        while True:
-            data = c.get("/dags", params={"limit": 100, "offset": len(out), **extra}).json()
-            out.update({d["dag_id"]: bool(d["is_paused"]) for d in data["dags"]})
-            if not data["dags"] or len(out) >= data["total_entries"]:
-                return out
 
 
 def stale_ids(server) -> set[str]:

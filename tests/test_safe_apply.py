@@ -29,7 +29,7 @@ from reconciler import harness
 from reconciler.harness import AirflowServer, DagSpec
 
 from faultproxy import FaultProxy
-from helpers import REPO, write_files
+from helpers import REPO, db_states, set_states, write_files
 
 ENV = "live"
 CREDS = {"AF_USER": "admin", "AF_PASS": "admin"}
@@ -37,14 +37,6 @@ CREDS = {"AF_USER": "admin", "AF_PASS": "admin"}
 
 # ----------------------------------------------------------------------------- helpers
 
-def db_states(server) -> dict[str, bool]:
-    return {d: bool(p) for d, p in server.query("SELECT dag_id, is_paused FROM dag")}
-
-
-def set_states(server, states: dict[str, bool]) -> None:
-    with contextlib.closing(sqlite3.connect(server.db_path, timeout=30)) as db, db:
-        db.executemany("UPDATE dag SET is_paused = ? WHERE dag_id = ?",
-                       [(int(p), d) for d, p in states.items()])
 
 
 def state_repo(base: Path, url: str, env_yaml: str, rollout: str,

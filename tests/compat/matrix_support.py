@@ -9,16 +9,14 @@ listing, and the event log rows written since a point in time.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
+from helpers import api_states, db_states
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = "live"
@@ -90,29 +88,7 @@ class Cli:
 
 # ------------------------------------------------------------------ Airflow's own truth
 
-def db_states(server) -> dict[str, bool]:
-    return {d: bool(p) for d, p in server.query("SELECT dag_id, is_paused FROM dag")}
 
-
-def set_states(server, states: dict[str, bool]) -> None:
-    """Set is_paused in the DB directly (a test's starting point, no event logged)."""
-    with contextlib.closing(sqlite3.connect(server.db_path, timeout=30)) as db, db:
-        db.executemany("UPDATE dag SET is_paused = ? WHERE dag_id = ?",
-                       [(int(p), d) for d, p in states.items()])
-
-
-def api_states(server) -> dict[str, bool]:
-    """Every DAG's is_paused as the REST API lists it (offset paging, stale DAGs included)."""
-    extra = {"exclude_stale": "false"} if server.major == 3 else {"only_active": "false"}
-    out: dict[str, bool] = {}
-    with httpx.Client(base_url=server.api_url, headers=server.auth_headers(), timeout=120) as c:
-        while True:
-            r = c.get("/dags", params={"limit": 100, "offset": len(out), **extra})
-            assert r.status_code == 200, r.text
-            data = r.json()
-            out.update({d["dag_id"]: bool(d["is_paused"]) for d in data["dags"]})
-            if not data["dags"] or len(out) >= data["total_entries"]:
-                return out
 
 
 def assert_states(server, want: dict[str, bool], what: str) -> None:

@@ -25,9 +25,10 @@ import pytest
 
 from reconciler import harness
 
+from helpers import db_states, set_states
 from matrix_support import (ENV, REPO, TIMINGS, Cli, assert_states, cli_env, db_now,
-                            db_states, events_since, healthy, lock_vars, pause_events, run_sub,
-                            set_states, timed, write_state)
+                            events_since, healthy, lock_vars, pause_events, run_sub, timed,
+                            write_state)
 
 ROLLOUT = '{batches: [1, "50%", "100%"], canary: {tags: [canary]}, gate: {wait_seconds: 0}}'
 # everything runs except the critical-tagged DAGs: > 300 unpauses plus ~50 pauses
