@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import socket
-import sys
 
 import click
 
@@ -91,18 +90,12 @@ def recover(env, state_dir, yes, batches, canary, wait_seconds, min_runs, max_fa
     """End the emergency in ENV: put back exactly what it paused, in canary batches with
     health gates, a journal and the lock; the marker is deleted only after that succeeded."""
     from .. import emergency as em
-    from ..apply import ApplyOptions
     from ..engine import load, open_backend
-    from ..report import is_tty, plan_text
-    from ..rollout import parse_batches
-    from .live import _confirm, _finish, run_overrides
+    from ..report import plan_text
+    from .live import _confirm, _finish, run_options
     ctx = load(state_dir, env)
-    opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
-                        rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
-                                                        max_failed_runs, gate_timeout,
-                                                        on_gate_failure),
-                        gates=not no_gates, progress=is_tty(sys.stderr),
-                        kind="emergency-recover")
+    opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
+                       on_gate_failure, no_gates, kind="emergency-recover")
     backend = open_backend(ctx.cfg, env)
     try:
         plan, result = em.recover(ctx, backend, opts, confirm=lambda p: _confirm(p, yes),

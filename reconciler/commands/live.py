@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -69,23 +68,20 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
     The rollout (batches, canary, gate, on_gate_failure) comes from pausectl.yaml; the flags
     override it for this run (and for its --resume)."""
     metrics_file = output_path(metrics_file, "--metrics-file", False, state_dir)
-    from ..apply import ApplyOptions, apply_plan, resume as resume_apply, rollout_of
+    from ..apply import apply_plan, resume as resume_apply, rollout_of
     from ..engine import load, open_backend, plan_env
     from ..journal import Journal
     from ..plan import Plan
-    from ..report import is_tty, plan_text
-    from ..rollout import batches_json, parse_batches, plan_batches
+    from ..report import plan_text
+    from ..rollout import batches_json, plan_batches
 
     ctx = load(state_dir, env)
     if not (force_unlock or gate_only):
         from ..journal import check_journal_dir
         check_journal_dir()       # the output rules, before the lock and any change
-    opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
-                        rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
-                                                        max_failed_runs, gate_timeout,
-                                                        on_gate_failure),
-                        allow_mass_change=allow_mass_change, gates=not no_gates,
-                        mirror_journal=mirror_journal, progress=is_tty(sys.stderr))
+    opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
+                       on_gate_failure, no_gates, allow_mass_change=allow_mass_change,
+                       mirror_journal=mirror_journal)
     backend = open_backend(ctx.cfg, env)
     try:
         if force_unlock:
@@ -184,6 +180,19 @@ def run_overrides(canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
     return {"canary": specs or None, "wait_seconds": wait_seconds, "min_runs": min_runs,
             "max_failed_runs": max_failed_runs, "timeout_seconds": gate_timeout,
             "on_gate_failure": on_gate_failure}
+
+
+def run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
+                on_gate_failure, no_gates, **extra):
+    """ApplyOptions from the per-run rollout flags (apply, restore, emergency recover)."""
+    from ..apply import ApplyOptions
+    from ..report import is_tty
+    from ..rollout import parse_batches
+    return ApplyOptions(batches=parse_batches(batches) if batches else None,
+                        rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
+                                                        max_failed_runs, gate_timeout,
+                                                        on_gate_failure),
+                        gates=not no_gates, progress=is_tty(sys.stderr), **extra)
 
 
 def _gate_only(ctx, backend, journal, opts) -> None:
@@ -329,21 +338,18 @@ def restore(env, file, state_dir, yes, batches, canary, wait_seconds, min_runs, 
     undoes it); the flags override pausectl.yaml's rollout for this run. An export of
     another environment needs --from-env; a DAG in FILE that ENV does not have is refused
     (nothing is changed) unless --skip-missing."""
-    from ..apply import ApplyOptions, apply_plan, rollout_of
+    from ..apply import apply_plan, rollout_of
     from ..emergency import read_marker
     from ..engine import load, open_backend
     from ..export import restore_plan
-    from ..report import is_tty, plan_text
-    from ..rollout import batches_json, parse_batches, plan_batches
+    from ..report import plan_text
+    from ..rollout import batches_json, plan_batches
     ctx = load(state_dir, env)
     from ..journal import check_journal_dir
     check_journal_dir()           # the output rules, before the lock and any change
-    opts = ApplyOptions(batches=parse_batches(batches) if batches else None,
-                        rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
-                                                        max_failed_runs, gate_timeout,
-                                                        on_gate_failure),
-                        allow_mass_change=allow_mass_change, gates=not no_gates,
-                        progress=is_tty(sys.stderr), kind="restore")
+    opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
+                       on_gate_failure, no_gates, allow_mass_change=allow_mass_change,
+                       kind="restore")
     backend = open_backend(ctx.cfg, env)
     try:
         live = backend.list_dags()
