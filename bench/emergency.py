@@ -3,7 +3,7 @@
 Compared, on the same server in the same run, starting each trial from the same live state
 (80% of the DAGs running, the rest paused; Variables cleared):
 (a) emergency pause as the CLI runs it, in-process: list every DAG, write the marker with the
-    prior state, then one compact bulk PATCH (reconciler/emergency.py);
+    prior state, then one compact bulk PATCH (reconciler/apply/emergency.py);
 (b) the same through the real CLI, in a fresh process (adds interpreter start-up);
 (c) listing + backend.set_paused(targets): the generic verified bulk path of the backend;
 (d) a sequential single-PATCH loop over the same targets (what a script would do);
@@ -36,9 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reconciler import emergency as em  # noqa: E402
-from reconciler.backends.airflow_api import AirflowApiBackend  # noqa: E402
-from reconciler.harness import AirflowServer, make_dags  # noqa: E402
+from reconciler.apply import emergency as em  # noqa: E402
+from reconciler.live.airflow_api import AirflowApiBackend  # noqa: E402
+from testkit.harness import AirflowServer, make_dags  # noqa: E402
 
 EXCEPT = ["tag:critical"]
 PROTECT = ["ml_b001*"]
@@ -126,7 +126,7 @@ def main() -> int:
                 assert all(after[d] for d in targets) and not s["errors"]
                 assert all(after[d] == prior[d] for d in ids if d not in targets)
                 # (e) recover, the CLI in-process
-                from reconciler.cli import main as cli
+                from reconciler.cli.main import main as cli
                 os.environ.update(CREDS, PAUSECTL_JOURNAL_DIR=env["PAUSECTL_JOURNAL_DIR"])
                 t = time.perf_counter()
                 with contextlib.redirect_stdout(open(os.devnull, "w")), \

@@ -23,7 +23,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reconciler.harness import AirflowServer, make_dags  # noqa: E402
+from testkit.harness import AirflowServer, make_dags  # noqa: E402
 
 
 def bare_listing(server: AirflowServer, headers: dict) -> int:
@@ -76,7 +76,7 @@ def main() -> None:
         os.environ.update(BENCH_USER=server.username, BENCH_PASSWORD=server.password,
                           PAUSECTL_JOURNAL_DIR=str(Path(tmp) / "journal"))
         headers = server.auth_headers()
-        from reconciler.apply import ApplyOptions, apply_plan
+        from reconciler.apply.executor import ApplyOptions, apply_plan
         from reconciler.engine import load, open_backend, plan_env
 
         # (a) plan vs bare listing

@@ -1,4 +1,4 @@
-"""Session-wide real Airflow servers for tests (all logic lives in reconciler/harness.py).
+"""Session-wide real Airflow servers for tests (all logic lives in testkit/harness.py).
 
 Fixtures: `airflow3` (3.3.2, REST v2), `airflow2` (2.11.2, REST v1), and `airflow_server`
 (parametrized over both). Each serves `harness.STANDARD_DAGS` and is started once per session.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import harness
+from testkit import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 _FIXTURE_MAJORS = {"airflow3": {3}, "airflow2": {2}, "airflow_server": {2, 3}}

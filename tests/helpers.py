@@ -142,7 +142,7 @@ def make_state(base: Path, files: Mapping[str, str | bytes | None] | None = None
 
 def load(root: Path, env: str, now=None):
     """(Config, EnvState) through the real loaders."""
-    from reconciler.state import load_config, load_env
+    from reconciler.state.loader import load_config, load_env
     cfg = load_config(root)
     return cfg, load_env(cfg, env, now=now)
 

@@ -26,10 +26,10 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from reconciler.backends.airflow_api import AirflowApiBackend, ilike_matches
-from reconciler.backends.base import Backend, LiveDag
-from reconciler.backends.capabilities import capabilities_for
-from reconciler.errors import BackendError
+from reconciler.live.airflow_api import AirflowApiBackend, ilike_matches
+from reconciler.live.base import Backend, LiveDag
+from reconciler.live.capabilities import capabilities_for
+from reconciler.core.errors import BackendError
 
 PASSWORD = "S3cr3t-Pa55word!"
 TOKEN = "static-T0ken-VALUE-xyz"

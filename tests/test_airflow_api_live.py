@@ -11,9 +11,9 @@ import threading
 import httpx
 import pytest
 
-from reconciler.backends.airflow_api import AirflowApiBackend, ilike_matches
-from reconciler.backends.events import prefix_matches
-from reconciler.errors import BackendError
+from reconciler.live.airflow_api import AirflowApiBackend, ilike_matches
+from reconciler.live.events import prefix_matches
+from reconciler.core.errors import BackendError
 from helpers import db_states
 
 STALE = "ml_stale_old"
@@ -213,7 +213,7 @@ def test_emergency_marker_reads_back_whole_though_airflow_masks_secret_looking_k
     """Airflow 3 masks string values of a JSON Variable under keys that look secret ("token",
     "secret", "dsn", ...) when it is read; the marker's prior map holds booleans under DAG ids
     (which may look secret), so it reads back whole and is compared by identity, not text."""
-    from reconciler import emergency as em
+    from reconciler.apply import emergency as em
     airflow_server.reset()
     b, _ = backend(airflow_server)
     with b:

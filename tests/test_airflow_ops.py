@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from inside_airflow import inside_env, last_json_line, run_python
-from reconciler.harness import AirflowServer, DagSpec
+from testkit.harness import AirflowServer, DagSpec
 
 pytestmark = pytest.mark.airflow
 REPO = Path(__file__).resolve().parent.parent
@@ -134,7 +134,7 @@ def bare_airflow(tmp_path_factory):
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "state")
-    shutil.copy(REPO / "reconciler" / "example_dags" / "pausectl_drift.py",
+    shutil.copy(REPO / "reconciler" / "airflow" / "example_dags" / "pausectl_drift.py",
                 server.dags_folder / "pausectl_drift.py")
     (server.dags_folder / "ops_pauser.py").write_text(PAUSER)
     env = inside_env(server, {"PAUSECTL_STATE_REPO": f"file://{repo}",
@@ -311,7 +311,7 @@ def test_operators_and_example_dag_on_airflow2(airflow2, tmp_path):
     (state / "pausectl.yaml").write_text("environments:\n  local:\n    backend: {type: dagmodel}\n")
     (state / "local.yaml").write_text("environment: local\ndefaults: {unmanaged: ignore}\ndags:\n"
                                       "  etl_003: {paused: true, reason: r, owner: o}\n")
-    example = REPO / "reconciler" / "example_dags" / "pausectl_drift.py"
+    example = REPO / "reconciler" / "airflow" / "example_dags" / "pausectl_drift.py"
     try:
         out = run_python(server, f"EXAMPLE = {str(example)!r}\nSTATE = {str(state)!r}\n"
                          + AF2_SCRIPT, env={"PAUSECTL_STATE_REPO": str(state)})

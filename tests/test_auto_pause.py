@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from helpers import BASE_FILES, dag, run_cli, write_files
-from reconciler.schema import validate_json
+from reconciler.state.schema import validate_json
 
 AT = "2026-11-25T12:00:00Z"
 PAUSED_AT = "2026-06-01T10:00:00Z"
@@ -384,8 +384,8 @@ def test_a_bad_event_in_a_snapshot_is_one_line_with_file_and_line(repo):
 
 def test_rule_blocks_and_failed_streaks():
     from datetime import datetime, timezone
-    from reconciler.autopause import _Line, _block, failed_before
-    from reconciler.backends.base import DagRun
+    from reconciler.live.autopause import _Line, _block, failed_before
+    from reconciler.live.base import DagRun
     text = ["dags:", "  a:", "    paused: false", "    reason: |", "      long", "",
             "    # a comment", "  b: {paused: true}", "groups:", "  - name: g", "    paused: x",
             "  -", "    name: h", "    paused: y", "  - name: i"]

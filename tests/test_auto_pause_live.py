@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from helpers import REPO, write_files
-from reconciler.schema import validate_json
+from reconciler.state.schema import validate_json
 
 DAG = "ml_027"          # a healthy standard DAG no other test pauses by name
 ENV = "live"

@@ -415,8 +415,8 @@ def test_case_count():
 
 
 def test_alias_bomb_fails_fast_in_process():
-    from reconciler.errors import PausectlError
-    from reconciler.yamlload import load_yaml_bytes
+    from reconciler.core.errors import PausectlError
+    from reconciler.state.yamlload import load_yaml_bytes
     t0 = time.monotonic()
     with pytest.raises(PausectlError) as ei:
         load_yaml_bytes(BILLION_LAUGHS.encode(), "bomb.yaml")

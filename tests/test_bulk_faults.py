@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from reconciler import harness
-from reconciler.harness import AirflowServer, DagSpec
+from testkit import harness
+from testkit.harness import AirflowServer, DagSpec
 
 from bulkwatch import Watch, check_events, drop_new, last_event_id
 from helpers import db_states, set_states
@@ -139,7 +139,7 @@ def cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(engine, "open_backend", open_backend)
 
     def run(*args: str) -> tuple[int, str, str]:
-        from reconciler.cli import main
+        from reconciler.cli.main import main
         capsys.readouterr()
         code = 0
         try:

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reconciler.backends import bulk
-from reconciler.backends.capabilities import MEASURED, capabilities_for, for_orm, parse_version
-from reconciler.backends.events import (attribute, command_line, ilike_matches, normalise,
+from reconciler.live import bulk
+from reconciler.live.capabilities import MEASURED, capabilities_for, for_orm, parse_version
+from reconciler.live.events import (attribute, command_line, ilike_matches, normalise,
                                         parse_extra, prefix_matches)
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)

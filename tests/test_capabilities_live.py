@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from reconciler import emergency as em
-from reconciler.backends.capabilities import capabilities_for
-from reconciler.backends.events import ilike_matches, prefix_matches
-from reconciler.harness import _http
+from reconciler.apply import emergency as em
+from reconciler.live.capabilities import capabilities_for
+from reconciler.live.events import ilike_matches, prefix_matches
+from testkit.harness import _http
 
 from helpers import db_states
 from test_airflow_api_live import backend
@@ -315,7 +315,7 @@ def test_all_admins_mode_logs_anonymous_and_is_told_apart():
     """AF3 `[core] simple_auth_manager_all_admins`: every token is user "Anonymous", and so is
     every event's owner (services/login.py _create_anonymous_admin_user)."""
     import os
-    from reconciler.harness import AirflowServer, DagSpec
+    from testkit.harness import AirflowServer, DagSpec
     server = AirflowServer(version="3.3.2", dags=[DagSpec(f"solo_{c}") for c in "abc"],
                            extra_env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"})
     try:

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from reconciler.backends.base import AssetEdge, LiveDag
-from reconciler.resolve import resolve
+from reconciler.live.base import AssetEdge, LiveDag
+from reconciler.policy.resolve import resolve
 
 try:
     from helpers import dag, load, make_state, snapshot_json
@@ -76,8 +76,8 @@ def _resolve(root, at, extra_prod: str = "", edges=None):
     if extra_prod:
         (root / "prod.yaml").write_text(PROD + extra_prod)
     cfg, state = load(root, "prod", now=at)
-    from reconciler.backends.snapshot import SnapshotBackend
-    from reconciler.cascade import load_edges
+    from reconciler.live.snapshot import SnapshotBackend
+    from reconciler.policy.cascade import load_edges
     backend = SnapshotBackend("prod", root / "snapshots" / "prod.json")
     live = backend.list_dags()
     edges = load_edges(state, backend) if edges is None else edges
@@ -85,7 +85,7 @@ def _resolve(root, at, extra_prod: str = "", edges=None):
 
 
 def test_snapshot_assets_are_edges(repo):
-    from reconciler.backends.snapshot import SnapshotBackend
+    from reconciler.live.snapshot import SnapshotBackend
     b = SnapshotBackend("prod", repo / "state" / "snapshots" / "prod.json")
     assert sorted(b.asset_edges()) == [
         ("etl_orders", "report_orders", "orders"), ("etl_orders", "report_pinned", "orders"),
@@ -139,7 +139,7 @@ def test_cascade_from_a_group_follows_its_window(repo):
 
 
 def test_no_cascade_rule_means_no_edges_fetched(repo):
-    from reconciler.cascade import load_edges
+    from reconciler.policy.cascade import load_edges
 
     class Boom:
         def asset_edges(self):
@@ -157,7 +157,7 @@ def test_cycles_terminate(repo):
 
 
 def _cli(cwd, args, capsys, monkeypatch, code=0):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     monkeypatch.chdir(cwd)
     try:
         main(args)
@@ -195,7 +195,7 @@ def test_plan_and_explain_show_the_chain(repo, capsys, monkeypatch):
 # ---- real Airflow -------------------------------------------------------------------------
 
 def test_asset_edges_from_real_airflow(airflow_server):
-    from reconciler.backends.airflow_api import AirflowApiBackend
+    from reconciler.live.airflow_api import AirflowApiBackend
     b = AirflowApiBackend("live", {"type": "airflow-api", "url": airflow_server.url,
                                    "username_env": "AF_USER", "password_env": "AF_PASS"},
                           env={"AF_USER": airflow_server.username,

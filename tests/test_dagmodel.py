@@ -11,7 +11,7 @@ import pytest
 
 from inside_airflow import last_json_line, run_pausectl, run_python
 from webhooks import Hooks
-from reconciler.backends.airflow_api import AirflowApiBackend
+from reconciler.live.airflow_api import AirflowApiBackend
 
 SUBSET = ["etl_003", "report_010", "ml_007"]
 
@@ -30,7 +30,7 @@ def api_dags(server) -> dict:
 
 SCRIPT = r"""
 import json, threading
-from reconciler.backends.dagmodel import DagModelBackend
+from reconciler.live.dagmodel import DagModelBackend
 b = DagModelBackend("local", {"type": "dagmodel"}, user="oncall-bot")
 out = {"version": b.version}
 out["dags"] = [d.to_json() for d in b.list_dags()]
@@ -202,8 +202,8 @@ def test_plan_apply_drift_through_the_cli_inside_airflow(airflow_server, tmp_pat
 BLOCKED = r"""
 import json, os
 from airflow.sdk.execution_time.supervisor import block_orm_access
-from reconciler.backends.dagmodel import DagModelBackend
-from reconciler.errors import PausectlError
+from reconciler.live.dagmodel import DagModelBackend
+from reconciler.core.errors import PausectlError
 block_orm_access()                       # what Airflow 3 does in every executor task process
 out = {}
 try:
@@ -218,7 +218,7 @@ out["value"] = b.get_variable("pausectl.test.blocked")
 b.delete_variable("pausectl.test.blocked")
 b.close()
 # the operators' local environment falls back to its configured backend here
-from reconciler.airflow_ops import _backend_for
+from reconciler.airflow.operators import _backend_for
 from reconciler.engine import load
 ctx = load(STATE, "local")
 notes = []
@@ -262,7 +262,7 @@ def test_without_airflow_installed_the_error_is_one_line(tmp_path):
     import subprocess
     import sys
     from helpers import run_cli
-    probe = subprocess.run([sys.executable, "-c", "import reconciler.backends.dagmodel, sys; "
+    probe = subprocess.run([sys.executable, "-c", "import reconciler.live.dagmodel, sys; "
                             "print('airflow' in sys.modules)"], capture_output=True, text=True)
     assert probe.stdout.strip() == "False", probe.stderr
     state = tmp_path / "state"
@@ -278,7 +278,7 @@ def test_without_airflow_installed_the_error_is_one_line(tmp_path):
 EVENTS_SCRIPT = r"""
 import json
 from datetime import datetime, timezone
-from reconciler.backends.dagmodel import DagModelBackend
+from reconciler.live.dagmodel import DagModelBackend
 b = DagModelBackend("local", {"type": "dagmodel"})
 since = datetime.fromisoformat(SINCE)
 ids = ["etl_autopause_b", "report_003", "report_004", "report_005", "ml_003"]

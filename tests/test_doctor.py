@@ -25,8 +25,8 @@ import pytest
 
 from helpers import run_cli
 from inside_airflow import last_json_line, run_python
-from reconciler.harness import AirflowServer, DagSpec
-from reconciler.timeutil import iso, utcnow
+from testkit.harness import AirflowServer, DagSpec
+from reconciler.core.timeutil import iso, utcnow
 
 pytestmark = pytest.mark.airflow
 
@@ -236,7 +236,7 @@ def doctor_env(tmp_path_factory):
 def _fast_stop(server: AirflowServer) -> None:
     """Nothing here needs a graceful shutdown: kill every process tree at once, with a short
     grace (the harness's own stop waits up to 10 s per process, one after the other)."""
-    from reconciler.harness import _kill_tree
+    from testkit.harness import _kill_tree
     procs = list(server._procs.values())
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(procs))) as pool:
         list(pool.map(lambda p: _kill_tree(p, grace=1.0), procs))
@@ -245,8 +245,8 @@ def _fast_stop(server: AirflowServer) -> None:
 
 @pytest.fixture(scope="module")
 def api_results(doctor_env):
-    from reconciler.backends.airflow_api import AirflowApiBackend
-    from reconciler.doctor import diagnose
+    from reconciler.live.airflow_api import AirflowApiBackend
+    from reconciler.operate.doctor import diagnose
     from reconciler.engine import load
     server, root, env = doctor_env
     out = {}
@@ -344,10 +344,10 @@ def test_the_cli_prints_the_finding_first_then_the_evidence(doctor_env):
 
 DAGMODEL_SCRIPT = """
 import json
-from reconciler.backends.dagmodel import DagModelBackend
-from reconciler.doctor import diagnose
+from reconciler.live.dagmodel import DagModelBackend
+from reconciler.operate.doctor import diagnose
 from reconciler.engine import load
-from reconciler.timeutil import utcnow
+from reconciler.core.timeutil import utcnow
 at = utcnow()
 out = {}
 for env, dag_id in KEYS:
@@ -380,8 +380,8 @@ environments:
 
 def test_file_causes_on_the_standard_servers(airflow_server, tmp_path):
     """Read-only: import errors, a deleted file, start_date in 2030, no schedule (AF3 + AF2)."""
-    from reconciler.backends.airflow_api import AirflowApiBackend
-    from reconciler.doctor import diagnose
+    from reconciler.live.airflow_api import AirflowApiBackend
+    from reconciler.operate.doctor import diagnose
     from reconciler.engine import load
     server = airflow_server
     state = tmp_path / "state"

@@ -44,7 +44,7 @@ def cli(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
 
     def run(*args: str) -> tuple[int, str, str]:
-        from reconciler.cli import main
+        from reconciler.cli.main import main
         capsys.readouterr()
         code = 0
         try:

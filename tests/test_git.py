@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from helpers import BASE_FILES, dag, run_cli, snapshot_json, write_files
-from reconciler.errors import PausectlError
-from reconciler.gitstate import check_branch, check_ref
+from reconciler.core.errors import PausectlError
+from reconciler.state.gitref import check_branch, check_ref
 
 
 class Repo:
@@ -70,7 +70,7 @@ def run_inprocess(args: list[str], cwd: Path, env: dict | None = None):
     """pausectl's main() in this process, as the CLI runs it: (returncode, stdout, stderr)."""
     import contextlib
     import io
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     out, err = io.StringIO(), io.StringIO()
     saved_env = {k: os.environ.get(k) for k in [*(env or {}), "PAUSECTL_DEBUG", "PAUSECTL_STATE"]}
     old = os.getcwd()
@@ -301,7 +301,7 @@ def test_diff_markdown_500_changes_fits_a_pr_comment(repo):
                in details for i in range(n))
     assert "... and" not in details
     # the same result through the API stays under any smaller limit too
-    from reconciler.gitdiff import compute_diff, diff_markdown
+    from reconciler.operate.diff import compute_diff, diff_markdown
     cwd = os.getcwd()
     os.chdir(repo.path)
     try:
@@ -668,14 +668,14 @@ def _entry_rt(text: str):
      "groups: []\n"),
 ])
 def test_splice_cases(target, expected):
-    from reconciler.promote import apply_updates
+    from reconciler.promote.flow import apply_updates
     new, warnings = apply_updates(target, [("dag", "new_dag",
                                             _entry_rt("paused: false\nreason: r\n"))])
     assert new == expected and warnings == []
 
 
 def test_splice_flow_style_section_falls_back_to_round_trip():
-    from reconciler.promote import apply_updates
+    from reconciler.promote.flow import apply_updates
     target = "environment: prod  # keep me\ndags: {a: {paused: true, reason: x, owner: y}}\n"
     new, warnings = apply_updates(target, [("dag", "a", _entry_rt("paused: false\n"))])
     assert "flow style" in warnings[0]
@@ -685,7 +685,7 @@ def test_splice_flow_style_section_falls_back_to_round_trip():
 
 
 def test_splice_groups_with_comments_between_items():
-    from reconciler.promote import apply_updates
+    from reconciler.promote.flow import apply_updates
     target = ("groups:\n  # first\n  - name: a\n    match: {tags: [x]}\n    paused: true\n"
               "    reason: r\n    owner: o\n\n  # second, keep this comment\n  - name: b\n"
               "    match: {tags: [y]}\n    paused: false\n")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from reconciler import harness
-from reconciler.harness import STANDARD_DAGS, DagSpec
+from testkit import harness
+from testkit.harness import STANDARD_DAGS, DagSpec
 
 SPECS = {s.dag_id: s for s in STANDARD_DAGS}
 STALE = {s.dag_id for s in STANDARD_DAGS if s.stale}
@@ -253,11 +253,11 @@ def test_ensure_venv_adopts_a_venv_without_marker(tmp_path, monkeypatch):
 def test_harness_cli_rejects_a_version_of_the_other_major(tmp_path):
     import subprocess
     import sys
-    out = subprocess.run([sys.executable, "-m", "reconciler.harness", "up", "--major", "2",
+    out = subprocess.run([sys.executable, "-m", "testkit.harness", "up", "--major", "2",
                           "--version", "3.1.8", "--root", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "Airflow 3.1.8 is not major version 2" in out.stderr.splitlines()[-1]
-    out = subprocess.run([sys.executable, "-m", "reconciler.harness", "up", "--version", "9.9.9"],
+    out = subprocess.run([sys.executable, "-m", "testkit.harness", "up", "--version", "9.9.9"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "invalid choice" in out.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.backends.base import AuditEvent, DagRun, LiveDag
+from reconciler.live.base import AuditEvent, DagRun, LiveDag
 
 try:
     from helpers import REPO, dag, make_state, snapshot_json
@@ -99,9 +99,9 @@ class Fake:
 def run(d: Path, prod: str = PROD, live=LIVE, runs=None, events=None, config: str = CONFIG,
         at: datetime = AT, files=None, backend=None):
     """Lint prod in a fresh state repo under d; (finding tuples, result)."""
-    from reconciler.lint import GitAges, lint_env
-    from reconciler.resolve import resolve
-    from reconciler.state import load_config, load_env
+    from reconciler.operate.lint import GitAges, lint_env
+    from reconciler.policy.resolve import resolve
+    from reconciler.state.loader import load_config, load_env
     root = make_state(d, {"pausectl.yaml": config, "prod.yaml": prod,
                           "snapshots/prod.json": snapshot_json(live, "prod"), **(files or {})},
                       with_base=False)
@@ -243,7 +243,7 @@ def test_delete_candidate_negative(tmp_path):
 
 
 def test_snapshot_backend_skips_what_needs_history(tmp_path):
-    from reconciler.backends.snapshot import SnapshotBackend
+    from reconciler.live.snapshot import SnapshotBackend
     make_state(tmp_path, {"pausectl.yaml": CONFIG}, with_base=False)
     b = SnapshotBackend("prod", tmp_path / "state" / "snapshots" / "prod.json")
     make_state(tmp_path, {"snapshots/prod.json": snapshot_json(LIVE, "prod")}, with_base=False)
@@ -352,7 +352,7 @@ def test_disable_and_severity_in_pausectl_yaml(tmp_path):
 
 
 def test_unknown_ids_are_errors_with_a_location(tmp_path):
-    from reconciler.errors import PausectlError
+    from reconciler.core.errors import PausectlError
     with pytest.raises(PausectlError) as e:
         run(tmp_path, config=CONFIG + "lint: {disable: [no-such-rule]}\n")
     assert e.value.file.endswith("pausectl.yaml") and e.value.line == 4
@@ -365,7 +365,7 @@ def test_unknown_ids_are_errors_with_a_location(tmp_path):
 # ---- the command ------------------------------------------------------------------------------
 
 def _cli(cwd, args, capsys, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     monkeypatch.chdir(cwd)
     try:
         main(args)

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import EXAMPLE_STATE, run_cli
 from webhooks import Hooks, refused_url
-from reconciler.notify import Message, apply_message, drift_message, send
+from reconciler.operate.notify import Message, apply_message, drift_message, send
 
 
 @pytest.fixture

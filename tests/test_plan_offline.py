@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler.schema import validate_json
+from reconciler.state.schema import validate_json
 
 try:
     from helpers import EXAMPLE_STATE, dag, run_cli, snapshot_json, tree_hash
@@ -185,7 +185,7 @@ def test_out_writes_the_plan(example):
     saved = json.loads(out.read_text())
     assert validate_json(saved, "plan.schema.json") == []
     assert saved["changes"] == json.loads(r.stdout)["changes"]
-    from reconciler.plan import Plan
+    from reconciler.plan.model import Plan
     assert Plan.from_json(saved).change_key() == sorted(actions(saved).items())
 
 
@@ -348,7 +348,7 @@ def test_help_is_fast():
         best = min(best, cpu)
         assert r.returncode == 0 and "Usage:" in r.stdout
     assert best < 0.5, f"pausectl --help used {best:.2f}s of CPU"
-    heavy = subprocess.run([sys.executable, "-c", "import sys, reconciler.cli; "
+    heavy = subprocess.run([sys.executable, "-c", "import sys, reconciler.cli.main; "
                             "print(sorted(m for m in ('httpx', 'jsonschema', 'rich', 'git', "
                             "'deepdiff', 'croniter', 'yaml') if m in sys.modules))"],
                            capture_output=True, text=True, timeout=30)

@@ -1,7 +1,7 @@
-"""Precedence: which rule decides a DAG (reconciler.resolve), on state loaded by the real loaders.
+"""Precedence: which rule decides a DAG (reconciler.policy.resolve), on state loaded by the real loaders.
 
 Each test writes a small state repo into a temp dir, chdirs there (so rules are located as
-`state/<file>:<line>`), loads it with reconciler.state and asks the resolver about LiveDags.
+`state/<file>:<line>`), loads it with reconciler.state.loader and asks the resolver about LiveDags.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reconciler.backends.base import LiveDag
-from reconciler.plan import build_plan
-from reconciler.resolve import Emergency, Resolver, resolve
-from reconciler.selectors import Selector, SelectorIndex
+from reconciler.live.base import LiveDag
+from reconciler.plan.model import build_plan
+from reconciler.policy.resolve import Emergency, Resolver, resolve
+from reconciler.policy.selectors import Selector, SelectorIndex
 
 try:
     from helpers import dag, load, make_state, run_cli, snapshot_json

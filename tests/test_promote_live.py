@@ -183,7 +183,7 @@ def test_promote_dev_to_prod_with_staged_rollout_and_gates(airflow2, airflow3, t
     for k, v in creds.items():
         monkeypatch.setenv(k, v)
     monkeypatch.chdir(repo.path)
-    from reconciler.apply import ApplyOptions, apply_plan
+    from reconciler.apply.executor import ApplyOptions, apply_plan
     from reconciler.engine import load, open_backend, plan_env
     ctx = load(None, "prod")
     backend = open_backend(ctx.cfg, "prod")

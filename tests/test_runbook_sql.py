@@ -12,7 +12,7 @@ import httpx
 
 from doctest_md import REPO
 from inside_airflow import last_json_line, run_python
-from reconciler.backends.airflow_api import AirflowApiBackend
+from reconciler.live.airflow_api import AirflowApiBackend
 
 IDS = {"etl_orders": "etl_004", "etl_customers": "etl_009"}
 
@@ -58,7 +58,7 @@ def test_the_manual_sql_fix_works_on_real_airflow(airflow_server):
         # the dagmodel backend attributes it: by whom, how, why
         out = run_python(server, """
             import json
-            from reconciler.backends.dagmodel import DagModelBackend
+            from reconciler.live.dagmodel import DagModelBackend
             evs = DagModelBackend("live", {}).audit_events(["etl_004"])
             print(json.dumps([[e.user, e.via, e.is_paused, e.detail] for e in evs]))
         """)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import harness
-from reconciler.harness import AirflowServer, DagSpec
+from testkit import harness
+from testkit.harness import AirflowServer, DagSpec
 
 from faultproxy import FaultProxy
 from helpers import REPO, db_states, set_states, write_files
@@ -83,7 +83,7 @@ class InProcess:
         monkeypatch.delenv("PAUSECTL_STATE", raising=False)
 
     def __call__(self, *args: str) -> tuple[int, str, str]:
-        from reconciler.cli import main
+        from reconciler.cli.main import main
         self.capsys.readouterr()
         code = 0
         try:

@@ -16,17 +16,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reconciler import emergency as em
-from reconciler.backends import bulk
-from reconciler.apply import ApplyOptions, apply_plan, resume, rollback_journal
-from reconciler.backends.base import DagRun, LiveDag, SetPausedResult
-from reconciler.errors import PausectlError
-from reconciler.journal import Journal
-from reconciler.lock import EnvLock, lock_key
-from reconciler.plan import Change, Plan
-from reconciler.rollout import effective_rollout, make_batches
-from reconciler.schema import validate_json
-from reconciler.selectors import parse_selector
+from reconciler.apply import emergency as em
+from reconciler.live import bulk
+from reconciler.apply.executor import ApplyOptions, apply_plan, resume, rollback_journal
+from reconciler.live.base import DagRun, LiveDag, SetPausedResult
+from reconciler.core.errors import PausectlError
+from reconciler.apply.journal import Journal
+from reconciler.apply.lock import EnvLock, lock_key
+from reconciler.plan.model import Change, Plan
+from reconciler.plan.rollout import effective_rollout, make_batches
+from reconciler.state.schema import validate_json
+from reconciler.policy.selectors import parse_selector
 
 from helpers import dag, make_state, run_cli, snapshot_json
 
@@ -287,7 +287,7 @@ def test_emergency_pause_recover_and_rollback_deferral():
 
 
 def test_gate_reads_runs_of_a_batch_at_once_when_the_backend_can():
-    from reconciler.gates import evaluate, gate_settings
+    from reconciler.apply.gates import evaluate, gate_settings
 
     class Many(FakeBackend):
         def dag_runs(self, dag_id, limit=25):

@@ -60,7 +60,7 @@ def repo(tmp_path):
 
 
 def _cli(cwd, args, capsys, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     monkeypatch.chdir(cwd)
     try:
         main(args)
@@ -98,9 +98,9 @@ def test_budget_and_from_until_transitions(repo, capsys, monkeypatch):
 
 
 def test_every_transition_agrees_with_plan_at(repo):
-    from reconciler.backends.snapshot import SnapshotBackend
-    from reconciler.resolve import resolve
-    from reconciler.schedule import compute
+    from reconciler.live.snapshot import SnapshotBackend
+    from reconciler.policy.resolve import resolve
+    from reconciler.policy.schedule import compute
     cfg, state = load(repo / "state", "prod")
     live = SnapshotBackend("prod", repo / "state" / "snapshots" / "prod.json").list_dags()
     start = t("2026-11-25T12:00:00Z")
@@ -135,7 +135,7 @@ def test_explain_names_the_budget(repo, capsys, monkeypatch):
 
 
 def test_unknown_budget_is_an_error_with_its_line(repo, capsys, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     (repo / "state" / "prod.yaml").write_text(PROD.replace("budget: off-hours", "budget: night"))
     monkeypatch.chdir(repo)
     with pytest.raises(SystemExit) as e:
@@ -147,7 +147,7 @@ def test_unknown_budget_is_an_error_with_its_line(repo, capsys, monkeypatch):
 
 
 def test_budget_windows_are_schema_checked(repo, capsys, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     (repo / "state" / "pausectl.yaml").write_text(
         PAUSECTL_YAML + BUDGETS.replace("duration: 13h", "duration: 13 hours"))
     monkeypatch.chdir(repo)
@@ -195,7 +195,7 @@ def test_schedule_follows_a_cascade(tmp_path, capsys, monkeypatch):
 
 
 def test_bad_next_is_an_error(repo, capsys, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     monkeypatch.chdir(repo)
     with pytest.raises(SystemExit) as e:
         main(["schedule", "prod", "--next", "a week"])

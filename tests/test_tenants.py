@@ -79,7 +79,7 @@ def repo(tmp_path):
 
 
 def _cli(cwd, args, capsys, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     monkeypatch.chdir(cwd)
     try:
         main(args)
@@ -95,8 +95,8 @@ def _violations(root):
     from there names them)."""
     import os
     from pathlib import Path
-    from reconciler.backends.snapshot import SnapshotBackend
-    from reconciler.tenants import violations
+    from reconciler.live.snapshot import SnapshotBackend
+    from reconciler.policy.tenants import violations
     old = os.getcwd()
     os.chdir(root.parent)
     try:

@@ -16,7 +16,7 @@ import time
 
 import httpx
 
-from reconciler.backends.airflow_api import AirflowApiBackend, _Secret
+from reconciler.live.airflow_api import AirflowApiBackend, _Secret
 
 
 def _b64(data: bytes) -> str:

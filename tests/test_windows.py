@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reconciler.timeutil import (check_cron, local_to_utc, next_fires, window_intervals,
+from reconciler.core.timeutil import (check_cron, local_to_utc, next_fires, window_intervals,
                                  window_start_at)
 
 try:
@@ -213,8 +213,8 @@ def test_cron_needs_five_fields():
 # ---- rules: overlapping windows, windows with until/from ----------------------------------
 
 def _rule(windows, until=None, from_=None):
-    from reconciler.state import Rule, Window
-    from reconciler.timeutil import parse_duration
+    from reconciler.state.loader import Rule, Window
+    from reconciler.core.timeutil import parse_duration
     ws = tuple(Window(c, parse_duration(d), tz, "f:1") for c, d, tz in windows)
     return Rule(layer="group", name="g", paused=True, where="f:1", reason="r", owner="o",
                 windows=ws, until=until, from_=from_)
@@ -276,7 +276,7 @@ def window_repo(tmp_path):
 
 
 def _plan(cwd, at, capsys, monkeypatch):
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     monkeypatch.chdir(cwd)
     with pytest.raises(SystemExit) as e:
         main(["plan", "prod", "--at", at, "--format", "json"])

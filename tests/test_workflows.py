@@ -160,7 +160,7 @@ def _help(command: str) -> str:
 
 
 def test_workflows_call_existing_commands_and_options():
-    from reconciler.cli import COMMANDS
+    from reconciler.cli.main import COMMANDS
     seen = {}
     for path in [*WORKFLOWS, ACTION]:
         for script in _scripts(_load(path)):

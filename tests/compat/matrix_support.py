@@ -70,7 +70,7 @@ class Cli:
         monkeypatch.delenv("PAUSECTL_TEST_KILLPOINT", raising=False)
 
     def __call__(self, *args: str) -> tuple[int, str, str]:
-        from reconciler.cli import main
+        from reconciler.cli.main import main
         self.capsys.readouterr()
         code = 0
         try:

@@ -23,7 +23,7 @@ import sys
 import httpx
 import pytest
 
-from reconciler import harness
+from testkit import harness
 
 from helpers import db_states, set_states
 from matrix_support import (ENV, REPO, TIMINGS, Cli, assert_states, cli_env, db_now,

@@ -1,4 +1,4 @@
-"""Run the real CLI (reconciler.cli.main: the `pausectl` entry point, its error handling
+"""Run the real CLI (reconciler.cli.main.main: the `pausectl` entry point, its error handling
 included) in-process, fast enough for hundreds of hostile cases, and check what every case must
 hold: the exit code, no traceback, no "internal error", no secret in the output, exactly one
 `file:line[:col]: message` line naming the file at fault, and no file of the repo changed.
@@ -61,7 +61,7 @@ def _on_alarm(signum, frame):
 
 def run(argv: list[str], cwd: Path, env: dict | None = None, timeout: float = 30) -> Result:
     """`pausectl ARGV` in `cwd`, in this process."""
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     saved_env = dict(os.environ)
     saved_cwd = os.getcwd()
     out, err = io.StringIO(), io.StringIO()

@@ -50,7 +50,7 @@ class Result:
 
 
 def run(args: list[str], cwd: Path, env: dict | None = None, subprocess_: bool = False) -> Result:
-    """pausectl ARGS in `cwd` through reconciler.cli.main (the console script's function)."""
+    """pausectl ARGS in `cwd` through reconciler.cli.main.main (the console script's function)."""
     t0 = time.monotonic()
     if subprocess_:
         e = {k: v for k, v in os.environ.items() if k not in ("PAUSECTL_DEBUG", "PAUSECTL_STATE")}
@@ -59,7 +59,7 @@ def run(args: list[str], cwd: Path, env: dict | None = None, subprocess_: bool =
         p = subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=e,
                            capture_output=True, text=True, errors="replace", timeout=120)
         return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
-    from reconciler.cli import main
+    from reconciler.cli.main import main
     out, err = io.StringIO(), io.StringIO()
     saved_env = dict(os.environ)
     saved = (sys.stdout, sys.stderr, os.getcwd())
@@ -122,7 +122,7 @@ def assert_markdown_inert(md: str) -> None:
 
 
 def secret_forms(user: str = USER, password: str = PASSWORD, extra: tuple = (JWT,)) -> set[str]:
-    """Every encoding a secret could leak in (written independently of reconciler/secrets.py)."""
+    """Every encoding a secret could leak in (written independently of reconciler/core/secrets.py)."""
     out = set()
     for s in (password, *extra):
         out |= {s, json.dumps(s)[1:-1], json.dumps(s, ensure_ascii=False)[1:-1], repr(s)[1:-1],

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from hostile_cli import assert_clean, base_repo, run
 from helpers import BASE_FILES, COMMON_YAML, PAUSECTL_YAML, PROD_YAML
-from reconciler.errors import PausectlError
+from reconciler.core.errors import PausectlError
 
 SCALE = int(os.environ.get("PAUSECTL_FUZZ_SCALE", "1"))
 FUZZ = settings(derandomize=os.environ.get("PAUSECTL_FUZZ_RANDOM") != "1", deadline=None,
@@ -72,7 +72,7 @@ def _only_clean_errors(fn, *args):
                  st.text(alphabet=st.sampled_from(list("ab:-[]{},&*!'\"#|>?\n\t 0123.~%")),
                          max_size=200)))
 def test_yaml_loader(text):
-    from reconciler.yamlload import load_yaml_bytes
+    from reconciler.state.yamlload import load_yaml_bytes
     for raw in (text.encode("utf-8", "surrogatepass"), text.encode("utf-16")):
         _only_clean_errors(load_yaml_bytes, raw, "fuzz.yaml")
 
@@ -119,7 +119,7 @@ def state_docs(draw):
 
 
 def _load_state(files: dict) -> None:
-    from reconciler.state import load_config, load_env
+    from reconciler.state.loader import load_config, load_env
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "state"
         for rel, text in {**BASE_FILES, **files}.items():
@@ -178,8 +178,8 @@ SNAPSHOT = BASE_FILES["snapshots/prod.json"]
 @settings(FUZZ, max_examples=200 * SCALE)
 @given(st.one_of(snapshots(), mutated(SNAPSHOT, JSON_TOKENS)))
 def test_snapshot_parser(raw):
-    from reconciler.backends.snapshot import parse_snapshot
-    from reconciler.safejson import loads
+    from reconciler.live.snapshot import parse_snapshot
+    from reconciler.core.safejson import loads
     _only_clean_errors(parse_snapshot, raw, "fuzz.json")
     _only_clean_errors(loads, raw.encode("utf-8", "surrogatepass"), "fuzz.json")
     _only_clean_errors(loads, raw, None)

@@ -2,7 +2,7 @@
 nothing changed (no PATCH/POST/DELETE reached the server, no file of the state repo moved).
 
 Each server is real (tests/hostile/servers.py, http.server on 127.0.0.1, TLS from openssl);
-each case runs the real CLI (reconciler.cli.main) against it.
+each case runs the real CLI (reconciler.cli.main.main) against it.
 """
 
 from __future__ import annotations

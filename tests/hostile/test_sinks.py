@@ -2,7 +2,7 @@
 output format lets it become a workflow command, a terminal escape sequence, HTML, an
 @mention, a link or an image; JSON keeps it exactly (the raw truth, safely escaped).
 
-Every case runs the real CLI (reconciler.cli.main, a few as a subprocess) on a state repo whose
+Every case runs the real CLI (reconciler.cli.main.main, a few as a subprocess) on a state repo whose
 reasons, owners, tickets, live DAG ids, tags, owners and event-log users all carry the payload.
 """
 
@@ -351,7 +351,7 @@ def test_guard_defuses_a_command_split_across_writes():
     """Unit check of the guard: `  ` then `::error::x` in a second write is still one line
     starting with `::` after whitespace, so it is defused; emit_command is the bypass."""
     import io
-    from reconciler.sanitize import GuardedStream, emit_command, gh_command
+    from reconciler.core.sanitize import GuardedStream, emit_command, gh_command
     raw = io.StringIO()
     g = GuardedStream(raw)
     g.write("ok\n  ")

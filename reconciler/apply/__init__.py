@@ -1,0 +1,1 @@
+"""Executes a plan: batches, health gates, journal, lock, rollback, emergency."""

@@ -1,0 +1,323 @@
+"""Apply a plan: guards, lock, staged batches with health gates, journal, rollback, resume.
+
+Only the DAGs in the plan are ever touched. Every step is journaled before it happens, and
+setting is_paused is idempotent, so resume and rollback are exact replays of the journal.
+`pausectl apply` takes the lock first and plans under it (like terraform), so no other apply
+can move live state between plan and apply. A plan made without the lock (restore, emergency
+recover, a caller of apply_plan) is re-checked under the lock: every DAG of the plan must still
+be in the state the plan saw, else "before" in the journal would be wrong. Before every batch,
+apply checks that it still holds the lock and that no emergency pause began meanwhile.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from reconciler.core.errors import GateFailed, PausectlError
+from reconciler.apply.gates import evaluate, gate_settings
+from reconciler.apply.journal import Journal
+from reconciler.core.killpoint import killpoint
+from reconciler.apply.lock import EnvLock
+from reconciler.plan.model import Plan
+from reconciler.plan.rollout import effective_rollout, make_batches
+from reconciler.core.timeutil import utcnow
+
+
+@dataclass
+class ApplyOptions:
+    batches: object = None            # override rollout.batches ("1,25%,100%" or a list)
+    rollout_overrides: dict = field(default_factory=dict)  # canary, on_gate_failure, gate keys
+    allow_mass_change: bool = False
+    gates: bool = True
+    mirror_journal: bool = False      # also keep the journal in an Airflow Variable
+    ignore_emergency: bool = False    # emergency recover: the apply that ends the emergency
+    kind: str = "apply"               # apply | restore | emergency-recover (in the journal)
+    sleep: Callable[[float], None] = time.sleep
+    log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
+    progress: bool = False            # rich progress bar (terminal only)
+
+
+@dataclass
+class ApplyResult:
+    status: str                        # done | rolled_back | halted | failed | nothing
+    journal: Journal | None
+    changed: int = 0
+    errors: dict = field(default_factory=dict)
+    gates: list = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return {"done": 0, "nothing": 0, "rolled_back": 3, "halted": 3}.get(self.status, 1)
+
+
+def rollout_of(ctx, opts: ApplyOptions) -> dict:
+    """The rollout this run uses: pausectl.yaml's, with the run's overrides."""
+    over = dict(opts.rollout_overrides or {})
+    if opts.batches is not None:
+        over["batches"] = opts.batches
+    return effective_rollout(ctx.cfg.rollout_for(ctx.env), over)
+
+
+def check_guards(ctx, plan: Plan, opts: ApplyOptions) -> None:
+    limit = ctx.cfg.max_changes
+    n = len(plan.changes)
+    if limit is not None and n > limit and not opts.allow_mass_change:
+        raise PausectlError(f"plan changes {n} DAGs, more than safety.max_changes ({limit}); "
+                            "re-run with --allow-mass-change if that is intended")
+    if plan.conflicts:
+        raise PausectlError(f"plan has {len(plan.conflicts)} conflict(s) (tie: error); "
+                            "resolve them in git first")
+
+
+def apply_plan(ctx, backend, plan: Plan, opts: ApplyOptions,
+               live_tags: dict | None = None, live_owners: dict | None = None,
+               live: list | None = None, lock: EnvLock | None = None) -> ApplyResult:
+    """Apply `plan`. With `lock` (held, and the plan made under it) nothing is re-checked;
+    without, the lock is taken here and the plan re-checked against live state."""
+    check_guards(ctx, plan, opts)
+    if not plan.changes:
+        return ApplyResult("nothing", None)
+    if live is not None:
+        live_tags = {d.dag_id: d.tags for d in live}
+        live_owners = {d.dag_id: d.owners for d in live}
+    rollout = rollout_of(ctx, opts)
+    batches = make_batches(plan.changes, rollout.get("batches"), rollout.get("canary"),
+                           live_tags, live_owners)
+    if lock is not None:
+        return _journaled(ctx, backend, plan, opts, batches, rollout, lock)
+    with EnvLock(backend, ctx.env, log=opts.log) as lock:
+        killpoint("after_lock")
+        _verify_live(backend, plan)
+        if not opts.ignore_emergency:
+            now = _emergency_started(backend, ctx.env)
+            if now is not None and now != plan.emergency:
+                raise PausectlError(f"an emergency pause began in {ctx.env} at {now}, after this "
+                                    "plan was made; plan again (the emergency layer now applies)")
+        return _journaled(ctx, backend, plan, opts, batches, rollout, lock)
+
+
+def _journaled(ctx, backend, plan, opts, batches, rollout, lock) -> ApplyResult:
+    journal = Journal.start(ctx.env, plan.to_json(), batches,
+                            backend if opts.mirror_journal else None,
+                            rollout=rollout, emergency=plan.emergency, kind=opts.kind)
+    killpoint("journal_started")
+    opts.log(f"journal: {journal.path}")
+    # the emergency marker was read a moment ago (by the plan, or above): batch 1 needs no re-read
+    return run_batches(ctx, backend, journal, opts, lock, fresh=True)
+
+
+def _verify_live(backend, plan: Plan) -> None:
+    """Refuse when a DAG of the plan is no longer in the state the plan saw."""
+    live = {d.dag_id: d.is_paused for d in backend.list_dags()}
+    moved = [c for c in plan.changes if live.get(c.dag_id) != c.live_paused]
+    if moved:
+        what = ", ".join(f"{c.dag_id} ({'gone' if c.dag_id not in live else 'paused' if live[c.dag_id] else 'running'} now)"
+                         for c in moved[:5])
+        raise PausectlError(f"live state changed since the plan was made: {what}"
+                            f"{' ...' if len(moved) > 5 else ''}; run `pausectl plan` again")
+
+
+def _emergency_started(backend, env: str) -> str | None:
+    from reconciler.apply.emergency import read_marker
+    data = read_marker(backend, env)
+    return None if data is None else str(data.get("started"))
+
+
+def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLock,
+                fresh: bool = False) -> ApplyResult:
+    """Apply every batch not yet applied, gating between them. Used by apply and resume."""
+    rollout = effective_rollout(journal.data.get("rollout") or rollout_of(ctx, opts),
+                                opts.rollout_overrides)
+    settings = gate_settings(rollout)
+    on_failure = rollout.get("on_gate_failure", "rollback")
+    ignore_emergency = opts.ignore_emergency or journal.data.get("kind") == "emergency-recover"
+    result = ApplyResult("done", journal)
+    dags = journal.data["dags"]
+    batches = journal.data["batches"]
+    total = len(dags)
+    bar = _Progress(total, opts.progress)
+    bar.advance(sum(len(b["dag_ids"]) for b in batches if b["status"] == "applied"))
+
+    def tick(n: int) -> None:
+        bar.advance(n)
+        killpoint("dag_set", n)
+
+    def gate_sleep(seconds: float) -> None:
+        opts.sleep(seconds)
+        lock.heartbeat()
+
+    try:
+        for b in batches:
+            if b["status"] == "applied":
+                continue
+            i = b["index"]
+            ids = b["dag_ids"]
+            killpoint("batch_begin")
+            lock.check()
+            if fresh:
+                fresh = False
+            elif not ignore_emergency:
+                now = _emergency_started(backend, ctx.env)
+                if now is not None and now != journal.data.get("emergency"):
+                    journal.event(f"emergency pause declared at {now}; stopped before batch {i}")
+                    journal.finish("halted")
+                    result.status = "halted"
+                    opts.log(f"an emergency pause was declared in {ctx.env} at {now}: stopped "
+                             f"before batch {i + 1}/{len(batches)}; `pausectl rollback {ctx.env}` "
+                             "undoes what this apply did, `pausectl emergency recover` ends the "
+                             "emergency")
+                    return result
+            opts.log(f"batch {i + 1}/{len(batches)}: {len(ids)} DAG(s)")
+            started = utcnow()
+            journal.set_batch(i, "applying")
+            killpoint("batch_marked")
+            errors = _set(backend, [(d, dags[d]["after"]) for d in ids], tick)
+            killpoint("batch_set")
+            if errors:
+                result.errors.update(errors)
+                journal.data["errors"] = errors
+                journal.set_batch(i, "failed")
+                journal.finish("failed")
+                result.status = "failed"
+                for d, e in sorted(errors.items()):
+                    opts.log(f"error: {e}")
+                opts.log(f"apply stopped at batch {i + 1}; `pausectl apply {ctx.env} --resume` "
+                         f"retries, `pausectl rollback {ctx.env}` undoes")
+                return result
+            result.changed += len(ids)
+            unpaused = [d for d in ids if dags[d]["after"] is False]
+            if opts.gates and unpaused:
+                killpoint("gate_begin")
+                gate = evaluate(backend, unpaused, started, settings, sleep=gate_sleep,
+                                log=opts.log)
+                gate["batch"] = i
+                result.gates.append(gate)
+                journal.set_batch(i, "applied" if gate["passed"] else "gate_failed", gate)
+                opts.log(f"gate after batch {i + 1}: {'passed' if gate['passed'] else 'FAILED'}"
+                         f" ({gate['message']})")
+                if not gate["passed"]:
+                    if on_failure == "rollback":
+                        rollback(backend, journal, opts, ctx.env)
+                        result.status = "rolled_back"
+                    else:
+                        journal.finish("halted")
+                        result.status = "halted"
+                        opts.log(f"halted; `pausectl apply {ctx.env} --resume` continues after "
+                                 f"a fix, `pausectl rollback {ctx.env}` undoes")
+                    return result
+            else:
+                journal.set_batch(i, "applied")
+            killpoint("batch_applied")
+        journal.finish("done")
+        killpoint("apply_done")
+        return result
+    finally:
+        bar.close()
+
+
+def _set(backend, targets: list[tuple[str, bool]], advance) -> dict[str, str]:
+    """Pauses first (the safe direction), then unpauses. Errors by dag_id."""
+    errors: dict[str, str] = {}
+    for paused in (True, False):
+        ids = [d for d, p in targets if p is paused]
+        if ids:
+            res = backend.set_paused(ids, paused, progress=advance)
+            errors.update(res.errors)
+    return errors
+
+
+def rollback(backend, journal: Journal, opts: ApplyOptions, env: str | None = None) -> None:
+    """Put every DAG of every started batch back to its state before the apply.
+
+    During an emergency pause, DAGs the emergency holds are not started now: their prior
+    state in the emergency marker becomes the rollback's target instead (emergency.py)."""
+    env = env or journal.data["environment"]
+    started = journal.started_dags()
+    journal.data["status"] = "rolling_back"
+    journal.event("rolling back")
+    journal.save()
+    opts.log(f"rolling back {len(started)} DAG(s) to their prior state")
+    targets = [(d, v["before"]) for d, v in started.items()]
+    if not (opts.ignore_emergency or journal.data.get("kind") == "emergency-recover"):
+        from reconciler.apply.emergency import defer_rollback
+        targets = defer_rollback(backend, env, targets, opts.log)
+    errors = _set(backend, targets, lambda n: killpoint("rollback_dag", n))
+    if errors:
+        journal.data["rollback_errors"] = errors
+        journal.finish("rollback_failed")
+        raise PausectlError(f"rollback incomplete: {len(errors)} DAG(s) failed "
+                            f"(first: {next(iter(errors.values()))}); run `pausectl rollback "
+                            f"{env}` again")
+    journal.finish("rolled_back")
+
+
+def resume(ctx, backend, journal: Journal, opts: ApplyOptions) -> ApplyResult:
+    _resumable(journal)
+    with EnvLock(backend, ctx.env, log=opts.log) as lock:
+        if journal.path.exists():          # re-read under the lock: it is the truth now
+            journal = Journal.load(journal.path, backend)
+            _resumable(journal)
+        if journal.data.get("kind") != "emergency-recover" and not opts.ignore_emergency:
+            now = _emergency_started(backend, ctx.env)
+            if now is not None and now != journal.data.get("emergency"):
+                raise PausectlError(f"an emergency pause is active in {ctx.env} since {now}; "
+                                    f"not resuming. `pausectl rollback {ctx.env}` undoes this "
+                                    "apply, `pausectl emergency recover` ends the emergency")
+        journal.data["status"] = "running"
+        journal.event("resumed")
+        for b in journal.data["batches"]:
+            if b["status"] in ("applying", "failed", "gate_failed"):
+                b["status"] = "pending"  # replay it: setting is_paused again is harmless
+        journal.save()
+        opts.log(f"resuming {journal.path}")
+        return run_batches(ctx, backend, journal, opts, lock)
+
+
+def _resumable(journal: Journal) -> None:
+    if journal.status in ("done", "rolled_back"):
+        raise PausectlError(f"journal {journal.path} is {journal.status}; nothing to resume")
+    if journal.status in ("rolling_back", "rollback_failed"):
+        raise PausectlError(f"journal {journal.path} is {journal.status.replace('_', ' ')}; "
+                            f"finish it with `pausectl rollback {journal.data['environment']}`")
+
+
+def rollback_journal(ctx, backend, journal: Journal, opts: ApplyOptions) -> None:
+    if journal.status == "rolled_back":
+        raise PausectlError(f"journal {journal.path} is already rolled back")
+    with EnvLock(backend, ctx.env, log=opts.log):
+        if journal.path.exists():
+            journal = Journal.load(journal.path, backend)
+            if journal.status == "rolled_back":
+                raise PausectlError(f"journal {journal.path} is already rolled back")
+        # a finished apply is undone whole; a dead one, up to the batch it reached
+        if journal.status == "done":
+            for b in journal.data["batches"]:
+                b["status"] = "applied"
+        rollback(backend, journal, opts, ctx.env)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, total: int, enabled: bool):
+        self._p = None
+        if enabled and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+            self._p = Progress("[progress.description]{task.description}", BarColumn(),
+                               MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+            self._p.start()
+            self._task = self._p.add_task("applying", total=total)
+
+    def advance(self, n: int) -> None:
+        if self._p is not None and n:
+            self._p.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+__all__ = ["ApplyOptions", "ApplyResult", "apply_plan", "resume", "rollback_journal", "GateFailed"]

@@ -1,1 +1,0 @@
-"""Backends: where the live pause state comes from and where changes go."""

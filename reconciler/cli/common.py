@@ -1,0 +1,120 @@
+"""Options and helpers shared by commands."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+
+from reconciler.core.errors import PausectlError
+
+state_option = click.option(
+    "--state", "state_dir", metavar="DIR", default=None, envvar="PAUSECTL_STATE",
+    help="State repo directory (default: ./state).")
+
+
+def format_option(*choices: str, default: str = "text"):
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default,
+                        show_default=True, help="Output format.")
+
+
+def metrics_option(f):
+    return click.option("--metrics-file", "metrics_file", metavar="PATH", default=None,
+                        help="Also write Prometheus metrics (text format) to PATH.")(f)
+
+
+def force_option(f):
+    return click.option("--force", "force", is_flag=True,
+                        help="Allow --out/--metrics-file inside the state repo or onto a file "
+                             "git tracks (never inside .git).")(f)
+
+
+def output_path(path: str | None, option: str, force: bool, state_dir) -> str | None:
+    """An output file given on the command line, checked before any work (paths.confine's
+    output rules: not in .git; not inside the state repo or onto a tracked file unless
+    --force; not a directory). Returns the real path to write."""
+    if path is None:
+        return None
+    from pathlib import Path
+
+    from reconciler.core.paths import confine, register_state_root
+    root = Path(state_dir or "state")
+    if root.is_dir():
+        register_state_root(root)
+    # a metrics file that cannot be written is a warning (metrics.write_metrics); only the
+    # security rules are errors for it
+    return str(confine(path, None, option=option, what="file", write=True, force=force,
+                       policy_only=option == "--metrics-file"))
+
+
+def at_option(f):
+    return click.option("--at", "at", metavar="TIME", default=None,
+                        help="Evaluate rules at this time (ISO 8601; default now).")(f)
+
+
+def parse_at(at: str | None) -> datetime | None:
+    if at is None:
+        return None
+    from reconciler.core.timeutil import TimeRangeError, parse_timestamp
+    try:
+        return parse_timestamp(at)
+    except TimeRangeError as e:
+        raise PausectlError(f"--at: {e}") from None
+    except ValueError:
+        raise PausectlError(f"--at: bad timestamp {at!r} (use ISO 8601, e.g. 2026-12-01T02:00:00Z)") from None
+
+
+def exit_with(code: int) -> None:
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+class Bounded(click.ParamType):
+    """A finite number within [lo, hi]: click's FloatRange lets `nan` through (every
+    comparison with NaN is false) and `inf` wherever there is no maximum."""
+
+    name = "number"
+
+    def __init__(self, lo: float, hi: float, integer: bool = False):
+        self.lo, self.hi, self.integer = lo, hi, integer
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = str(value)
+        else:
+            text = str(value).strip()
+        try:
+            v = int(text) if self.integer else float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not {'an integer' if self.integer else 'a number'}",
+                      param, ctx)
+        if v != v or not (self.lo <= v <= self.hi):
+            self.fail(f"{value!r} is not a finite number from {self.lo:g} to {self.hi:g}",
+                      param, ctx)
+        return v
+
+
+_ROLLOUT_OVERRIDES = (
+    click.option("--batches", metavar="LIST", default=None,
+                 help='Override rollout.batches, e.g. "1,25%,100%".'),
+    click.option("--canary", "canary", metavar="SELECTOR", multiple=True,
+                 help="Override rollout.canary: tag:NAME, dag_id:GLOB or owner:NAME (repeatable)."),
+    click.option("--wait-seconds", type=Bounded(0, 86400), default=None,
+                 help="Override gate.wait_seconds."),
+    click.option("--min-runs", type=Bounded(0, 100000, integer=True), default=None,
+                 help="Override gate.min_runs."),
+    click.option("--max-failed-runs", type=Bounded(0, 100000, integer=True), default=None,
+                 help="Override gate.max_failed_runs."),
+    click.option("--gate-timeout", type=Bounded(0, 86400), default=None,
+                 help="Override gate.timeout_seconds."),
+    click.option("--on-gate-failure", type=click.Choice(["rollback", "halt"]), default=None,
+                 help="Override rollout.on_gate_failure."),
+)
+
+
+def rollout_override_options(f):
+    """The per-run rollout and gate overrides shared by apply and emergency recover."""
+    for option in reversed(_ROLLOUT_OVERRIDES):
+        f = option(f)
+    return f

@@ -1,0 +1,136 @@
+"""`pausectl emergency pause ENV --reason ...` / `pausectl emergency recover ENV`."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+
+import click
+
+from reconciler.core.errors import PausectlError
+from reconciler.cli.common import exit_with, format_option, rollout_override_options, state_option
+
+
+@click.group()
+def emergency():
+    """Pause everything now (bulk), and later put back exactly what was running."""
+
+
+@emergency.command("pause")
+@click.argument("env")
+@state_option
+@click.option("--reason", required=True, help="Why (kept in the marker, shown by every plan).")
+@click.option("--owner", default=None, help="Who is in charge (default: your user name).")
+@click.option("--except", "excepts", metavar="SELECTOR", multiple=True,
+              help="Keep these running: tag:NAME, dag_id:GLOB, owner:NAME; `,` = or, "
+                   "`+` = and (repeatable). safety.protect DAGs always keep running.")
+@format_option("text", "json")
+def pause(env, state_dir, reason, owner, excepts, fmt):
+    """Pause every DAG of ENV except the exceptions, saving the prior state first.
+
+    Writes the marker Variable pausectl.emergency.ENV (reason, owner, exceptions, the prior
+    state of every DAG it pauses) before changing anything; every later plan, apply and
+    drift then keeps those DAGs paused until `pausectl emergency recover ENV`. Running it
+    again while the emergency is active completes it."""
+    from reconciler.apply import emergency as em
+    from reconciler.engine import load, open_backend
+    from reconciler.plan.render import dump_json
+    if not reason.strip():
+        raise PausectlError("--reason must not be empty")
+    ctx = load(state_dir, env)
+    protect = list(ctx.cfg.protect) + list(ctx.state.protect)
+    owner = owner or _user()
+    backend = open_backend(ctx.cfg, env)
+    try:
+        summary = em.pause(backend, env, reason.strip(), owner, list(excepts), protect,
+                           by=f"{_user()}@{socket.gethostname()}", log=_log)
+        holder = _apply_holder(backend, env)
+    finally:
+        backend.close()
+    if holder:
+        summary["warning"] = (f"an apply holds the lock of {env} ({holder}): it stops before "
+                              f"its next batch; run this command again once it has stopped, "
+                              "to pause what its current batch started")
+    if fmt == "json":
+        dump_json(summary)
+    else:
+        s = summary["seconds"]
+        click.echo(f"EMERGENCY in {env}: paused {summary['paused']} DAG(s) in {s['total']:.3f}s "
+                   f"(list {s['list']:.3f}s, marker {s['marker']:.3f}s, pause {s['pause']:.3f}s); "
+                   f"{summary['already_paused']} were already paused; "
+                   f"{len(summary['kept_running'])} kept running"
+                   + (f": {', '.join(summary['kept_running'][:20])}"
+                      f"{' ...' if len(summary['kept_running']) > 20 else ''}"
+                      if summary["kept_running"] else ""))
+        click.echo(f"marker: Variable {em.marker_key(env)} (since {summary['started']}: "
+                   f"{summary['reason']}); end it with `pausectl emergency recover {env}`")
+        if summary.get("warning"):
+            click.echo(f"warning: {summary['warning']}", err=True)
+        for d, e in sorted(summary["errors"].items()):
+            click.echo(f"error: {e}", err=True)
+    from reconciler.operate.notify import notify_emergency, warn
+    warn(notify_emergency(ctx.cfg, env, "pause", reason=summary["reason"], owner=owner,
+                          count=summary["paused"],
+                          detail=(f"{len(summary['kept_running'])} kept running; "
+                                  f"{len(summary['errors'])} error(s)")))
+    if summary["errors"]:
+        click.echo(f"{len(summary['errors'])} DAG(s) could not be paused; run the command "
+                   "again to complete the emergency", err=True)
+        exit_with(1)
+
+
+@emergency.command("recover")
+@click.argument("env")
+@state_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@rollout_override_options
+@click.option("--no-gates", is_flag=True, help="Skip health gates.")
+def recover(env, state_dir, yes, batches, canary, wait_seconds, min_runs, max_failed_runs,
+            gate_timeout, on_gate_failure, no_gates):
+    """End the emergency in ENV: put back exactly what it paused, in canary batches with
+    health gates, a journal and the lock; the marker is deleted only after that succeeded."""
+    from reconciler.apply import emergency as em
+    from reconciler.engine import load, open_backend
+    from reconciler.plan.render import plan_text
+    from reconciler.cli.live import _confirm, _finish, run_options
+    ctx = load(state_dir, env)
+    opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
+                       on_gate_failure, no_gates, kind="emergency-recover")
+    backend = open_backend(ctx.cfg, env)
+    try:
+        plan, result = em.recover(ctx, backend, opts, confirm=lambda p: _confirm(p, yes),
+                                  show=plan_text)
+    finally:
+        backend.close()
+    from reconciler.operate.notify import notify_apply, notify_emergency, warn
+    if result is not None and result.status != "done":
+        click.echo(f"the emergency in {env} is still active (marker kept)", err=True)
+        warn(notify_apply(ctx.cfg, env, plan, result.status, result.changed, result.gates,
+                          result.errors))
+        _finish(result, env)
+        return
+    warn(notify_emergency(ctx.cfg, env, "recover", count=len(plan.changes),
+                          detail=f"marker {em.marker_key(env)} deleted"))
+    click.echo(f"Emergency in {env} is over: {len(plan.changes)} DAG(s) put back to their "
+               f"state before it; marker {em.marker_key(env)} deleted.")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def _log(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _apply_holder(backend, env: str) -> str | None:
+    import json
+    from reconciler.apply.lock import describe, lock_key
+    try:
+        raw = backend.get_variable(lock_key(env))
+        return describe(json.loads(raw)) if raw else None
+    except (PausectlError, ValueError, AttributeError):
+        return None

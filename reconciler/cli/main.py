@@ -1,0 +1,126 @@
+"""The `pausectl` command line. Commands load lazily so `pausectl --help` starts fast."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from reconciler import __version__
+
+# command name -> "module:attribute"; each command lives in reconciler/cli/
+COMMANDS = {
+    "validate": "reconciler.cli.core:validate",
+    "plan": "reconciler.cli.core:plan",
+    "explain": "reconciler.cli.core:explain",
+    "apply": "reconciler.cli.live:apply",
+    "rollback": "reconciler.cli.live:rollback",
+    "drift": "reconciler.cli.live:drift",
+    "export": "reconciler.cli.live:export",
+    "restore": "reconciler.cli.live:restore",
+    "diff": "reconciler.cli.git:diff",
+    "history": "reconciler.cli.git:history",
+    "promote": "reconciler.cli.git:promote",
+    "schedule": "reconciler.cli.policy:schedule",
+    "lint": "reconciler.cli.policy:lint",
+    "codeowners": "reconciler.cli.policy:codeowners",
+    "doctor": "reconciler.cli.operate:doctor",
+    "emergency": "reconciler.cli.emergency:emergency",
+}
+
+HELP = {
+    "validate": "Check the state repo: schema and semantics.",
+    "plan": "Show what apply would change in ENV.",
+    "explain": "Which rule decides DAG_ID in ENV, and why.",
+    "apply": "Apply ENV's plan: canary batches, gates, journal, lock.",
+    "rollback": "Undo an apply exactly, from its journal.",
+    "drift": "Live changes not in git, and who made them.",
+    "export": "Write ENV's live pause state (snapshot or <env>.yaml).",
+    "restore": "Put back a saved live pause state.",
+    "diff": "What a change to the state repo (BASE..HEAD) does, per environment and DAG.",
+    "history": "Git history of ENV's desired state joined with Airflow's audit log.",
+    "promote": "Carry promotable rules from one environment's file into the next, on a branch.",
+    "schedule": "Upcoming pause/unpause transitions in ENV (windows, budgets, from/until).",
+    "lint": "Pause anti-patterns in ENV: forgotten pauses, no tickets, unknown live pauses...",
+    "codeowners": "CODEOWNERS lines for the tenants' state files.",
+    "doctor": "Why isn't DAG_ID running in ENV? Finding first, evidence after.",
+    "emergency": "Pause everything in ENV now (emergency pause) / put it back (recover).",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, HELP.get(name, "")) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pausectl")
+def cli():
+    """pausectl: the pause state of every Airflow DAG, in git, reconciled.
+
+    Exit codes: 0 ok / no changes, 1 error or invalid input, 2 changes pending
+    (--detailed-exitcode), 3 a health gate failed or the apply was rolled back.
+    """
+
+
+def main(argv=None) -> None:
+    # every byte the CLI writes goes through the output guard (reconciler/core/sanitize.py): no
+    # control or escape sequence, no workflow command a data value could start, no secret
+    from reconciler.core.sanitize import install_guards
+    restore = install_guards()
+    try:
+        _run(argv)
+    finally:
+        restore()
+
+
+def _line(e: BaseException) -> str:
+    """An error as one line; data quoted in it cannot read as a workflow command either."""
+    from reconciler.core.sanitize import one_line, term
+    return term(one_line(e, 2_000))
+
+
+def _run(argv) -> None:
+    from reconciler.core.errors import PausectlError
+    try:
+        cli.main(args=argv, prog_name="pausectl", standalone_mode=False)
+    except PausectlError as e:
+        click.echo(f"error: {_line(e)}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(1 if e.exit_code == 2 else e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as e:  # an internal bug: one line, the traceback only on request
+        if os.environ.get("PAUSECTL_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(e).__name__}: {_line(e)} "
+                   "(set PAUSECTL_DEBUG=1 for a traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

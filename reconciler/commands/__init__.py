@@ -1,1 +1,0 @@
-"""One module per group of commands; registered in reconciler/cli.py's COMMANDS."""

@@ -1,0 +1,1 @@
+"""The live side: the Backend protocol and its implementations (snapshot, dagmodel, Airflow REST)."""

@@ -1,0 +1,293 @@
+"""The airflow-api backend's bulk path: flip many DAGs with few `PATCH /dags?<pattern>`
+requests, the way this server version does it correctly (capabilities.py), and prove the
+result by listing.
+
+1. Terms: `compact_terms` finds few pattern terms that match every target and no DAG that
+   must not be touched (`avoid`), emulating the server's matching (ILIKE substring with `_`/`%`
+   wildcards, or 3.2.2's case-sensitive prefix range). Servers with `|` get several terms per
+   request (within max_pattern_length); others one term per request.
+2. Before: the DAGs the pattern matches now, either from a GET with the same pattern (the
+   server's own matching decides; set_paused) or from a listing just taken (the emergency
+   path). A pattern that matches a DAG outside the targets at the other state is not sent:
+   its terms are dropped (their targets go to exact ids, then to single PATCHes).
+3. PATCH, by capability: one request where the server updates every match (3.2.2+); on
+   3.0-3.2.1 (one page, no order) the same PATCH with `paused=!target` repeated until no match
+   is left (bounded rounds); on Airflow 2 (one page ordered by dag_id, no `paused` filter) page
+   by offset.
+4. Verify: list the pattern's matches again and check each target's is_paused. A target still
+   at the old state (or absent) goes to a single PATCH; a DAG outside the targets that the
+   responses prove was flipped is put back at once; anything else suspicious is a warning.
+   total_entries is never taken as proof of anything.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import logging
+import math
+import re
+from typing import Callable
+
+from reconciler.core.errors import BackendError
+from reconciler.live.base import SetPausedResult
+from reconciler.live.capabilities import Capabilities
+from reconciler.live.events import _prefix_bounds, prefix_matches
+
+log = logging.getLogger(__name__)
+
+MATCH_ALL = {"ilike": "%", "prefix": "~"}
+_ILIKE_RX = {"_": "[^\n]", "%": "[^\n]*"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _ilike_rx(term: str) -> re.Pattern:
+    return re.compile("".join(_ILIKE_RX.get(c) or re.escape(c) for c in term.lower()))
+
+
+def term_matcher(kind: str) -> Callable[[str, str], bool]:
+    """Does one term (no `|`) match a dag_id, as the server would (ASCII ids)?"""
+    if kind == "prefix":
+        return lambda term, d: prefix_matches(term, d, or_terms=False)
+    return lambda term, d: term in ("%", "~") or _ilike_rx(term).search(d.lower()) is not None
+
+
+def compact_terms(targets: list[str], avoid: list[str] | None, kind: str = "ilike"
+                  ) -> tuple[list[str], list[str]]:
+    """(terms, targets no term can cover). Greedy: for the first uncovered target, its
+    shortest prefix that matches no id in `avoid`; that term also covers every other target it
+    matches. `avoid` None (the DAGs are not known): one exact term per target. No id to
+    avoid: one match-all term."""
+    if avoid is None:
+        return sorted(set(targets)), []
+    if not avoid:
+        return [MATCH_ALL[kind]], []
+    if kind == "prefix":
+        ordered = sorted(avoid)
+
+        def clean(p: str) -> bool:
+            lower, upper = _prefix_bounds(p)
+            i = bisect.bisect_left(ordered, lower)
+            return i == len(ordered) or (upper is not None and ordered[i] >= upper)
+    else:
+        blob = "\n" + "\n".join(a.lower() for a in avoid) + "\n"
+
+        def clean(p: str) -> bool:
+            return _ilike_rx(p).search(blob) is None
+    match = term_matcher(kind)
+    terms: list[str] = []
+    rest: list[str] = []
+    uncovered = sorted(set(targets))
+    while uncovered:
+        s = uncovered[0]
+        term = next((s[:n] for n in range(1, len(s) + 1) if clean(s[:n])), None)
+        if term is None:
+            rest.append(s)
+            uncovered = uncovered[1:]
+            continue
+        terms.append(term)
+        uncovered = [u for u in uncovered if not match(term, u)]
+    return terms, rest
+
+
+def chunk_terms(terms: list[str], limit: int, or_terms: bool) -> list[list[str]]:
+    """Terms grouped into patterns of at most `limit` characters (`|` is sent as %7C); one
+    term per pattern without `|` support. A term longer than `limit` is left out."""
+    out: list[list[str]] = []
+    cur: list[str] = []
+    length = 0
+    for t in terms:
+        if len(t) > limit:
+            continue
+        add = len(t) + (3 if cur else 0)
+        if cur and (not or_terms or length + add > limit):
+            out.append(cur)
+            cur, length, add = [], 0, len(t)
+        cur.append(t)
+        length += add
+    if cur:
+        out.append(cur)
+    return out
+
+
+class BulkRun:
+    """One bulk set_paused / pause_except call on an AirflowApiBackend `b`."""
+
+    def __init__(self, b, caps: Capabilities, paused: bool, targets: list[str],
+                 result: SetPausedResult, kind: str):
+        self.b = b
+        self.caps = caps
+        self.paused = paused
+        self.targets = set(targets)
+        self.remaining = set(targets)
+        self.result = result
+        self.kind = kind                  # "ilike" | "prefix"
+        self.param = "dag_id_prefix_pattern" if kind == "prefix" else "dag_id_pattern"
+        self.match = term_matcher(kind)
+        self.leftover: list[str] = []     # for single PATCHes
+        self.requests = 0
+
+    # ---- server access
+    def _pattern_params(self, pattern: str) -> dict:
+        if self.kind == "prefix":
+            # 3.2.2/3.3.2: the bulk PATCH's dag_id_pattern, absent, filters ILIKE '%None%'
+            # (QueryDagIdPatternSearchWithNone): with the prefix alone it matches nothing
+            # (measured); `~` (all) keeps it neutral. The GET gets the same filters.
+            return {self.param: pattern, "dag_id_pattern": "~"}
+        return {self.param: pattern}
+
+    def listing(self, pattern: str) -> dict[str, bool]:
+        rows = self.b._get_all("/dags", {**self._pattern_params(pattern),
+                                         **self.b._dag_params(), "order_by": "dag_id"}, "dags")
+        return {r["dag_id"]: bool(r.get("is_paused")) for r in rows
+                if isinstance(r.get("dag_id"), str)}
+
+    def _patch(self, params: dict) -> tuple[list[str], int | None]:
+        _, data = self.b._call("PATCH", "/dags", params=params,
+                               json_body={"is_paused": self.paused})
+        self.requests += 1
+        rows = self.b._rows(data, "dags", "/dags")
+        total = data.get("total_entries") if isinstance(data, dict) else None
+        return ([r["dag_id"] for r in rows if isinstance(r.get("dag_id"), str)],
+                total if isinstance(total, int) and not isinstance(total, bool) else None)
+
+    def patch(self, pattern: str, expected: int) -> tuple[set[str], bool]:
+        """Send the PATCH(es) for one pattern. Returns (DAGs the responses prove were
+        updated, whether that set is complete)."""
+        params: dict = {**self._pattern_params(pattern), "update_mask": "is_paused",
+                        "limit": self.b.page_size}
+        if self.caps.api == "v2":
+            params.update(exclude_stale="false", paused="false" if self.paused else "true")
+        else:
+            params["only_active"] = "false"
+        touched: set[str] = set()
+        if self.caps.bulk_all:
+            rows, total = self._patch(params)
+            touched.update(rows)
+            return touched, total is not None and len(rows) >= total
+        if self.caps.bulk_paused_filter:
+            # one page per request, no ORDER BY: what it flips leaves the `paused` filter, so
+            # the same request again takes the next page
+            rounds, bound = 0, 2
+            while True:
+                rows, total = self._patch(params)
+                touched.update(rows)
+                rounds += 1
+                if rounds == 1:
+                    bound = math.ceil(max(expected, 1) / max(len(rows), 1)) + 2
+                outside = [d for d in rows if d not in self.targets]
+                if (not rows or outside or (total is not None and len(rows) >= total)
+                        or rounds >= bound):
+                    return touched, True
+        # Airflow 2: one page ordered by dag_id, offset honoured, no paused filter
+        offset, pages, bound = 0, 0, 2
+        while True:
+            rows, total = self._patch({**params, "offset": offset})
+            touched.update(rows)
+            pages += 1
+            if pages == 1:
+                bound = math.ceil(max(total or expected, 1) / max(len(rows), 1)) + 2
+            offset += len(rows)
+            if not rows or total is None or offset >= total or pages >= bound:
+                return touched, True
+
+    # ---- one pattern
+    def group(self, terms: list[str], before: dict[str, bool] | None,
+              min_bulk: int, exact_fallback: bool) -> None:
+        """Flip the remaining targets these terms match. `before`: the pre-state from a
+        listing just taken (None: GET the pattern first)."""
+        for _round in range(4):
+            if not terms:
+                return
+            pattern = "|".join(terms)
+            pre = self.listing(pattern) if before is None else {
+                d: p for d, p in before.items() if self._matches(terms, d)}
+            offending = [d for d, p in pre.items() if d not in self.targets and p != self.paused]
+            if offending:
+                kept, dropped = [], False
+                for t in terms:
+                    if any(self.match(t, d) for d in offending):
+                        dropped = True
+                        cover = [d for d in self.remaining if self.match(t, d)]
+                        if exact_fallback and cover != [t]:
+                            kept.extend(c for c in cover if not any(
+                                self.match(c, o) for o in offending))
+                    else:
+                        kept.append(t)
+                if not dropped:          # the emulation disagrees with the server: stop here
+                    return
+                terms = sorted(set(kept))
+                continue
+            mine = [d for d in pre if d in self.remaining]
+            to_change = [d for d in mine if pre[d] != self.paused]
+            self.remaining -= set(mine)
+            if len(to_change) < min_bulk:
+                self.result.changed.extend(d for d in mine if pre[d] == self.paused)
+                self.leftover.extend(to_change)
+                return
+            touched, complete = self.patch(pattern, len(to_change))
+            post = self.listing(pattern)
+            self._settle(mine, post)
+            self._outside(pattern, pre, post, touched, complete)
+            return
+
+    def _matches(self, terms: list[str], d: str) -> bool:
+        return any(self.match(t, d) for t in terms)
+
+    def _settle(self, mine: list[str], post: dict[str, bool]) -> None:
+        for d in mine:
+            if post.get(d) == self.paused:
+                self.result.changed.append(d)
+            else:
+                self.leftover.append(d)
+
+    def _outside(self, pattern: str, pre: dict[str, bool], post: dict[str, bool],
+                 touched: set[str], complete: bool) -> None:
+        """DAGs outside the targets that this pattern flipped: put back what the responses
+        prove, report what cannot be proven."""
+        p = self.paused
+        # with the `paused` filter a DAG in a response was at the other state when the PATCH
+        # ran; without it (AF2) only the state before tells a flip from a same-value write
+        flipped = sorted(d for d in touched if d not in self.targets and post.get(d) == p
+                         and (self.caps.bulk_paused_filter or pre.get(d) != p))
+        for d in flipped:
+            log.warning("%s: bulk PATCH %r also changed %s (it matched meanwhile); putting it "
+                        "back", self.b.name, pattern[:200], d)
+            try:
+                err = self.b._patch_one(d, not p)
+            except BackendError as e:
+                err = str(e)
+            if err:
+                self.result.errors[d] = (f"{self.b.name}: {d} is outside the requested set, was "
+                                         f"changed by a concurrent bulk match and could not be "
+                                         f"restored: {err}")
+        if complete:
+            return
+        unknown = sorted(d for d, v in post.items() if d not in self.targets and v == p
+                         and d not in touched and pre.get(d) != p)
+        if unknown:
+            self.result.warnings.append(
+                f"{self.b.name}: {len(unknown)} DAG(s) outside the requested set matched bulk "
+                f"pattern {pattern[:100]!r} during a concurrent change and are now "
+                f"paused={p}: {', '.join(unknown[:10])}; check them")
+
+
+def run(b, caps: Capabilities, targets: list[str], paused: bool, result: SetPausedResult,
+        *, avoid: list[str] | None, before: dict[str, bool] | None, min_bulk: int,
+        kind: str) -> list[str]:
+    """Flip `targets` through the bulk path; returns the ids left for single PATCHes.
+    A BackendError stops the bulk path (the caller PATCHes what is not yet changed)."""
+    bulk = BulkRun(b, caps, paused, targets, result, kind)
+    terms, rest = compact_terms(targets, avoid, kind)
+    bulk.leftover.extend(rest)
+    bulk.remaining -= set(rest)
+    try:
+        for chunk in chunk_terms(terms, b.max_pattern_length, caps.pattern_or):
+            if not bulk.remaining:
+                break
+            live = [t for t in chunk if any(bulk.match(t, d) for d in bulk.remaining)]
+            bulk.group(live, before, min_bulk, exact_fallback=avoid is not None)
+    finally:
+        b.bulk_requests += bulk.requests
+    done = set(result.changed) | set(bulk.leftover)
+    return list(dict.fromkeys(bulk.leftover + sorted(bulk.remaining - done)))

@@ -1,0 +1,506 @@
+"""`pausectl diff BASE HEAD [ENV...]`: what a change to the state repo does, per environment and
+per DAG: the desired pause state and the deciding rule at BASE and at HEAD (with reason and
+owner), joined with the environment's live plan at HEAD when its backend answers.
+
+Both refs are resolved against the same DAG list: the environment's live DAGs (from its backend
+as configured at HEAD) when reachable. When it is not, the DAG ids named by dag entries (and
+exact dag_ids in group selectors) stand in, and the result says so: a group matching by tags or
+globs cannot be evaluated without the live DAG list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reconciler.live.base import LiveDag
+from reconciler.core.errors import PausectlError
+from reconciler.state.gitref import RefTree, changed_paths, materialise, resolve_commit, state_location
+from reconciler.policy.resolve import resolve
+from reconciler.state.loader import CONFIG_FILE, Rule, load_config, load_env
+from reconciler.core.timeutil import iso, utcnow
+
+KINDS = ("pause", "unpause", "rule", "managed", "unmanaged", "conflict")
+
+
+@dataclass
+class Side:
+    """What one ref says about one DAG."""
+
+    paused: bool | None = None
+    rule: str | None = None          # file:line
+    label: str | None = None         # "dag entry x", "group y", "defaults"
+    reason: str | None = None
+    owner: str | None = None
+    ticket: str | None = None
+    status: str = "managed"          # managed | unmanaged | conflict | absent
+
+    def state_word(self) -> str:
+        if self.status != "managed":
+            return self.status
+        return "paused" if self.paused else "running"
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "paused": self.paused, "rule": self.rule,
+                "rule_name": self.label, "reason": self.reason, "owner": self.owner,
+                "ticket": self.ticket}
+
+
+@dataclass
+class DagDiff:
+    dag_id: str
+    kind: str                        # see KINDS
+    old: Side
+    new: Side
+    in_airflow: bool | None = True   # None: live state unknown
+    live_paused: bool | None = None
+    apply: str | None = None         # what apply at HEAD does: pause | unpause | held | skipped | none
+
+    def to_json(self) -> dict:
+        return {"dag_id": self.dag_id, "change": self.kind, "old": self.old.to_json(),
+                "new": self.new.to_json(), "in_airflow": self.in_airflow,
+                "live_paused": self.live_paused, "apply": self.apply}
+
+
+@dataclass
+class EnvDiff:
+    environment: str
+    live_source: str = "backend"     # backend | rules-only | none
+    live_dags: int = 0
+    notes: list[str] = field(default_factory=list)
+    changes: list[DagDiff] = field(default_factory=list)
+    plan_summary: dict | None = None
+    error: str | None = None
+
+    def counts(self) -> dict:
+        out = {k: 0 for k in KINDS}
+        for c in self.changes:
+            out[c.kind] += 1
+        return out
+
+    def to_json(self) -> dict:
+        return {"environment": self.environment, "live_source": self.live_source,
+                "live_dags": self.live_dags, "notes": self.notes, "summary": self.counts(),
+                "plan_summary": self.plan_summary, "error": self.error,
+                "changes": [c.to_json() for c in self.changes]}
+
+
+@dataclass
+class DiffResult:
+    base: str
+    head: str
+    at: str
+    environments: list[EnvDiff]
+
+    @property
+    def total(self) -> int:
+        return sum(len(e.changes) for e in self.environments)
+
+    def to_json(self) -> dict:
+        return {"base": self.base, "head": self.head, "at": self.at, "total_changes": self.total,
+                "environments": [e.to_json() for e in self.environments]}
+
+
+# ---- computing ---------------------------------------------------------------------------
+
+def _rule_identity(r: Rule | None):
+    """What makes two rules 'the same rule' across refs: content, file, but not the line."""
+    if r is None:
+        return None
+    file = r.where.rpartition(":")[0] if r.where else ""
+    return (file, r.layer, r.name, r.paused, r.reason, r.owner, r.ticket, r.until, r.from_,
+            tuple((w.cron, w.duration, w.timezone) for w in r.windows), r.priority)
+
+
+def _side(dec) -> Side:
+    if dec is None:
+        return Side(status="absent")
+    if dec.conflict:
+        return Side(status="conflict", rule=" vs ".join(r.where for r in dec.conflict),
+                    label="tie")
+    if dec.unmanaged or dec.rule is None:
+        return Side(status="unmanaged")
+    r = dec.rule
+    return Side(paused=dec.paused, rule=r.where, label=r.label(), reason=r.reason,
+                owner=r.owner, ticket=r.ticket)
+
+
+def _kind(old: Side, new: Side) -> str | None:
+    if new.status == "conflict":
+        return "conflict" if old.status != "conflict" or old.rule != new.rule else None
+    if new.status in ("unmanaged", "absent"):
+        return "unmanaged" if old.status == "managed" else None
+    if old.status != "managed":
+        return "managed"
+    if old.paused != new.paused:
+        return "pause" if new.paused else "unpause"
+    return "rule"
+
+
+def named_dag_ids(state) -> set[str]:
+    """DAG ids a state names literally: dag entries and exact ids in group selectors."""
+    from reconciler.policy.selectors import is_glob
+    out = set(state.dag_rules)
+    for g in state.groups:
+        for p in getattr(g.selector, "dag_ids", ()) or ():
+            if not is_glob(p):
+                out.add(p)
+    return out
+
+
+def _load(tree: RefTree | None, env: str, at: datetime):
+    """(cfg, state) of env at a ref; (cfg, None) when the env does not exist there."""
+    if tree is None:
+        return None, None
+    cfg = load_config(tree.root)
+    if env not in cfg.environments:
+        return cfg, None
+    return cfg, load_env(cfg, env, now=at)
+
+
+def _live(cfg, env: str, offline: bool):
+    """(backend or None, live dags or None, note)."""
+    if offline:
+        return None, None, "live state not read (--offline)"
+    from reconciler.engine import open_backend
+    backend = None
+    try:
+        backend = open_backend(cfg, env)
+        return backend, backend.list_dags(), None
+    except (PausectlError, OSError) as e:
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                backend.close()
+        return None, None, f"backend unreachable ({e})"
+
+
+def diff_env(env: str, base: RefTree | None, head: RefTree, at: datetime,
+             offline: bool = False) -> EnvDiff:
+    out = EnvDiff(env)
+    bcfg, bstate = _load(base, env, at)
+    hcfg, hstate = _load(head, env, at)
+    if hstate is None and bstate is None:
+        raise PausectlError(f"unknown environment {env!r} at both refs")
+    if bstate is None:
+        out.notes.append("new environment: it does not exist at the base ref")
+    if hstate is None:
+        out.notes.append("environment removed at the head ref")
+    cfg_for_live = hcfg if hstate is not None else bcfg
+    backend, live, note = _live(cfg_for_live, env, offline)
+    try:
+        named = set()
+        for s in (bstate, hstate):
+            if s is not None:
+                named |= named_dag_ids(s)
+        if live is None:
+            out.live_source = "rules-only" if not offline else "none"
+            out.notes.append(f"{note}: compared only the {len(named)} DAG id(s) named by rules; "
+                             "groups matching by tags, owners or globs are not evaluated")
+            universe = [LiveDag(d, False) for d in sorted(named)]
+            known = set()
+        else:
+            out.live_dags = len(live)
+            known = {d.dag_id for d in live}
+            universe = list(live) + [LiveDag(d, False) for d in sorted(named - known)]
+        bres = resolve(bcfg, bstate, universe, at) if bstate is not None else None
+        hres = resolve(hcfg, hstate, universe, at) if hstate is not None else None
+        plan = None
+        if backend is not None and hstate is not None:
+            from reconciler.engine import Context, plan_env
+            try:
+                plan, _, _ = plan_env(Context(hcfg, hstate, env), backend, at=at,
+                                      desired_ref=head.label, live=live)
+                out.plan_summary = plan.summary()
+            except PausectlError as e:
+                out.notes.append(f"live plan failed: {e}")
+        actions = {}
+        if plan is not None:
+            actions.update({c.dag_id: c.action for c in plan.changes})
+            actions.update({h["dag_id"]: "held" for h in plan.held})
+            actions.update({s["dag_id"]: "skipped" for s in plan.skipped})
+        live_by_id = {d.dag_id: d for d in live or ()}
+        for dag in sorted(universe, key=lambda d: d.dag_id):
+            bd = bres.decisions.get(dag.dag_id) if bres else None
+            hd = hres.decisions.get(dag.dag_id) if hres else None
+            old, new = _side(bd), _side(hd)
+            if old.status == new.status == "managed" and old.paused == new.paused \
+                    and _rule_identity(bd.rule) == _rule_identity(hd.rule):
+                continue
+            kind = _kind(old, new)
+            if kind is None:
+                continue
+            in_af = (dag.dag_id in known) if live is not None else None
+            lp = live_by_id[dag.dag_id].is_paused if in_af and dag.dag_id in live_by_id else None
+            apply = None
+            if plan is not None:
+                apply = actions.get(dag.dag_id, "none") if in_af else "missing"
+            out.changes.append(DagDiff(dag.dag_id, kind, old, new, in_af, lp, apply))
+    finally:
+        if backend is not None:
+            backend.close()
+    return out
+
+
+def affected_envs(repo, bcommit, hcommit, rel: str, base: RefTree, head: RefTree,
+                  at: datetime) -> list[str]:
+    """Environments whose files (or pausectl.yaml) differ between the refs."""
+    prefix = f"{rel}/" if rel else ""
+    changed = {p[len(prefix):] for p in changed_paths(repo, bcommit, hcommit)
+               if p.startswith(prefix)}
+    envs: set[str] = set()
+    names: set[str] = set()
+    cfgs = {}
+    for side, tree in (("base", base), ("head", head)):
+        try:
+            cfgs[side] = load_config(tree.root)
+            names |= set(cfgs[side].environments)
+        except PausectlError:
+            if side == "head":
+                raise
+    if CONFIG_FILE in changed:
+        return sorted(names)
+    for side, tree in (("base", base), ("head", head)):
+        cfg = cfgs.get(side)
+        if cfg is None:
+            continue
+        for env in cfg.environments:
+            try:
+                st = load_env(cfg, env, now=at)
+            except PausectlError:
+                envs.add(env)     # broken on one side: it changed
+                continue
+            files = {tree.state_rel(f) for f in st.files}
+            files.add(cfg.environments[env].file)
+            spec = cfg.environments[env].backend
+            if spec.get("type") == "snapshot":
+                files.add(spec["path"])
+            if files & changed:
+                envs.add(env)
+    return sorted(envs)
+
+
+def compute_diff(state_dir, base_ref: str, head_ref: str, envs: list[str] | None = None,
+                 at: datetime | None = None, offline: bool = False) -> DiffResult:
+    at = at or utcnow()
+    repo, _, rel = state_location(state_dir)
+    bcommit = resolve_commit(repo, base_ref)
+    hcommit = resolve_commit(repo, head_ref)
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(_materialise_or_none(state_dir, base_ref, bcommit))
+        head = stack.enter_context(materialise(state_dir, head_ref, hcommit))
+        if base is None:     # the state repo is new in HEAD: every environment is new
+            wanted = list(envs) if envs else sorted(load_config(head.root).environments)
+        else:
+            wanted = list(envs) if envs else affected_envs(repo, bcommit, hcommit, rel, base,
+                                                           head, at)
+        out = []
+        for env in wanted:
+            try:
+                out.append(diff_env(env, base, head, at, offline))
+            except PausectlError as e:
+                out.append(EnvDiff(env, live_source="none", error=str(e)))
+        return DiffResult(base.label if base else f"{base_ref}@{bcommit.hexsha[:12]}",
+                          head.label, iso(at), out)
+
+
+@contextlib.contextmanager
+def _materialise_or_none(state_dir, ref, commit):
+    try:
+        tree = materialise(state_dir, ref, commit)
+    except PausectlError:
+        yield None
+        return
+    try:
+        yield tree
+    finally:
+        tree.cleanup()
+
+
+# ---- rendering ---------------------------------------------------------------------------
+
+def _arrow(c: DagDiff) -> str:
+    return f"{c.old.state_word()} -> {c.new.state_word()}"
+
+
+def _live_word(c: DagDiff) -> str:
+    if c.in_airflow is None:
+        return ""
+    if not c.in_airflow:
+        return "not in Airflow"
+    if c.live_paused is None:
+        return ""
+    now = "paused" if c.live_paused else "running"
+    if c.apply in (None, "none"):
+        return f"live {now}"
+    if c.apply in ("pause", "unpause"):
+        return f"live {now}, apply will {c.apply}"
+    return f"live {now}, {c.apply}"
+
+
+def diff_text(result: DiffResult, stream=None) -> None:
+    import sys
+    from reconciler.core.sanitize import line_writer      # data cannot add lines or commands
+    w = line_writer(stream or sys.stdout)
+    w(f"pausectl diff {result.base} -> {result.head}\n")
+    if not result.environments:
+        w("No environment is affected.\n")
+    for e in result.environments:
+        w(f"\n== {e.environment} ==\n")
+        if e.error:
+            w(f"error: {e.error}\n")
+            continue
+        for n in e.notes:
+            w(f"note: {n}\n")
+        for c in e.changes:
+            old = f"{c.old.label} ({c.old.rule})" if c.old.rule else c.old.state_word()
+            new = f"{c.new.label} ({c.new.rule})" if c.new.rule else c.new.state_word()
+            extra = _live_word(c)
+            reason = repr(c.new.reason) if c.new.reason else ""
+            if c.old.reason and c.old.reason != c.new.reason and c.old.status == "managed":
+                reason = f"{c.old.reason!r} -> {reason or 'none'}"
+            w(f"{c.kind:9} {c.dag_id}  {_arrow(c)}  rule: {old} -> {new}"
+              f"{'  reason=' + reason if reason else ''}"
+              f"{'  owner=' + c.new.owner if c.new.owner else ''}"
+              f"{'  [' + extra + ']' if extra else ''}\n")
+        k = e.counts()
+        line = (f"{e.environment}: {k['pause']} to pause, {k['unpause']} to unpause, "
+                f"{k['rule']} rule-only, {k['managed']} newly managed, {k['unmanaged']} "
+                f"no longer managed, {k['conflict']} conflicts")
+        if e.plan_summary is not None:
+            p = e.plan_summary
+            line += (f"; live plan at head: {p['pause']} pause, {p['unpause']} unpause, "
+                     f"{p['held']} held, {p['skipped']} skipped")
+        w(line + "\n")
+
+
+def _md(text) -> str:
+    from reconciler.plan.render import _md_escape
+    return _md_escape(None if text is None else str(text))
+
+
+def _code(text) -> str:
+    """A DAG id or environment name as a code span, safe in a table cell (sanitize.md_code)."""
+    from reconciler.core.sanitize import md_code
+    return md_code(text, table=True)
+
+
+def _short(text: str | None, n: int = 60) -> str:
+    if not text:
+        return ""
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def diff_markdown(result: DiffResult, limit: int | None = None) -> str:
+    """A PR comment: one summary table, then per environment the changes grouped by rule
+    transition and every DAG in a collapsible block; always under GitHub's comment limit."""
+    from reconciler.plan.render import GITHUB_COMMENT_LIMIT
+    limit = limit or GITHUB_COMMENT_LIMIT - 1_000
+    out = [f"### pausectl diff {_code(result.base)} -> {_code(result.head)}", ""]
+    if not result.environments:
+        out.append("No environment is affected by this change.")
+        return "\n".join(out) + "\n"
+    out += ["| environment | pause | unpause | rule only | newly managed | unmanaged | "
+            "conflicts | live plan at head | live DAGs from |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for e in result.environments:
+        if e.error:
+            out.append(f"| {_code(e.environment)} | | | | | | | :x: {_md(_short(e.error, 120))} | |")
+            continue
+        k = e.counts()
+        p = e.plan_summary
+        plan = f"{p['pause']} pause / {p['unpause']} unpause" if p else "n/a"
+        src = {"backend": f"Airflow ({e.live_dags} DAGs)", "rules-only": ":warning: rules only",
+               "none": "not read"}[e.live_source]
+        out.append(f"| {_code(e.environment)} | {k['pause']} | {k['unpause']} | {k['rule']} | "
+                   f"{k['managed']} | {k['unmanaged']} | {k['conflict']} | {plan} | {src} |")
+    out.append("")
+    budget = limit - sum(len(x) + 1 for x in out) - 200
+    per_env = max(budget // max(1, len(result.environments)), 2_000)
+    for e in result.environments:
+        block = _env_markdown(e, min(per_env, budget))
+        budget -= sum(len(x) + 1 for x in block)
+        out += block
+    from reconciler.core.sanitize import md_cap       # belt and braces: never exceed the limit
+    return md_cap("\n".join(out) + "\n", limit, "see the job's diff artifact")
+
+
+def _rule_group(side: Side) -> str:
+    """A rule as named in the grouped table: dag entries by file, groups by name and place."""
+    if side.status != "managed" or not side.rule:
+        return ""
+    if side.label and side.label.startswith("dag entry "):
+        return f"dag entries in {side.rule.rpartition(':')[0]}"
+    return f"{side.label} ({side.rule})"
+
+
+def _live_short(c: DagDiff) -> str:
+    if c.in_airflow is None:
+        return ""
+    if not c.in_airflow:
+        return "not in Airflow"
+    if c.live_paused is None:
+        return ""
+    text = "paused" if c.live_paused else "running"
+    if c.apply in ("pause", "unpause"):
+        return f"will {c.apply}"          # live is the opposite, by definition
+    if c.apply in ("held", "skipped"):
+        return f"{text}, {c.apply}"
+    return text
+
+
+TOP_GROUPS = 15
+
+
+def _env_markdown(e: EnvDiff, budget: int) -> list[str]:
+    out = [f"#### {_code(e.environment)}", ""]
+    if e.error:
+        return out + [f":x: {_md(e.error)}", ""]
+    for n in e.notes:
+        out.append(f"> :warning: {_md(n)}")
+    if e.notes:
+        out.append("")
+    if not e.changes:
+        return out + ["No change to the desired state of any DAG.", ""]
+    # 1. grouped: one row per (change, old -> new, rule, reason, owner), largest first
+    groups: dict[tuple, list[DagDiff]] = {}
+    for c in e.changes:
+        old_reason = c.old.reason if c.old.label != "defaults" else None
+        key = (c.kind, c.old.state_word(), _rule_group(c.old), old_reason,
+               c.new.state_word(), _rule_group(c.new), c.new.reason, c.new.owner)
+        groups.setdefault(key, []).append(c)
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    out += ["| change | DAGs | was | now | reason | owner |", "|---|---|---|---|---|---|"]
+    for (kind, ow, orule, oreason, nw, nrule, reason, owner), items in ordered[:TOP_GROUPS]:
+        dags = _code(items[0].dag_id) if len(items) == 1 else f"{len(items)} DAGs"
+        was = ow + (f"; {_md(orule)}" if orule else "")
+        if oreason and oreason != reason:
+            was += f"; {_md(_short(oreason, 40))}"
+        now = nw + (f"; {_md(nrule)}" if nrule else "")
+        out.append(f"| {kind} | {dags} | {was} | {now} | {_md(_short(reason))} | "
+                   f"{_md(_short(owner, 30))} |")
+    if len(ordered) > TOP_GROUPS:
+        rest = sum(len(v) for _, v in ordered[TOP_GROUPS:])
+        out += ["", f"... and {len(ordered) - TOP_GROUPS} smaller group(s) of changes "
+                    f"({rest} DAGs): every DAG is listed below"]
+    out.append("")
+    used = sum(len(x) + 1 for x in out)
+    # 2. every DAG, one compact row each, collapsed
+    detail = [f"<details><summary>{_md(e.environment)}: all {len(e.changes)} DAG change(s)</summary>",
+              "", "| dag_id | change | rule | reason | owner | live |", "|---|---|---|---|---|---|"]
+    d_used = sum(len(x) + 1 for x in detail) + 120
+    n = 0
+    for c in e.changes:
+        side = c.new if c.new.rule else c.old
+        r = (f"| {_code(c.dag_id)} | {c.kind} | {_md(side.rule or '')} | "
+             f"{_md(_short(side.reason, 40))} | {_md(_short(side.owner, 20))} | "
+             f"{_md(_live_short(c))} |")
+        if used + d_used + len(r) + 1 > budget:
+            break
+        detail.append(r)
+        d_used += len(r) + 1
+        n += 1
+    if n < len(e.changes):
+        detail += ["", f"... and {len(e.changes) - n} more DAG(s) (see the job's diff artifact)"]
+    detail += ["", "</details>", ""]
+    return out + detail

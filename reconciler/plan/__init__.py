@@ -1,0 +1,1 @@
+"""The plan: a frozen value of changes and batches, and how it is rendered."""

@@ -1,0 +1,194 @@
+"""Diff desired against live: the plan, a plain value that apply consumes and report renders."""
+
+from __future__ import annotations
+
+import hashlib
+from operator import attrgetter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from reconciler.live.base import AuditEvent, LiveDag
+from reconciler.policy.resolve import Resolution
+from reconciler.policy.selectors import SelectorIndex, Selector
+from reconciler.state.loader import Config, EnvState
+from reconciler.core.timeutil import iso, utcnow
+
+FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class Change:
+    dag_id: str
+    action: str              # pause | unpause
+    live_paused: bool
+    desired_paused: bool
+    rule: str                # file:line
+    reason: str | None
+    owner: str | None
+    last_changed_by: str | None = None
+    rule_name: str = ""
+    ticket: str | None = None
+    until: str | None = None
+    auto_paused: dict | None = None   # Airflow paused it after failed runs (autopause.py)
+
+
+@dataclass
+class Plan:
+    environment: str
+    generated_at: str
+    at: str
+    desired_ref: str | None
+    changes: list[Change] = field(default_factory=list)
+    unchanged: int = 0
+    conflicts: list[dict] = field(default_factory=list)
+    missing: list[dict] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    held: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    live_hash: str = ""
+    batches: list[dict] = field(default_factory=list)   # apply's order: [{dag_ids, pause, unpause}]
+    emergency: str | None = None                         # start of the emergency in force, if any
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> dict:
+        return {
+            "pause": sum(1 for c in self.changes if c.action == "pause"),
+            "unpause": sum(1 for c in self.changes if c.action == "unpause"),
+            "unchanged": self.unchanged, "unmanaged": len(self.unmanaged),
+            "missing": len(self.missing), "held": len(self.held),
+            "conflicts": len(self.conflicts), "skipped": len(self.skipped),
+        }
+
+    def change_key(self) -> list[tuple[str, str]]:
+        """What apply will do, for comparing a saved plan with a fresh one."""
+        return sorted((c.dag_id, c.action) for c in self.changes)
+
+    def to_json(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "environment": self.environment, "generated_at": self.generated_at, "at": self.at,
+            "desired_ref": self.desired_ref, "live_hash": self.live_hash,
+            "summary": self.summary(),
+            "changes": [asdict(c) for c in self.changes],
+            "conflicts": self.conflicts, "missing": self.missing, "unmanaged": self.unmanaged,
+            "held": self.held, "skipped": self.skipped, "warnings": self.warnings,
+            "batches": self.batches,
+            **({"emergency": self.emergency} if self.emergency else {}),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Plan":
+        plan = cls(environment=data["environment"], generated_at=data["generated_at"],
+                   at=data.get("at", data["generated_at"]), desired_ref=data.get("desired_ref"))
+        plan.changes = [Change(**c) for c in data["changes"]]
+        plan.unchanged = data["summary"]["unchanged"]
+        for key in ("conflicts", "missing", "unmanaged", "held", "skipped", "warnings"):
+            setattr(plan, key, list(data.get(key) or []))
+        plan.live_hash = data.get("live_hash", "")
+        plan.batches = list(data.get("batches") or [])
+        plan.emergency = data.get("emergency")
+        return plan
+
+
+def live_hash(live: list[LiveDag]) -> str:
+    """Identifies the live pause state a plan was made against."""
+    text = "\n".join(sorted(f"{d.dag_id}={d.is_paused:d}" for d in live))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def protect_index(cfg: Config, state: EnvState) -> SelectorIndex:
+    globs = list(cfg.protect) + list(state.protect)
+    return SelectorIndex((Selector.from_spec({"dag_id": g}), g) for g in globs)
+
+
+def last_events(events: list[AuditEvent]) -> dict[str, AuditEvent]:
+    """The newest pause event per DAG (events come newest first)."""
+    out: dict[str, AuditEvent] = {}
+    for e in events:
+        if e.dag_id and e.dag_id not in out:
+            out[e.dag_id] = e
+    return out
+
+
+def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Resolution,
+               at: datetime, desired_ref: str | None = None,
+               events: list[AuditEvent] | None = None,
+               auto: dict | None = None) -> Plan:
+    """`auto`: autopause.detect's {dag_id: AutoPause}, DAGs Airflow paused by itself."""
+    plan = Plan(environment=state.name, generated_at=iso(utcnow()), at=iso(at),
+                desired_ref=desired_ref, live_hash=live_hash(live))
+    plan.warnings.extend(state.warnings)
+    protect = protect_index(cfg, state)
+    last = last_events(events or [])
+    hold_until = at - timedelta(hours=cfg.hold_manual_hours)
+    decisions = resolution.decisions
+    for dag in sorted(live, key=attrgetter("dag_id")):
+        dec = decisions[dag.dag_id]
+        if dec.conflict:
+            plan.conflicts.append({"dag_id": dag.dag_id, "rules": [r.where for r in dec.conflict],
+                                   "message": resolution.why(dec, dag)})
+            continue
+        if dec.unmanaged:
+            if state.defaults.unmanaged == "report":
+                plan.unmanaged.append(dag.dag_id)
+            continue
+        if dec.paused == dag.is_paused:
+            plan.unchanged += 1
+            continue
+        rule = dec.rule
+        event = last.get(dag.dag_id)
+        skip_why = None
+        if dag.is_stale:
+            skip_why = "stale: its DAG file is gone; not flipped"
+        elif dag.has_import_errors:
+            skip_why = "has import errors; fix the DAG file first"
+        elif rule.layer != "dag" and protect and protect.lookup(dag.dag_id, (), ()):
+            # the emergency layer too: protected DAGs keep running through an emergency, even
+            # when safety.protect gained them after it was declared
+            skip_why = f"protected by safety.protect; only a dag entry may change it (rule {rule.where})"
+        if skip_why:
+            plan.skipped.append({"dag_id": dag.dag_id, "why": skip_why})
+            continue
+        ap = (auto or {}).get(dag.dag_id) if not dec.paused else None
+        ap_json = None
+        if ap is not None:
+            from reconciler.live.autopause import outcome
+            result = outcome(ap, cfg.auto_paused)
+            ap_json = ap.to_json(cfg.auto_paused, result)
+            if result == "held":
+                plan.held.append({"dag_id": dag.dag_id, "why": ap.held_why(rule),
+                                  "live_paused": dag.is_paused, "desired_paused": dec.paused,
+                                  "rule": rule.where, "auto_paused": ap_json})
+                continue
+        manual = event is not None and event.via != "pausectl" and event.is_paused in (None, dag.is_paused)
+        if ap is not None and ap.changed_after:
+            manual = False   # a human acted in git after Airflow's pause: a plain git change
+        if manual and rule.layer != "emergency":
+            held_why = None
+            what = ap.summary() if ap is not None else event.describe()
+            if cfg.drift_mode in ("report", "adopt"):
+                held_why = f"manual change kept (drift.mode {cfg.drift_mode}): {what}"
+            elif cfg.hold_manual_hours and event.when > hold_until:
+                held_why = (f"manual change held for {cfg.hold_manual_hours:g}h "
+                            f"(drift.hold_manual_hours): {what}")
+            if held_why:
+                plan.held.append({"dag_id": dag.dag_id, "why": held_why, "live_paused": dag.is_paused,
+                                  "desired_paused": dec.paused, "rule": rule.where,
+                                  **({"auto_paused": {**ap_json, "outcome": "held"}}
+                                     if ap_json else {})})
+                continue
+        plan.changes.append(Change(
+            dag_id=dag.dag_id, action="pause" if dec.paused else "unpause",
+            live_paused=dag.is_paused, desired_paused=dec.paused, rule=rule.where,
+            reason=rule.reason, owner=rule.owner,
+            last_changed_by=(ap.released_why() if ap is not None
+                             else event.describe() if event else None),
+            rule_name=rule.label(), ticket=rule.ticket,
+            until=iso(rule.until) if rule.until else None, auto_paused=ap_json))
+    for dag_id, rule in sorted(resolution.missing):
+        plan.missing.append({"dag_id": dag_id, "rule": rule.where, "desired_paused": rule.paused})
+    return plan

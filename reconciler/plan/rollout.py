@@ -1,0 +1,126 @@
+"""Turn a plan's changes into ordered batches: canary DAGs first, then deterministic slices.
+
+`batches: [1, "10%", "50%", "100%"]` are cumulative targets: after batch k, that many (or that
+share) of the unpauses are done (pauses are not staged, see below). Order inside the canary set and the rest is by dag_id, so the
+same plan always yields the same batches, and `plan` can show them before anything happens.
+Pauses are safe and need no watching; only unpauses are rolled out in stages, and all pauses
+go in the first batch (stopping things is never the risky direction).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from reconciler.core.errors import PausectlError
+from reconciler.plan.model import Change
+from reconciler.policy.selectors import Selector, SelectorIndex
+
+
+def parse_batches(spec) -> list:
+    """From config (list) or --batches "1,10%,100%" (str)."""
+    if spec is None:
+        return ["100%"]
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        item = item.strip() if isinstance(item, str) else item
+        # ASCII digits, at most 7 (str.isdigit() also takes "²", which int() refuses)
+        if isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= 1_000_000:
+            out.append(item)
+        elif isinstance(item, str) and re.fullmatch(r"[0-9]{1,7}", item) \
+                and 1 <= int(item) <= 1_000_000:
+            out.append(int(item))
+        elif isinstance(item, str) and re.fullmatch(r"[0-9]{1,3}%", item) \
+                and 1 <= int(item[:-1]) <= 100:
+            out.append(item)
+        else:
+            raise PausectlError(f"bad batch size {item!r} (use a count like 1 or a share like 25%)")
+    return out
+
+
+def canary_index(canary: dict | list | None) -> SelectorIndex | None:
+    """From config (`{tags, dag_id, dags}`: any of them marks a canary) or from `--canary`
+    selectors (a list of match specs; any of them marks a canary)."""
+    if not canary:
+        return None
+    if isinstance(canary, list):
+        return SelectorIndex((Selector.from_spec(spec), True) for spec in canary)
+    items = []
+    sel = {k: v for k, v in canary.items() if k in ("tags", "dag_id") and v}
+    if sel:
+        # tags and dag_id in the canary selector are alternatives: either marks a canary
+        for key, value in sel.items():
+            items.append((Selector.from_spec({key: value}), True))
+    if canary.get("dags"):
+        items.append((Selector.from_spec({"dag_id": list(canary["dags"])}), True))
+    return SelectorIndex(items) if items else None
+
+
+def make_batches(changes: list[Change], spec, canary: dict | list | None,
+                 live_tags: dict[str, tuple] | None = None,
+                 live_owners: dict[str, tuple] | None = None) -> list[list[Change]]:
+    """Batches of changes, first to last. Every change is in exactly one batch."""
+    if not changes:
+        return []
+    sizes = parse_batches(spec)
+    pauses = sorted((c for c in changes if c.action == "pause"), key=lambda c: c.dag_id)
+    unpauses = [c for c in changes if c.action == "unpause"]
+    idx = canary_index(canary)
+    tags = live_tags or {}
+    owners = live_owners or {}
+
+    def is_canary(c: Change) -> bool:
+        return bool(idx and idx.lookup(c.dag_id, tags.get(c.dag_id, ()), owners.get(c.dag_id, ())))
+
+    ordered = sorted(unpauses, key=lambda c: (not is_canary(c), c.dag_id))
+    total = len(ordered)
+    batches: list[list[Change]] = []
+    done = 0
+    for s in sizes:
+        target = s if isinstance(s, int) else math.ceil(total * int(s[:-1]) / 100)
+        target = min(max(target, done), total)
+        if target > done:
+            batches.append(ordered[done:target])
+            done = target
+    if done < total:
+        batches.append(ordered[done:])
+    if pauses:
+        if batches:
+            batches[0] = pauses + batches[0]
+        else:
+            batches.append(pauses)
+    return batches
+
+
+GATE_KEYS = ("wait_seconds", "min_runs", "timeout_seconds", "max_failed_runs", "import_errors",
+             "stale")
+
+
+def effective_rollout(base: dict | None, overrides: dict | None = None) -> dict:
+    """`rollout` from pausectl.yaml with this run's overrides (CLI flags) on top:
+    batches, canary (a list of selector specs), on_gate_failure, and any gate key."""
+    r = dict(base or {})
+    gate = dict(r.get("gate") or {})
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key in GATE_KEYS:
+            gate[key] = value
+        else:
+            r[key] = value
+    r["gate"] = gate
+    return r
+
+
+def plan_batches(changes: list[Change], rollout: dict, live) -> list[list[Change]]:
+    """The batches apply will run, from the effective rollout and the live DAGs' tags/owners."""
+    tags = {d.dag_id: d.tags for d in live}
+    owners = {d.dag_id: d.owners for d in live}
+    return make_batches(changes, rollout.get("batches"), rollout.get("canary"), tags, owners)
+
+
+def batches_json(batches: list[list[Change]]) -> list[dict]:
+    return [{"dag_ids": [c.dag_id for c in b],
+             "pause": sum(c.action == "pause" for c in b),
+             "unpause": sum(c.action == "unpause" for c in b)} for b in batches]

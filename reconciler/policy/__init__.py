@@ -1,0 +1,1 @@
+"""Turns rules into decisions: selectors, precedence, cascade, tenants, windows, schedule."""

@@ -1,0 +1,1 @@
+"""Carries promotable rules from one environment into the next, on a branch."""

@@ -1,0 +1,1 @@
+"""The desired state as files: YAML loading, JSON Schema, config, environment files, git refs."""
