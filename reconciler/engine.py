@@ -1,15 +1,16 @@
-"""The one-way flow, wired: load -> resolve -> observe -> plan. Commands call these."""
+"""The one-way flow, wired: load -> observe -> resolve -> plan (observe.py). Commands call these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from reconciler.live.base import Backend, LiveDag
 from reconciler.core.errors import PausectlError
 from reconciler.plan.model import Plan, build_plan
-from reconciler.policy.resolve import Emergency, Resolution, resolve
+from reconciler.observe import (DIFFERING, Context, Observation, observe, read_emergency,
+                                resolve)
+from reconciler.policy.resolve import Resolution
 from reconciler.state.loader import Config, EnvState, find_root, load_config, load_env
 from reconciler.core.timeutil import utcnow
 
@@ -44,15 +45,6 @@ def _where(cfg: Config, env: str, key: str):
     return doc.path, line, col
 
 
-@dataclass
-class Context:
-    """Everything a command needs about one environment."""
-
-    cfg: Config
-    state: EnvState
-    env: str
-
-
 def load(state_dir: str | Path | None, env: str, at: datetime | None = None) -> Context:
     root = find_root(state_dir)
     cfg = load_config(root)
@@ -60,42 +52,36 @@ def load(state_dir: str | Path | None, env: str, at: datetime | None = None) -> 
     return Context(cfg, load_env(cfg, env, now=at or utcnow()), env)
 
 
-def read_emergency(backend: Backend, env: str) -> Emergency | None:
-    """The emergency marker of an environment, if one is active (see emergency.py)."""
-    try:
-        from reconciler.apply.emergency import load_marker
-    except ImportError:  # pragma: no cover
-        return None
-    return load_marker(backend, env)
-
-
 def plan_env(ctx: Context, backend: Backend, at: datetime | None = None,
              desired_ref: str | None = None, with_events: bool = True,
-             live: list[LiveDag] | None = None) -> tuple[Plan, Resolution, list[LiveDag]]:
+             live: list[LiveDag] | None = None,
+             rollout: dict | None = None) -> tuple[Plan, Resolution, list[LiveDag]]:
+    """Observe, resolve and plan one environment (observe.py), in one call."""
     at = at or utcnow()
-    live = backend.list_dags() if live is None else live
-    emergency = read_emergency(backend, ctx.env)
-    from reconciler.policy.cascade import load_edges
+    obs = observe(ctx, backend, at, events_for=DIFFERING if with_events else None, live=live,
+                  desired_ref=desired_ref)
+    plan, resolution = plan_observed(ctx, obs, at, desired_ref, rollout=rollout)
+    return plan, resolution, list(obs.live)
+
+
+def plan_observed(ctx: Context, obs: Observation, at: datetime | None = None,
+                  desired_ref: str | None = None,
+                  rollout: dict | None = None) -> tuple[Plan, Resolution]:
+    """The plan of one observation (callers that also use the observation: drift), frozen
+    with the batches of `rollout` (the run's, resolved once; default pausectl.yaml's)."""
+    at = obs.at if at is None else at
     from reconciler.policy.tenants import enforce
+    live = list(obs.live)
     enforce(ctx.cfg, ctx.state, live)      # a rule crossing tenants: error at its file:line
-    resolution = resolve(ctx.cfg, ctx.state, live, at, emergency, load_edges(ctx.state, backend))
-    events = None
-    auto = None
-    if with_events:
-        differing = [d.dag_id for d in live
-                     if (dec := resolution.decisions[d.dag_id]).paused is not None
-                     and dec.paused != d.is_paused]
-        if differing:
-            events = backend.audit_events(differing)
-            # Airflow's own pauses (drift.auto_paused): their failed runs and rule history
-            from reconciler.live.autopause import detect
-            auto = detect(backend, live, resolution, events, desired_ref)
+    resolution = resolve(ctx, obs, at)
+    emergency = obs.emergency
+    events = None if obs.events is None else list(obs.events)
+    auto = dict(obs.auto) or None
     plan = build_plan(ctx.cfg, ctx.state, live, resolution, at, desired_ref, events, auto)
-    from reconciler.plan.rollout import batches_json, effective_rollout, plan_batches
-    plan.batches = batches_json(plan_batches(plan.changes, effective_rollout(
-        ctx.cfg.rollout_for(ctx.env)), live))
     if emergency is not None:
         plan.emergency = emergency.started
         plan.warnings.insert(0, f"EMERGENCY active since {emergency.started}: {emergency.reason} "
                                 f"({emergency.owner}); only `pausectl emergency recover` ends it")
-    return plan, resolution, live
+    from reconciler.plan.rollout import resolve_rollout
+    plan.freeze(resolve_rollout(ctx.cfg, ctx.env) if rollout is None else rollout, live)
+    return plan, resolution

@@ -1,0 +1,137 @@
+"""One Observation: what live Airflow looks like, read once, and `resolve` on top of it.
+
+    obs = observe(ctx, backend, at)            # list_dags, emergency marker, cascade edges,
+                                               # audit events + auto-pause evidence
+    res = resolve(ctx, obs, at)                # rules -> decisions (cached per ctx and at)
+
+Every consumer takes these two objects instead of calling the backend or the resolver itself:
+plan (engine.plan_observed), explain, doctor, lint, schedule and drift. A command never
+resolves on its own, so they cannot disagree (issue 13: doctor said "no rule decides" for a
+DAG plan paused through a cascade, because doctor resolved without the cascade edges).
+
+`events_for` chooses the DAGs whose audit events (and auto-pause evidence) are read; it is a
+predicate `(LiveDag, Decision) -> bool`, or None for no events:
+- DIFFERING (default): the DAGs whose decision differs from live (plan, drift);
+- PAUSED: every paused, non-stale DAG (lint);
+- only(dag_id): one DAG when it is paused live or in git (doctor).
+
+How diff (operate/diff.py) and promote (promote/flow.py) switch to this API:
+- diff: `obs = observe(Context(hcfg, hstate, env), backend, at, events_for=None)` once, then
+  `resolve(Context(bcfg, bstate, env), obs, at, dags=universe)` for the base side and the same
+  with the head context; `engine.plan_observed(head_ctx, obs, at, desired_ref)` instead of
+  plan_env for the head plan (no second list_dags).
+- promote: `obs = observe(Context(cfg, src, src.name), backend, at, events_for=pred)` where
+  `pred` selects the promoted DAGs, then `resolve(...)` and `obs.events` instead of
+  `read_emergency` + `resolve` + `backend.audit_events`; `plan_observed` for the target plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Callable, Iterable, Mapping
+
+from reconciler.live.base import AssetEdge, AuditEvent, Backend, LiveDag
+from reconciler.policy.cascade import load_edges
+from reconciler.policy.resolve import Decision, Emergency, Resolution
+from reconciler.policy.resolve import resolve as resolve_rules
+from reconciler.state.loader import Config, EnvState
+
+EventsFor = Callable[[LiveDag, Decision], bool]
+
+
+@dataclass
+class Context:
+    """Everything a command needs about one environment (loaded by engine.load)."""
+
+    cfg: Config
+    state: EnvState
+    env: str
+
+
+def DIFFERING(dag: LiveDag, dec: Decision) -> bool:
+    """Git decides the DAG and live differs (what plan and drift explain with events)."""
+    return dec.paused is not None and dec.paused != dag.is_paused
+
+
+def PAUSED(dag: LiveDag, dec: Decision) -> bool:
+    """Paused live (lint: who paused it, Airflow's own pauses)."""
+    return dag.is_paused and not dag.is_stale
+
+
+def only(dag_id: str) -> EventsFor:
+    """One DAG, when it is paused live or in git (doctor: who paused it)."""
+    return lambda dag, dec: dag.dag_id == dag_id and bool(dag.is_paused or dec.paused)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Live state of one environment at one moment, read once (see the module doc)."""
+
+    env: str
+    at: datetime
+    live: tuple[LiveDag, ...]
+    emergency: Emergency | None
+    edges: tuple[AssetEdge, ...]
+    events: tuple[AuditEvent, ...] | None = None   # None: not read; newest first
+    auto: Mapping[str, object] = field(default_factory=dict)   # dag_id -> autopause.AutoPause
+    unread: tuple[str, ...] = ()      # what could not be read, and why (tolerant observe)
+    desired_ref: str | None = None
+    _resolved: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def dag(self, dag_id: str) -> LiveDag | None:
+        return next((d for d in self.live if d.dag_id == dag_id), None)
+
+    def last_events(self) -> dict[str, AuditEvent]:
+        """The newest pause event per DAG among the events read."""
+        from reconciler.plan.model import last_events
+        return last_events(list(self.events or ()))
+
+
+def read_emergency(backend: Backend, env: str) -> Emergency | None:
+    """The emergency marker of an environment, if one is active (apply/emergency.py)."""
+    from reconciler.apply.emergency import load_marker
+    return load_marker(backend, env)
+
+
+def observe(ctx: Context, backend: Backend, at: datetime, *,
+            events_for: EventsFor | None = DIFFERING, live: Iterable[LiveDag] | None = None,
+            desired_ref: str | None = None, tolerant: bool = False) -> Observation:
+    """Read everything a command needs from `backend` once. `live`: DAGs already listed.
+    `tolerant`: an audit log that cannot be read is noted in `unread` instead of raised
+    (doctor keeps diagnosing)."""
+    dags = tuple(backend.list_dags() if live is None else live)
+    obs = Observation(ctx.env, at, dags, read_emergency(backend, ctx.env),
+                      tuple(load_edges(ctx.state, backend)), desired_ref=desired_ref)
+    if events_for is None:
+        return obs
+    res = resolve(ctx, obs, at)
+    wanted = [d.dag_id for d in dags if events_for(d, res.decisions[d.dag_id])]
+    if not wanted:
+        return replace(obs, events=())
+    try:
+        events = backend.audit_events(wanted)
+    except Exception as e:  # noqa: BLE001 - tolerant: any backend failure is a note for doctor
+        if not tolerant:
+            raise
+        return replace(obs, events=(), unread=(f"audit log not read: {e}",))
+    # Airflow's own pauses: their failed runs and the deciding rule's git history
+    from reconciler.live.autopause import detect
+    auto = detect(backend, list(dags), res, events, desired_ref)
+    return replace(obs, events=tuple(events), auto=auto)
+
+
+def resolve(ctx: Context, obs: Observation, at: datetime | None = None,
+            dags: Iterable[LiveDag] | None = None) -> Resolution:
+    """Decisions for every observed DAG (or only `dags`) at `at` (default: the observation's).
+    Whole-environment results are cached: every consumer of one observation shares them."""
+    at = obs.at if at is None else at
+    if dags is not None:
+        return resolve_rules(ctx.cfg, ctx.state, list(dags), at, obs.emergency, list(obs.edges))
+    key = (id(ctx.cfg), id(ctx.state), at)
+    hit = obs._resolved.get(key)
+    if hit is not None and hit[0] is ctx.cfg and hit[1] is ctx.state:
+        return hit[2]
+    res = resolve_rules(ctx.cfg, ctx.state, list(obs.live), at, obs.emergency, list(obs.edges))
+    obs._resolved[key] = (ctx.cfg, ctx.state, res)
+    return res
