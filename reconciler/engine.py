@@ -8,10 +8,10 @@ from pathlib import Path
 from reconciler.live.base import Backend, LiveDag
 from reconciler.core.errors import PausectlError
 from reconciler.plan.model import Plan, build_plan
-from reconciler.observe import (DIFFERING, Context, Observation, observe, read_emergency,
-                                resolve)
+from reconciler.observe import DIFFERING, Context, Observation, observe, resolve
+from reconciler.observe import read_emergency  # noqa: F401 - kept importable from engine
 from reconciler.policy.resolve import Resolution
-from reconciler.state.loader import Config, EnvState, find_root, load_config, load_env
+from reconciler.state.loader import Config, find_root, load_config, load_env
 from reconciler.core.timeutil import utcnow
 
 
