@@ -249,3 +249,51 @@ def test_cascade_plan_and_explain_against_real_airflow3(airflow3, tmp_path, caps
     # the plan changed nothing in Airflow
     assert not any(p for _, p in airflow3.query("SELECT dag_id, is_paused FROM dag"))
     airflow3.reset()
+
+
+# ---- issue 13: doctor, explain and plan read one Observation and agree ---------------------
+
+SENSOR_PROD = """\
+environment: prod
+defaults: {unmanaged: report}
+dags:
+  etl_orders:
+    paused: true
+    reason: "orders source down"
+    owner: data-eng
+    cascade: downstream
+sensors:
+  etl_orders: [report_daily_sales]
+"""
+
+
+@pytest.mark.parametrize("sales_paused", [True, False])
+def test_doctor_explain_and_plan_agree_on_a_sensor_cascade(tmp_path, capsys, monkeypatch,
+                                                           sales_paused):
+    """report_daily_sales waits on etl_orders (sensors:); etl_orders is paused with
+    `cascade: downstream`: every command says the cascade pauses report_daily_sales."""
+    live = [dag("etl_orders", True, [], ["data-eng"]),
+            dag("report_daily_sales", sales_paused, [], ["analytics"])]
+    make_state(tmp_path, {"prod.yaml": SENSOR_PROD,
+                          "snapshots/prod.json": snapshot_json(live, "prod")})
+    plan = json.loads(_cli(tmp_path, ["plan", "prod", "--format", "json"], capsys, monkeypatch))
+    x = json.loads(_cli(tmp_path, ["explain", "prod", "report_daily_sales", "--format", "json"],
+                        capsys, monkeypatch))
+    doc = json.loads(_cli(tmp_path, ["doctor", "prod", "report_daily_sales", "--format", "json"],
+                          capsys, monkeypatch))
+    changes = {c["dag_id"]: c for c in plan["changes"]}
+    if sales_paused:
+        assert changes == {} and plan["summary"]["unchanged"] == 2, plan
+    else:
+        assert changes["report_daily_sales"]["action"] == "pause"
+        assert changes["report_daily_sales"]["rule"] == "state/prod.yaml:4"
+    assert x["desired_paused"] is True and x["decided_by"] == "state/prod.yaml:4", x
+    assert doc["desired_paused"] is True and doc["decided_by"] == "state/prod.yaml:4", doc
+    first = doc["findings"][0]
+    if sales_paused:
+        assert first["code"] == "paused_by_rule", doc
+        assert "cascade: etl_orders -> sensor -> report_daily_sales" in first["title"], doc
+    else:
+        assert first["code"] == "will_pause", doc
+    text = _cli(tmp_path, ["doctor", "prod", "report_daily_sales"], capsys, monkeypatch)
+    assert "git: paused (state/prod.yaml:4)" in text and "no rule decides" not in text, text
