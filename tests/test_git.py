@@ -668,14 +668,14 @@ def _entry_rt(text: str):
      "groups: []\n"),
 ])
 def test_splice_cases(target, expected):
-    from reconciler.promote.flow import apply_updates
+    from reconciler.promote.edit import apply_updates
     new, warnings = apply_updates(target, [("dag", "new_dag",
                                             _entry_rt("paused: false\nreason: r\n"))])
     assert new == expected and warnings == []
 
 
 def test_splice_flow_style_section_falls_back_to_round_trip():
-    from reconciler.promote.flow import apply_updates
+    from reconciler.promote.edit import apply_updates
     target = "environment: prod  # keep me\ndags: {a: {paused: true, reason: x, owner: y}}\n"
     new, warnings = apply_updates(target, [("dag", "a", _entry_rt("paused: false\n"))])
     assert "flow style" in warnings[0]
@@ -685,7 +685,7 @@ def test_splice_flow_style_section_falls_back_to_round_trip():
 
 
 def test_splice_groups_with_comments_between_items():
-    from reconciler.promote.flow import apply_updates
+    from reconciler.promote.edit import apply_updates
     target = ("groups:\n  # first\n  - name: a\n    match: {tags: [x]}\n    paused: true\n"
               "    reason: r\n    owner: o\n\n  # second, keep this comment\n  - name: b\n"
               "    match: {tags: [y]}\n    paused: false\n")

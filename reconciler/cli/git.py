@@ -106,7 +106,8 @@ def promote(source, target, dags, branch, since, dry_run, checkout, state_dir, f
     plan passes the safety guards. The result is one commit on a new branch.
     Exit 0 promoted (or nothing to do), 1 blocked by a gate or a conflict.
     """
-    from reconciler.promote.flow import promote as run, promotion_text
+    from reconciler.promote.flow import promote as run
+    from reconciler.promote.render import promotion_text
     from reconciler.plan.render import dump_json
     names = [d.strip() for d in dags.split(",") if d.strip()] if dags else None
     res = run(state_dir, source, target, names, branch=branch, dry_run=dry_run, since=since,
