@@ -21,7 +21,7 @@ from reconciler.core.errors import PausectlError
 from reconciler.promote.edit import entry_of, flow_json, load_plain, norm, plain
 from reconciler.promote.select import Candidate, Promotion, file_of
 from reconciler.state.gitref import commit_info, file_text, git, resolve_commit
-from reconciler.state.loader import Rule
+from reconciler.state.model import Rule
 
 TRAILER = "Pausectl-Promotion"
 

@@ -27,7 +27,8 @@ from reconciler.promote.edit import apply_updates, load_plain
 from reconciler.promote.select import Promotion, file_of, find_candidates
 from reconciler.promote.soak import soak_gate, target_gate
 from reconciler.state.gitref import check_branch, check_ref, git, resolve_commit, state_location
-from reconciler.state.loader import Config, load_config, load_env
+from reconciler.state.loader import load_config, load_env
+from reconciler.state.model import Config
 
 
 def _route(cfg: Config, source: str, target: str | None) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reconciler.core.errors import PausectlError
 from reconciler.promote.edit import entry_of, plain, ruamel_yaml
-from reconciler.state.loader import Config, EnvState, Rule
+from reconciler.state.model import Config, EnvState, Rule
 
 
 @dataclass

@@ -21,7 +21,8 @@ from reconciler.engine import Context, open_backend, plan_env, read_emergency
 from reconciler.plan.model import protect_index
 from reconciler.policy.resolve import resolve
 from reconciler.promote.select import Candidate, file_of
-from reconciler.state.loader import DISPLAY_ALIASES, Config, EnvState, load_config, load_env
+from reconciler.state.loader import load_config, load_env
+from reconciler.state.model import DISPLAY_ALIASES, Config, EnvState
 
 
 def soak_gate(cfg: Config, src: EnvState, cands: list[Candidate], at: datetime,

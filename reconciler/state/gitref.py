@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from reconciler.core.errors import PausectlError
+from reconciler.state.model import DISPLAY_ALIASES
 
 # A conservative ref syntax: branch/tag names, shas, HEAD~2, main^ ... nothing else.
 _REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/~^\-+]{0,199}$")
@@ -88,7 +89,6 @@ class RefTree:
 
     def __init__(self, tmp: tempfile.TemporaryDirectory, root: Path, sha: str, ref: str,
                  shown: str):
-        from reconciler.state.loader import DISPLAY_ALIASES
         self._tmp, self.root, self.sha, self.ref, self.shown = tmp, root, sha, ref, shown
         self._key = str(root)
         DISPLAY_ALIASES[self._key] = shown
@@ -108,7 +108,6 @@ class RefTree:
         return f.replace(os.sep, "/")
 
     def cleanup(self) -> None:
-        from reconciler.state.loader import DISPLAY_ALIASES
         DISPLAY_ALIASES.pop(self._key, None)
         self._tmp.cleanup()
 
