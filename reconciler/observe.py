@@ -12,7 +12,7 @@ DAG plan paused through a cascade, because doctor resolved without the cascade e
 `events_for` chooses the DAGs whose audit events (and auto-pause evidence) are read; it is a
 predicate `(LiveDag, Decision) -> bool`, or None for no events:
 - DIFFERING (default): the DAGs whose decision differs from live (plan, drift);
-- PAUSED: every paused, non-stale DAG (lint);
+- PAUSED: every paused DAG (lint);
 - only(dag_id): one DAG when it is paused live or in git (doctor).
 
 How diff (operate/diff.py) and promote (promote/flow.py) switch to this API:
@@ -55,8 +55,8 @@ def DIFFERING(dag: LiveDag, dec: Decision) -> bool:
 
 
 def PAUSED(dag: LiveDag, dec: Decision) -> bool:
-    """Paused live (lint: who paused it, Airflow's own pauses)."""
-    return dag.is_paused and not dag.is_stale
+    """Paused live, stale or not (lint: who paused it, Airflow's own pauses)."""
+    return bool(dag.is_paused)
 
 
 def only(dag_id: str) -> EventsFor:

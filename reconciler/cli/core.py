@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -148,7 +147,8 @@ class desired_state:
               help="Use this snapshot file as the live state.")
 def explain(env, dag_id, state_dir, at, fmt, snapshot):
     """Every rule that matches DAG_ID in ENV, which one wins, and why."""
-    from reconciler.engine import load, open_backend, read_emergency
+    from reconciler.engine import load, open_backend
+    from reconciler.observe import observe
     from reconciler.operate.explain import explain_dag, explain_text
     from reconciler.plan.render import dump_json
     from reconciler.core.timeutil import utcnow
@@ -156,10 +156,7 @@ def explain(env, dag_id, state_dir, at, fmt, snapshot):
     ctx = load(state_dir, env, at_dt)
     backend = snapshot_backend(env, snapshot) if snapshot else open_backend(ctx.cfg, env)
     try:
-        live = backend.list_dags()
-        emergency = read_emergency(backend, env)
-        from reconciler.policy.cascade import load_edges
-        result = explain_dag(ctx, live, dag_id, at_dt, emergency, load_edges(ctx.state, backend))
+        result = explain_dag(ctx, observe(ctx, backend, at_dt, events_for=None), dag_id, at_dt)
     finally:
         backend.close()
     if fmt == "json":

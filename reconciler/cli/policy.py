@@ -33,8 +33,8 @@ snapshot_option = click.option("--snapshot", "snapshot", metavar="FILE", default
 def schedule(env, state_dir, at, horizon, fmt, snapshot):
     """Upcoming pause/unpause transitions in ENV: window and budget starts and ends, `from`
     and `until`, per DAG and rule (live DAGs from the backend or --snapshot)."""
-    from reconciler.policy.cascade import load_edges
-    from reconciler.engine import load, read_emergency
+    from reconciler.observe import observe
+    from reconciler.engine import load
     from reconciler.plan.render import dump_json
     from reconciler.policy.schedule import compute, schedule_text
     from reconciler.core.timeutil import parse_duration, utcnow
@@ -46,10 +46,9 @@ def schedule(env, state_dir, at, horizon, fmt, snapshot):
     ctx = load(state_dir, env, start)
     backend = _open(ctx, snapshot)
     try:
-        live = backend.list_dags()
-        emergency = read_emergency(backend, env)
-        result = compute(ctx.cfg, ctx.state, live, start, span, emergency,
-                         load_edges(ctx.state, backend))
+        obs = observe(ctx, backend, start, events_for=None)
+        result = compute(ctx.cfg, ctx.state, list(obs.live), start, span, obs.emergency,
+                         list(obs.edges))
     finally:
         backend.close()
     if fmt == "json":
@@ -68,20 +67,18 @@ def schedule(env, state_dir, at, horizon, fmt, snapshot):
 def lint(env, state_dir, at, fmt, snapshot, strict):
     """Pause anti-patterns in ENV: forgotten pauses, placeholders, no tickets, DAGs to delete,
     unknown live pauses, pauses after failures, expired rules, rules matching nothing."""
-    from reconciler.policy.cascade import load_edges
-    from reconciler.engine import load, read_emergency
+    from reconciler.engine import load
+    from reconciler.observe import PAUSED, observe, resolve
     from reconciler.operate.lint import GitAges, lint_env, lint_github, lint_text
     from reconciler.plan.render import dump_json
-    from reconciler.policy.resolve import resolve
     from reconciler.core.timeutil import utcnow
     at_dt = parse_at(at) or utcnow()
     ctx = load(state_dir, env, at_dt)
     backend = _open(ctx, snapshot)
     try:
-        live = backend.list_dags()
-        res = resolve(ctx.cfg, ctx.state, live, at_dt, read_emergency(backend, env),
-                      load_edges(ctx.state, backend))
-        result = lint_env(ctx.cfg, ctx.state, live, res, backend, at_dt, GitAges())
+        obs = observe(ctx, backend, at_dt, events_for=PAUSED)
+        result = lint_env(ctx.cfg, ctx.state, list(obs.live), resolve(ctx, obs, at_dt), backend,
+                          at_dt, GitAges(), events=obs.events)
     finally:
         backend.close()
     if fmt == "json":

@@ -6,22 +6,22 @@ import sys
 from datetime import datetime
 
 from reconciler.live.base import LiveDag
-from reconciler.engine import Context
 from reconciler.core.errors import PausectlError
-from reconciler.policy.resolve import Emergency, resolve
 from reconciler.core.timeutil import iso
+from reconciler.observe import Context, Observation, resolve
 
 
-def explain_dag(ctx: Context, live: list[LiveDag], dag_id: str, at: datetime,
-                emergency: Emergency | None = None, edges: list | None = None) -> dict:
-    dag = next((d for d in live if d.dag_id == dag_id), None)
+def explain_dag(ctx: Context, obs: Observation, dag_id: str, at: datetime | None = None) -> dict:
+    at = obs.at if at is None else at
+    dag = obs.dag(dag_id)
     in_airflow = dag is not None
     if dag is None:
         if dag_id not in ctx.state.dag_rules:
             raise PausectlError(f"DAG {dag_id!r} is neither in {ctx.env}'s Airflow nor in git")
         dag = LiveDag(dag_id=dag_id, is_paused=False)
-    # the whole environment is resolved: a cascade reaches this DAG from others
-    res = resolve(ctx.cfg, ctx.state, live if in_airflow else [dag], at, emergency, edges)
+    # the whole environment is resolved (the resolution plan uses): a cascade reaches this DAG
+    # from others
+    res = resolve(ctx, obs, at) if in_airflow else resolve(ctx, obs, at, dags=[dag])
     resolver = res.resolver
     dec = res.decisions[dag_id]
     rules = []
