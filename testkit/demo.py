@@ -55,8 +55,9 @@ def pausectl(*args: str, cwd: Path, env: dict, ok=(0,)) -> int:
 
 
 def main() -> None:
-    from testkit.harness import AirflowServer
     import httpx
+
+    from testkit.harness import AirflowServer
 
     step("Starting a local Airflow 3.3.2 (first run installs it into .airflow/venv-3)")
     server = AirflowServer(major=3, dags=example_dags(), root=ROOT,
