@@ -301,7 +301,8 @@ def test_diff_markdown_500_changes_fits_a_pr_comment(repo):
                in details for i in range(n))
     assert "... and" not in details
     # the same result through the API stays under any smaller limit too
-    from reconciler.operate.diff import compute_diff, diff_markdown
+    from reconciler.operate.diff import compute_diff
+    from reconciler.operate.diff_render import diff_markdown
     cwd = os.getcwd()
     os.chdir(repo.path)
     try:

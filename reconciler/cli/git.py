@@ -31,7 +31,8 @@ def diff(base, head, envs, state_dir, at, fmt, offline, out, detailed_exitcode, 
     deciding rule differs is listed (old rule -> new rule, reason, owner), with what `apply`
     would do at HEAD when the environment's backend answers.
     """
-    from reconciler.operate.diff import compute_diff, diff_markdown, diff_text
+    from reconciler.operate.diff import compute_diff
+    from reconciler.operate.diff_render import diff_markdown, diff_text
     from reconciler.plan.render import dump_json
     at_dt = parse_at(at)
     out = output_path(out, "--out", force, state_dir)
