@@ -169,11 +169,10 @@ class PauseReconcileOperator(BaseOperator):
         self.mirror_journal = mirror_journal
 
     def execute(self, context):
-        from reconciler.operate.drift import drift_for
-        from reconciler.engine import load
+        from reconciler import operations as ops
         from reconciler.core.errors import PausectlError
-        import time
-        t0 = time.monotonic()
+        from reconciler.engine import load
+        from reconciler.operate.publish import publish
         ti = context.get("ti") or context.get("task_instance")
         try:
             with state_checkout(self.state, self.ref, self.state_subdir) as root:
@@ -181,18 +180,23 @@ class PauseReconcileOperator(BaseOperator):
                 backend = _backend_for(ctx, self.env, self.local_env, self.backend,
                                        self.log.warning)
                 try:
-                    report, plan, live, resolution = drift_for(ctx, backend)
+                    # the same operations as `pausectl drift` and `pausectl apply`
+                    outcome = ops.drift_env(ctx, backend)
+                    plan, report = outcome.plan, outcome.report
                     result: dict[str, Any] = {"environment": self.env, "mode": self.mode,
                                               "plan": plan.to_json(), "drift": report}
                     if self.mode == "apply" and plan.changes:
-                        result["apply"] = self._pausectl_apply(ctx, backend, plan, live)
+                        applied = ops.apply_env(ctx, backend, self._pausectl_options())
+                        outcome.result, outcome.seconds = applied.result, applied.seconds
+                        result["apply"] = _apply_json(applied.result)
                 finally:
                     backend.close()
-                self._pausectl_metrics_and_notify(ctx, plan, live, resolution, report, result,
-                                         time.monotonic() - t0)
+                for w in publish(ctx.cfg, self.mode, [outcome], metrics_file=self.metrics_file,
+                                 notify=self.notify,
+                                 render=lambda: self._pausectl_log(plan, report, result)):
+                    self.log.warning("%s", w)
         except PausectlError as e:
             raise AirflowException(f"pausectl {self.mode} {self.env}: {e}") from None
-        self._pausectl_log(plan, report, result)
         if ti is not None:
             ti.xcom_push(key="plan", value=result["plan"])
             ti.xcom_push(key="drift", value=report)
@@ -201,39 +205,12 @@ class PauseReconcileOperator(BaseOperator):
             raise AirflowException(failure)
         return result
 
-    def _pausectl_apply(self, ctx, backend, plan, live) -> dict:
-        from reconciler.apply.executor import ApplyOptions, apply_plan
+    def _pausectl_options(self):
+        from reconciler.apply.executor import ApplyOptions
         from reconciler.plan.rollout import parse_batches
-        opts = ApplyOptions(batches=parse_batches(self.batches) if self.batches else None,
+        return ApplyOptions(batches=parse_batches(self.batches) if self.batches else None,
                             allow_mass_change=self.allow_mass_change, gates=self.gates,
                             mirror_journal=self.mirror_journal, log=self.log.info)
-        res = apply_plan(ctx, backend, plan, opts, {d.dag_id: d.tags for d in live},
-                         {d.dag_id: d.owners for d in live})
-        return {"status": res.status, "changed": res.changed, "errors": res.errors,
-                "gates": res.gates, "journal": str(res.journal.path) if res.journal else None}
-
-    def _pausectl_metrics_and_notify(self, ctx, plan, live, resolution, report, result,
-                                     seconds) -> None:
-        if self.metrics_file:
-            from reconciler.operate.metrics import Metrics
-            m = Metrics(self.mode)
-            applied = result.get("apply", {}).get("status") == "done"
-            m.observe_plan(self.env, plan, live, resolution, applied=applied)
-            m.observe_drift(self.env, report)
-            if "apply" in result:
-                m.observe_apply(self.env, result["apply"]["status"], seconds,
-                                result["apply"]["gates"])
-            m.write(self.metrics_file)
-        if self.notify and ctx.cfg.notify:
-            from reconciler.operate.notify import notify_apply, notify_drift
-            warnings = []
-            if report["drifted"] or report.get("auto_paused"):
-                warnings += notify_drift(ctx.cfg, report)
-            if "apply" in result:
-                warnings += notify_apply(ctx.cfg, self.env, plan, result["apply"]["status"],
-                                         result["apply"]["changed"], result["apply"]["gates"])
-            for w in warnings:
-                self.log.warning("%s", w)
 
     def _pausectl_log(self, plan, report, result) -> None:
         s = plan.summary()
@@ -266,6 +243,12 @@ class PauseReconcileOperator(BaseOperator):
             return (f"{self.env}: live differs from git for {len(plan.changes)} DAG(s): "
                     + ", ".join(c.dag_id for c in plan.changes[:10]))
         return None
+
+
+def _apply_json(res) -> dict:
+    """An ApplyResult for XCom: plain JSON values only."""
+    return {"status": str(res.status), "changed": res.changed, "errors": dict(res.errors),
+            "gates": res.gates, "journal": str(res.journal.path) if res.journal else None}
 
 
 class PauseDagsOperator(BaseOperator):

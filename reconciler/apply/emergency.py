@@ -13,8 +13,9 @@ running because they matched `--except` or `safety.protect`.
 DAG that no exception matches, in as few requests as possible (see `fast_pause`). Running it
 again while an emergency is active completes it (new running DAGs are paused and added to
 `prior`, the first prior state of a DAG is never overwritten).
-`recover`: a plan that puts every DAG of `prior` back, applied like any plan (lock, journal,
-canary batches, health gates); the marker is deleted only after that apply succeeded.
+`recover` (operations.recover_env): a plan that puts every DAG of `prior` back (recover_plan),
+applied like any plan (lock, journal, canary batches, health gates); the marker is deleted
+(`end`) only after that apply succeeded.
 """
 
 from __future__ import annotations
@@ -206,30 +207,32 @@ def fast_pause(backend, live, targets: list[str], is_excepted, log) -> dict[str,
 
 # ---------------------------------------------------------------- recover
 
-def recover_plan(env: str, data: dict, live):
-    """A plan that puts every DAG the emergency paused back to its prior state."""
+def recover_plan(env: str, data: dict, live, rollout: dict | None = None):
+    """A plan that puts every DAG the emergency paused back to its prior state, frozen with
+    the batches of `rollout` (the recover run's, `--batches` included)."""
     from reconciler.plan.model import Change, Plan, live_hash
+    from reconciler.plan.records import Action, Missing
     now = iso(utcnow())
     plan = Plan(environment=env, generated_at=now, at=now, desired_ref=None,
-                live_hash=live_hash(live))
+                live_hash=live_hash(live), emergency=data.get("started"))
     by_id = {d.dag_id: d for d in live}
     where = f"Variable {marker_key(env)}"
     reason = f"emergency recover ({data.get('reason')})"
     for dag_id, prior in sorted(data.get("prior", {}).items()):
         d = by_id.get(dag_id)
         if d is None:
-            plan.missing.append({"dag_id": dag_id, "rule": where, "desired_paused": prior})
+            plan.missing.append(Missing(dag_id, where, prior))
             continue
         if d.is_paused == prior:
             plan.unchanged += 1
             continue
-        plan.changes.append(Change(dag_id=dag_id, action="pause" if prior else "unpause",
+        plan.changes.append(Change(dag_id=dag_id, action=Action.to(prior),
                                    live_paused=d.is_paused, desired_paused=prior, rule=where,
                                    reason=reason, owner=data.get("owner"),
                                    rule_name="emergency recover"))
     plan.warnings.append(f"recovering the emergency declared {data.get('started')} by "
                          f"{data.get('owner')}: {data.get('reason')}")
-    return plan
+    return plan.freeze(rollout or {}, live)
 
 
 def defer_rollback(backend, env: str, targets: list[tuple[str, bool]], log
@@ -264,34 +267,12 @@ def defer_rollback(backend, env: str, targets: list[tuple[str, bool]], log
     return now
 
 
-def recover(ctx, backend, opts, confirm: Callable[[object], None],
-            show: Callable[[object], None]) -> tuple[object, object]:
-    """Put back what the emergency paused, as a staged apply; delete the marker only when
-    that apply succeeded. Returns (plan, apply result or None when nothing was left to do)."""
-    from reconciler.apply.executor import apply_plan
-    from reconciler.plan.rollout import batches_json, effective_rollout, plan_batches
-    env = ctx.env
-    data = read_marker(backend, env)
-    if data is None:
-        raise PausectlError(f"no emergency is active in {env} (no Variable {marker_key(env)})")
-    live = backend.list_dags()
-    plan = recover_plan(env, data, live)
-    plan.emergency = data.get("started")
-    rollout = effective_rollout(ctx.cfg.rollout_for(env), opts.rollout_overrides)
-    plan.batches = batches_json(plan_batches(plan.changes, rollout, live))
-    show(plan)
-    result = None
-    if plan.changes:
-        confirm(plan)
-        opts.ignore_emergency = True        # this apply is the end of the emergency
-        opts.allow_mass_change = True       # it restores a recorded state, whatever its size
-        result = apply_plan(ctx, backend, plan, opts, live=live)
-        if result.status != "done":
-            return plan, result
+def end(backend, env: str, data: dict) -> None:
+    """Delete the marker `data` was read from, once its recover succeeded (operations.py
+    runs the recover); refused when the marker changed meanwhile (declared again)."""
     now = read_marker(backend, env)
     if now is not None and now.get("revision") != data.get("revision"):
         raise PausectlError(f"the emergency in {env} was declared again (or its marker changed) "
                             f"during this recover; the marker is kept: run `pausectl emergency "
                             f"recover {env}` again")
     backend.delete_variable(marker_key(env))
-    return plan, result

@@ -1,6 +1,7 @@
 """Apply a plan: guards, lock, staged batches with health gates, journal, rollback, resume.
 
-Only the DAGs in the plan are ever touched. Every step is journaled before it happens, and
+Only the DAGs in the plan are ever touched, in exactly the plan's batches (`plan.batches`, cut
+once by Plan.freeze): what `plan` showed is what runs, and the journal records it. Every step is journaled before it happens, and
 setting is_paused is idempotent, so resume and rollback are exact replays of the journal.
 `pausectl apply` takes the lock first and plans under it (like terraform), so no other apply
 can move live state between plan and apply. A plan made without the lock (restore, emergency
@@ -22,7 +23,8 @@ from reconciler.apply.journal import Journal
 from reconciler.core.killpoint import killpoint
 from reconciler.apply.lock import EnvLock
 from reconciler.plan.model import Plan
-from reconciler.plan.rollout import effective_rollout, make_batches
+from reconciler.plan.records import ApplyKind, ApplyStatus, BatchStatus, JournalStatus
+from reconciler.plan.rollout import effective_rollout, resolve_rollout
 from reconciler.core.timeutil import utcnow
 
 
@@ -34,7 +36,7 @@ class ApplyOptions:
     gates: bool = True
     mirror_journal: bool = False      # also keep the journal in an Airflow Variable
     ignore_emergency: bool = False    # emergency recover: the apply that ends the emergency
-    kind: str = "apply"               # apply | restore | emergency-recover (in the journal)
+    kind: ApplyKind = ApplyKind.APPLY  # in the journal
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
     progress: bool = False            # rich progress bar (terminal only)
@@ -42,7 +44,7 @@ class ApplyOptions:
 
 @dataclass
 class ApplyResult:
-    status: str                        # done | rolled_back | halted | failed | nothing
+    status: ApplyStatus
     journal: Journal | None
     changed: int = 0
     errors: dict = field(default_factory=dict)
@@ -50,7 +52,8 @@ class ApplyResult:
 
     @property
     def exit_code(self) -> int:
-        return {"done": 0, "nothing": 0, "rolled_back": 3, "halted": 3}.get(self.status, 1)
+        return {ApplyStatus.DONE: 0, ApplyStatus.NOTHING: 0, ApplyStatus.ROLLED_BACK: 3,
+                ApplyStatus.HALTED: 3}.get(self.status, 1)
 
 
 def rollout_of(ctx, opts: ApplyOptions) -> dict:
@@ -58,7 +61,7 @@ def rollout_of(ctx, opts: ApplyOptions) -> dict:
     over = dict(opts.rollout_overrides or {})
     if opts.batches is not None:
         over["batches"] = opts.batches
-    return effective_rollout(ctx.cfg.rollout_for(ctx.env), over)
+    return resolve_rollout(ctx.cfg, ctx.env, over)
 
 
 def check_guards(ctx, plan: Plan, opts: ApplyOptions) -> None:
@@ -75,17 +78,21 @@ def check_guards(ctx, plan: Plan, opts: ApplyOptions) -> None:
 def apply_plan(ctx, backend, plan: Plan, opts: ApplyOptions,
                live_tags: dict | None = None, live_owners: dict | None = None,
                live: list | None = None, lock: EnvLock | None = None) -> ApplyResult:
-    """Apply `plan`. With `lock` (held, and the plan made under it) nothing is re-checked;
-    without, the lock is taken here and the plan re-checked against live state."""
+    """Apply `plan` in exactly its batches. With `lock` (held, and the plan made under it)
+    nothing is re-checked; without, the lock is taken here and the plan re-checked against
+    live state. A plan built by hand (not frozen yet) is frozen first with this run's rollout
+    against `live` (or the `live_tags`/`live_owners` maps); a frozen one is never re-cut."""
     check_guards(ctx, plan, opts)
     if not plan.changes:
-        return ApplyResult("nothing", None)
-    if live is not None:
-        live_tags = {d.dag_id: d.tags for d in live}
-        live_owners = {d.dag_id: d.owners for d in live}
-    rollout = rollout_of(ctx, opts)
-    batches = make_batches(plan.changes, rollout.get("batches"), rollout.get("canary"),
-                           live_tags, live_owners)
+        return ApplyResult(ApplyStatus.NOTHING, None)
+    if not plan.frozen:
+        if live is None:
+            live = [_Tags(d, t, (live_owners or {}).get(d, ())) for d, t in
+                    (live_tags or {}).items()]
+        plan.freeze(rollout_of(ctx, opts), live)
+    batches = plan.batch_changes()
+    # a saved plan (plan --out) carries its batches, not the gate settings: this run's
+    rollout = plan.rollout or rollout_of(ctx, opts)
     if lock is not None:
         return _journaled(ctx, backend, plan, opts, batches, rollout, lock)
     with EnvLock(backend, ctx.env, log=opts.log) as lock:
@@ -97,6 +104,15 @@ def apply_plan(ctx, backend, plan: Plan, opts: ApplyOptions,
                 raise PausectlError(f"an emergency pause began in {ctx.env} at {now}, after this "
                                     "plan was made; plan again (the emergency layer now applies)")
         return _journaled(ctx, backend, plan, opts, batches, rollout, lock)
+
+
+@dataclass(frozen=True)
+class _Tags:
+    """What batching reads of a live DAG, for callers that pass tag/owner maps."""
+
+    dag_id: str
+    tags: tuple = ()
+    owners: tuple = ()
 
 
 def _journaled(ctx, backend, plan, opts, batches, rollout, lock) -> ApplyResult:
@@ -129,17 +145,18 @@ def _emergency_started(backend, env: str) -> str | None:
 def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLock,
                 fresh: bool = False) -> ApplyResult:
     """Apply every batch not yet applied, gating between them. Used by apply and resume."""
+    # resume may tighten the gate: this run's overrides go on top of the journaled rollout
     rollout = effective_rollout(journal.data.get("rollout") or rollout_of(ctx, opts),
                                 opts.rollout_overrides)
     settings = gate_settings(rollout)
     on_failure = rollout.get("on_gate_failure", "rollback")
-    ignore_emergency = opts.ignore_emergency or journal.data.get("kind") == "emergency-recover"
-    result = ApplyResult("done", journal)
+    ignore_emergency = opts.ignore_emergency or journal.data.get("kind") == ApplyKind.RECOVER
+    result = ApplyResult(ApplyStatus.DONE, journal)
     dags = journal.data["dags"]
     batches = journal.data["batches"]
     total = len(dags)
     bar = _Progress(total, opts.progress)
-    bar.advance(sum(len(b["dag_ids"]) for b in batches if b["status"] == "applied"))
+    bar.advance(sum(len(b["dag_ids"]) for b in batches if b["status"] == BatchStatus.APPLIED))
 
     def tick(n: int) -> None:
         bar.advance(n)
@@ -151,7 +168,7 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
 
     try:
         for b in batches:
-            if b["status"] == "applied":
+            if b["status"] == BatchStatus.APPLIED:
                 continue
             i = b["index"]
             ids = b["dag_ids"]
@@ -163,8 +180,8 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
                 now = _emergency_started(backend, ctx.env)
                 if now is not None and now != journal.data.get("emergency"):
                     journal.event(f"emergency pause declared at {now}; stopped before batch {i}")
-                    journal.finish("halted")
-                    result.status = "halted"
+                    journal.finish(JournalStatus.HALTED)
+                    result.status = ApplyStatus.HALTED
                     opts.log(f"an emergency pause was declared in {ctx.env} at {now}: stopped "
                              f"before batch {i + 1}/{len(batches)}; `pausectl rollback {ctx.env}` "
                              "undoes what this apply did, `pausectl emergency recover` ends the "
@@ -172,16 +189,16 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
                     return result
             opts.log(f"batch {i + 1}/{len(batches)}: {len(ids)} DAG(s)")
             started = utcnow()
-            journal.set_batch(i, "applying")
+            journal.set_batch(i, BatchStatus.APPLYING)
             killpoint("batch_marked")
             errors = _set(backend, [(d, dags[d]["after"]) for d in ids], tick)
             killpoint("batch_set")
             if errors:
                 result.errors.update(errors)
                 journal.data["errors"] = errors
-                journal.set_batch(i, "failed")
-                journal.finish("failed")
-                result.status = "failed"
+                journal.set_batch(i, BatchStatus.FAILED)
+                journal.finish(JournalStatus.FAILED)
+                result.status = ApplyStatus.FAILED
                 for d, e in sorted(errors.items()):
                     opts.log(f"error: {e}")
                 opts.log(f"apply stopped at batch {i + 1}; `pausectl apply {ctx.env} --resume` "
@@ -195,23 +212,24 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
                                 log=opts.log)
                 gate["batch"] = i
                 result.gates.append(gate)
-                journal.set_batch(i, "applied" if gate["passed"] else "gate_failed", gate)
+                journal.set_batch(i, BatchStatus.APPLIED if gate["passed"] else BatchStatus.GATE_FAILED,
+                                  gate)
                 opts.log(f"gate after batch {i + 1}: {'passed' if gate['passed'] else 'FAILED'}"
                          f" ({gate['message']})")
                 if not gate["passed"]:
                     if on_failure == "rollback":
                         rollback(backend, journal, opts, ctx.env)
-                        result.status = "rolled_back"
+                        result.status = ApplyStatus.ROLLED_BACK
                     else:
-                        journal.finish("halted")
-                        result.status = "halted"
+                        journal.finish(JournalStatus.HALTED)
+                        result.status = ApplyStatus.HALTED
                         opts.log(f"halted; `pausectl apply {ctx.env} --resume` continues after "
                                  f"a fix, `pausectl rollback {ctx.env}` undoes")
                     return result
             else:
-                journal.set_batch(i, "applied")
+                journal.set_batch(i, BatchStatus.APPLIED)
             killpoint("batch_applied")
-        journal.finish("done")
+        journal.finish(JournalStatus.DONE)
         killpoint("apply_done")
         return result
     finally:
@@ -236,22 +254,22 @@ def rollback(backend, journal: Journal, opts: ApplyOptions, env: str | None = No
     state in the emergency marker becomes the rollback's target instead (emergency.py)."""
     env = env or journal.data["environment"]
     started = journal.started_dags()
-    journal.data["status"] = "rolling_back"
+    journal.data["status"] = JournalStatus.ROLLING_BACK
     journal.event("rolling back")
     journal.save()
     opts.log(f"rolling back {len(started)} DAG(s) to their prior state")
     targets = [(d, v["before"]) for d, v in started.items()]
-    if not (opts.ignore_emergency or journal.data.get("kind") == "emergency-recover"):
+    if not (opts.ignore_emergency or journal.data.get("kind") == ApplyKind.RECOVER):
         from reconciler.apply.emergency import defer_rollback
         targets = defer_rollback(backend, env, targets, opts.log)
     errors = _set(backend, targets, lambda n: killpoint("rollback_dag", n))
     if errors:
         journal.data["rollback_errors"] = errors
-        journal.finish("rollback_failed")
+        journal.finish(JournalStatus.ROLLBACK_FAILED)
         raise PausectlError(f"rollback incomplete: {len(errors)} DAG(s) failed "
                             f"(first: {next(iter(errors.values()))}); run `pausectl rollback "
                             f"{env}` again")
-    journal.finish("rolled_back")
+    journal.finish(JournalStatus.ROLLED_BACK)
 
 
 def resume(ctx, backend, journal: Journal, opts: ApplyOptions) -> ApplyResult:
@@ -260,42 +278,42 @@ def resume(ctx, backend, journal: Journal, opts: ApplyOptions) -> ApplyResult:
         if journal.path.exists():          # re-read under the lock: it is the truth now
             journal = Journal.load(journal.path, backend)
             _resumable(journal)
-        if journal.data.get("kind") != "emergency-recover" and not opts.ignore_emergency:
+        if journal.data.get("kind") != ApplyKind.RECOVER and not opts.ignore_emergency:
             now = _emergency_started(backend, ctx.env)
             if now is not None and now != journal.data.get("emergency"):
                 raise PausectlError(f"an emergency pause is active in {ctx.env} since {now}; "
                                     f"not resuming. `pausectl rollback {ctx.env}` undoes this "
                                     "apply, `pausectl emergency recover` ends the emergency")
-        journal.data["status"] = "running"
+        journal.data["status"] = JournalStatus.RUNNING
         journal.event("resumed")
         for b in journal.data["batches"]:
-            if b["status"] in ("applying", "failed", "gate_failed"):
-                b["status"] = "pending"  # replay it: setting is_paused again is harmless
+            if b["status"] in (BatchStatus.APPLYING, BatchStatus.FAILED, BatchStatus.GATE_FAILED):
+                b["status"] = BatchStatus.PENDING  # replay it: setting is_paused again is harmless
         journal.save()
         opts.log(f"resuming {journal.path}")
         return run_batches(ctx, backend, journal, opts, lock)
 
 
 def _resumable(journal: Journal) -> None:
-    if journal.status in ("done", "rolled_back"):
+    if journal.status in (JournalStatus.DONE, JournalStatus.ROLLED_BACK):
         raise PausectlError(f"journal {journal.path} is {journal.status}; nothing to resume")
-    if journal.status in ("rolling_back", "rollback_failed"):
+    if journal.status in (JournalStatus.ROLLING_BACK, JournalStatus.ROLLBACK_FAILED):
         raise PausectlError(f"journal {journal.path} is {journal.status.replace('_', ' ')}; "
                             f"finish it with `pausectl rollback {journal.data['environment']}`")
 
 
 def rollback_journal(ctx, backend, journal: Journal, opts: ApplyOptions) -> None:
-    if journal.status == "rolled_back":
+    if journal.status == JournalStatus.ROLLED_BACK:
         raise PausectlError(f"journal {journal.path} is already rolled back")
     with EnvLock(backend, ctx.env, log=opts.log):
         if journal.path.exists():
             journal = Journal.load(journal.path, backend)
-            if journal.status == "rolled_back":
+            if journal.status == JournalStatus.ROLLED_BACK:
                 raise PausectlError(f"journal {journal.path} is already rolled back")
         # a finished apply is undone whole; a dead one, up to the batch it reached
-        if journal.status == "done":
+        if journal.status == JournalStatus.DONE:
             for b in journal.data["batches"]:
-                b["status"] = "applied"
+                b["status"] = BatchStatus.APPLIED
         rollback(backend, journal, opts, ctx.env)
 
 

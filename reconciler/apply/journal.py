@@ -21,6 +21,7 @@ from pathlib import Path
 
 from reconciler.core.errors import PausectlError
 from reconciler.core.timeutil import iso, utcnow
+from reconciler.plan.records import ApplyKind, BatchStatus, JournalStatus
 
 JOURNAL_DIR_ENV = "PAUSECTL_JOURNAL_DIR"
 
@@ -63,12 +64,13 @@ class Journal:
     @classmethod
     def start(cls, env: str, plan_json: dict, batches: list[list], mirror_backend=None,
               rollout: dict | None = None, emergency: str | None = None,
-              kind: str = "apply") -> "Journal":
+              kind: ApplyKind = ApplyKind.APPLY) -> "Journal":
+        """`batches`: the plan's (Plan.batch_changes()), journaled as they will run."""
         now = utcnow()
         jid = f"{now.strftime('%Y%m%dT%H%M%S%f')}Z-{os.getpid()}"
         changes = sorted((c["dag_id"], c["action"]) for c in plan_json.get("changes", []))
         data = {
-            "id": jid, "environment": env, "kind": kind, "status": "running", "started": iso(now),
+            "id": jid, "environment": env, "kind": kind, "status": JournalStatus.RUNNING, "started": iso(now),
             "finished": None, "host": socket.gethostname(), "pid": os.getpid(),
             "plan_live_hash": plan_json.get("live_hash"), "plan_generated_at": plan_json.get("generated_at"),
             "plan_hash": "sha256:" + hashlib.sha256(json.dumps(changes).encode()).hexdigest(),
@@ -76,7 +78,7 @@ class Journal:
             "rollout": rollout or {},          # the effective batches/gate/on_gate_failure
             "emergency": emergency,            # the emergency in force when the apply began
             "mirror": mirror_backend is not None,
-            "batches": [{"index": i, "dag_ids": [c.dag_id for c in b], "status": "pending",
+            "batches": [{"index": i, "dag_ids": [c.dag_id for c in b], "status": BatchStatus.PENDING,
                          "gate": None} for i, b in enumerate(batches)],
             "dags": {c.dag_id: {"before": c.live_paused, "after": c.desired_paused,
                                 "batch": i} for i, b in enumerate(batches) for c in b},
@@ -159,9 +161,9 @@ class Journal:
         return self.data["status"]
 
     def pending_batches(self) -> list[int]:
-        return [b["index"] for b in self.data["batches"] if b["status"] != "applied"]
+        return [b["index"] for b in self.data["batches"] if b["status"] != BatchStatus.APPLIED]
 
     def started_dags(self) -> dict[str, dict]:
         """DAGs of every batch that was started (applying, applied, gate failed)."""
-        started = {b["index"] for b in self.data["batches"] if b["status"] != "pending"}
+        started = {b["index"] for b in self.data["batches"] if b["status"] != BatchStatus.PENDING}
         return {d: v for d, v in self.data["dags"].items() if v["batch"] in started}

@@ -118,3 +118,61 @@ def rollout_override_options(f):
     for option in reversed(_ROLLOUT_OVERRIDES):
         f = option(f)
     return f
+
+
+# ---- the apply family (apply, restore, emergency recover) -----------------------------------
+
+def run_overrides(canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
+                  on_gate_failure) -> dict:
+    """This run's rollout overrides from the CLI flags (None: keep pausectl.yaml's)."""
+    from reconciler.policy.selectors import parse_selector
+    specs = []
+    for text in canary or ():
+        try:
+            specs.append(parse_selector(text))
+        except ValueError as e:
+            raise PausectlError(f"--canary: {e}") from None
+    return {"canary": specs or None, "wait_seconds": wait_seconds, "min_runs": min_runs,
+            "max_failed_runs": max_failed_runs, "timeout_seconds": gate_timeout,
+            "on_gate_failure": on_gate_failure}
+
+
+def run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
+                on_gate_failure, no_gates, **extra):
+    """ApplyOptions from the per-run rollout flags (apply, restore, emergency recover)."""
+    from reconciler.apply.executor import ApplyOptions
+    from reconciler.plan.render import is_tty
+    from reconciler.plan.rollout import parse_batches
+    return ApplyOptions(batches=parse_batches(batches) if batches else None,
+                        rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
+                                                        max_failed_runs, gate_timeout,
+                                                        on_gate_failure),
+                        gates=not no_gates, progress=is_tty(sys.stderr), **extra)
+
+
+def confirmer(yes: bool, what: str = "Apply"):
+    """confirm(plan) for the operations: asks on a terminal unless --yes; refuses in pipes."""
+    def confirm(plan) -> None:
+        from reconciler.plan.render import is_tty
+        if yes:
+            return
+        if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
+            raise PausectlError(f"refusing to {what.lower()} without confirmation: not a "
+                                "terminal (pass --yes in pipelines)")
+        if not click.confirm(f"{what} {len(plan.changes)} change(s) to {plan.environment}?",
+                             default=False):
+            raise click.exceptions.Abort()
+    return confirm
+
+
+def finish_apply(result, env: str) -> None:
+    """The closing line of an apply, and its exit code."""
+    s = result.status
+    msg = {"done": f"Apply complete: {result.changed} DAG(s) changed in {env}.",
+           "nothing": "Nothing to do.",
+           "rolled_back": f"Gate failed: every DAG changed in {env} was put back (rolled back).",
+           "halted": f"Apply halted in {env} (see above); journal kept for --resume or rollback.",
+           "failed": f"Apply failed in {env} with {len(result.errors)} error(s); journal kept."}[s]
+    click.echo(msg, err=s not in ("done", "nothing"))
+    if result.exit_code:
+        exit_with(result.exit_code)

@@ -8,7 +8,8 @@ import socket
 import click
 
 from reconciler.core.errors import PausectlError
-from reconciler.cli.common import exit_with, format_option, rollout_override_options, state_option
+from reconciler.cli.common import (confirmer, exit_with, finish_apply, format_option,
+                                   rollout_override_options, run_options, state_option)
 
 
 @click.group()
@@ -68,11 +69,11 @@ def pause(env, state_dir, reason, owner, excepts, fmt):
             click.echo(f"warning: {summary['warning']}", err=True)
         for d, e in sorted(summary["errors"].items()):
             click.echo(f"error: {e}", err=True)
-    from reconciler.operate.notify import notify_emergency, warn
-    warn(notify_emergency(ctx.cfg, env, "pause", reason=summary["reason"], owner=owner,
-                          count=summary["paused"],
-                          detail=(f"{len(summary['kept_running'])} kept running; "
-                                  f"{len(summary['errors'])} error(s)")))
+    from reconciler.operate.publish import Outcome, publish_cli
+    publish_cli(ctx.cfg, "emergency", [Outcome(env, emergency={
+        "action": "pause", "reason": summary["reason"], "owner": owner,
+        "count": summary["paused"], "detail": (f"{len(summary['kept_running'])} kept running; "
+                                               f"{len(summary['errors'])} error(s)")})])
     if summary["errors"]:
         click.echo(f"{len(summary['errors'])} DAG(s) could not be paused; run the command "
                    "again to complete the emergency", err=True)
@@ -91,26 +92,25 @@ def recover(env, state_dir, yes, batches, canary, wait_seconds, min_runs, max_fa
     health gates, a journal and the lock; the marker is deleted only after that succeeded."""
     from reconciler.apply import emergency as em
     from reconciler.engine import load, open_backend
+    from reconciler.operate.publish import Outcome, publish_cli
+    from reconciler.operations import recover_env
     from reconciler.plan.render import plan_text
-    from reconciler.cli.live import _confirm, _finish, run_options
     ctx = load(state_dir, env)
     opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
-                       on_gate_failure, no_gates, kind="emergency-recover")
+                       on_gate_failure, no_gates)
     backend = open_backend(ctx.cfg, env)
     try:
-        plan, result = em.recover(ctx, backend, opts, confirm=lambda p: _confirm(p, yes),
-                                  show=plan_text)
+        plan, result = recover_env(ctx, backend, opts, show=plan_text, confirm=confirmer(yes))
     finally:
         backend.close()
-    from reconciler.operate.notify import notify_apply, notify_emergency, warn
     if result is not None and result.status != "done":
         click.echo(f"the emergency in {env} is still active (marker kept)", err=True)
-        warn(notify_apply(ctx.cfg, env, plan, result.status, result.changed, result.gates,
-                          result.errors))
-        _finish(result, env)
+        publish_cli(ctx.cfg, "emergency", [Outcome(env, plan, result=result)])
+        finish_apply(result, env)
         return
-    warn(notify_emergency(ctx.cfg, env, "recover", count=len(plan.changes),
-                          detail=f"marker {em.marker_key(env)} deleted"))
+    publish_cli(ctx.cfg, "emergency", [Outcome(env, emergency={
+        "action": "recover", "count": len(plan.changes),
+        "detail": f"marker {em.marker_key(env)} deleted"})])
     click.echo(f"Emergency in {env} is over: {len(plan.changes)} DAG(s) put back to their "
                f"state before it; marker {em.marker_key(env)} deleted.")
 

@@ -1,48 +1,19 @@
-"""apply, rollback, drift, export, restore: the commands that read or change live Airflow."""
+"""apply, rollback, drift, export, restore: the commands that read or change live Airflow.
+
+Each parses its flags, calls one operation (reconciler/operations.py, shared with the Airflow
+operator), and ends in the publish stage (operate/publish.py: notify, metrics, render)."""
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from reconciler.core.errors import PausectlError
-from reconciler.cli.common import (exit_with, force_option, format_option, metrics_option, output_path,
-                     rollout_override_options, state_option)
-
-
-def _confirm(plan, yes: bool) -> None:
-    from reconciler.plan.render import is_tty
-    if yes:
-        return
-    if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
-        raise PausectlError("refusing to apply without confirmation: not a terminal "
-                            "(pass --yes in pipelines)")
-    if not click.confirm(f"Apply {len(plan.changes)} change(s) to {plan.environment}?",
-                         default=False):
-        raise click.exceptions.Abort()
-
-
-def _compare_saved(saved, fresh) -> None:
-    """Refuse a saved plan whose changes no longer match what a fresh plan would do."""
-    if saved.environment != fresh.environment:
-        raise PausectlError(f"plan file is for {saved.environment}, not {fresh.environment}")
-    if saved.change_key() == fresh.change_key():
-        return
-    from deepdiff import DeepDiff
-    diff = DeepDiff(dict(saved.change_key()), dict(fresh.change_key()), verbose_level=2)
-    parts = []
-    for kind, label in (("dictionary_item_added", "now also"), ("dictionary_item_removed",
-                        "no longer"), ("values_changed", "changed")):
-        items = diff.get(kind) or {}
-        if items:
-            keys = [k.split("['", 1)[-1].rstrip("']") for k in items]
-            parts.append(f"{label}: {', '.join(sorted(keys)[:5])}"
-                         + (" ..." if len(keys) > 5 else ""))
-    raise PausectlError("live state changed since the plan was made (" + "; ".join(parts)
-                        + "); run `pausectl plan` again")
+from reconciler.cli.common import (confirmer, exit_with, finish_apply, force_option,
+                                   format_option, metrics_option, output_path,
+                                   rollout_override_options, run_options, state_option)
 
 
 @click.command()
@@ -68,12 +39,11 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
     The rollout (batches, canary, gate, on_gate_failure) comes from pausectl.yaml; the flags
     override it for this run (and for its --resume)."""
     metrics_file = output_path(metrics_file, "--metrics-file", False, state_dir)
-    from reconciler.apply.executor import apply_plan, resume as resume_apply, rollout_of
-    from reconciler.engine import load, open_backend, plan_env
+    from reconciler import operations as ops
     from reconciler.apply.journal import Journal
-    from reconciler.plan.model import Plan
+    from reconciler.engine import load, open_backend
+    from reconciler.operate.publish import publish_cli
     from reconciler.plan.render import plan_text
-    from reconciler.plan.rollout import batches_json, plan_batches
 
     ctx = load(state_dir, env)
     if not (force_unlock or gate_only):
@@ -82,6 +52,7 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
     opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
                        on_gate_failure, no_gates, allow_mass_change=allow_mass_change,
                        mirror_journal=mirror_journal)
+    saved = ops.load_saved(plan_file) if plan_file else None
     backend = open_backend(ctx.cfg, env)
     try:
         if force_unlock:
@@ -95,121 +66,24 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
             if gate_only:
                 _gate_only(ctx, backend, journal, opts)
                 return
-            t0 = time.monotonic()
-            result = resume_apply(ctx, backend, journal, opts)
-            _report_apply(ctx, env, None, None, None, result, time.monotonic() - t0,
-                          metrics_file)
-            _finish(result, env)
-            return
-        saved = None
-        if plan_file:
-            try:
-                from reconciler.core.safejson import load_file
-                saved = Plan.from_json(load_file(plan_file, option="--plan", what="plan"))
-            except FileNotFoundError:  # pragma: no cover (load_file says "not found")
-                raise PausectlError("plan file not found", plan_file) from None
-            except (ValueError, KeyError, TypeError) as e:
-                raise PausectlError(f"not a pausectl plan ({e})", plan_file) from None
-        from reconciler.apply.executor import check_guards
-        from reconciler.core.killpoint import killpoint
-        from reconciler.apply.lock import EnvLock
-        # lock first, then plan under it: no other apply can move live state in between
-        t0 = time.monotonic()
-        with EnvLock(backend, env, log=opts.log) as lock:
-            killpoint("after_lock")
-            plan, resolution, live = plan_env(ctx, backend)
-            if saved is not None:
-                _compare_saved(saved, plan)
-            plan.batches = batches_json(plan_batches(plan.changes, rollout_of(ctx, opts), live))
-            plan_text(plan)
-            if not plan.changes:
-                _report_apply(ctx, env, plan, live, resolution, None, time.monotonic() - t0,
-                              metrics_file)
-                return
-            check_guards(ctx, plan, opts)
-            _confirm(plan, yes)
-            result = apply_plan(ctx, backend, plan, opts, live=live, lock=lock)
-        _report_apply(ctx, env, plan, live, resolution, result, time.monotonic() - t0,
-                      metrics_file)
-        _finish(result, env)
+            applied = ops.resume_env(ctx, backend, journal, opts)
+        else:
+            applied = ops.apply_env(ctx, backend, opts, saved, show=plan_text,
+                                    confirm=confirmer(yes))
     finally:
         backend.close()
-
-
-def _report_apply(ctx, env, plan, live, resolution, result, seconds, metrics_file) -> None:
-    """Notifications and the metrics file of an apply; never changes its outcome."""
-    from reconciler.operate.notify import notify_apply, warn
-    warnings = []
-    status = result.status if result is not None else "nothing"
-    if result is not None:
-        warnings += notify_apply(ctx.cfg, env, plan, status, result.changed, result.gates,
-                                 result.errors)
-    if metrics_file:
-        from reconciler.operate.metrics import write_metrics
-
-        def observe(m):
-            if plan is not None:
-                m.observe_plan(env, plan, live, resolution, applied=status == "done")
-            m.observe_apply(env, status, seconds, result.gates if result is not None else [])
-        warnings += write_metrics(metrics_file, "apply", observe)
-    warn(warnings)
-
-
-def _finish(result, env: str) -> None:
-    s = result.status
-    msg = {"done": f"Apply complete: {result.changed} DAG(s) changed in {env}.",
-           "nothing": "Nothing to do.",
-           "rolled_back": f"Gate failed: every DAG changed in {env} was put back (rolled back).",
-           "halted": f"Apply halted in {env} (see above); journal kept for --resume or rollback.",
-           "failed": f"Apply failed in {env} with {len(result.errors)} error(s); journal kept."}[s]
-    click.echo(msg, err=s not in ("done", "nothing"))
-    if result.exit_code:
-        exit_with(result.exit_code)
-
-
-def run_overrides(canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
-                  on_gate_failure) -> dict:
-    """This run's rollout overrides from the CLI flags (None: keep pausectl.yaml's)."""
-    from reconciler.policy.selectors import parse_selector
-    specs = []
-    for text in canary or ():
-        try:
-            specs.append(parse_selector(text))
-        except ValueError as e:
-            raise PausectlError(f"--canary: {e}") from None
-    return {"canary": specs or None, "wait_seconds": wait_seconds, "min_runs": min_runs,
-            "max_failed_runs": max_failed_runs, "timeout_seconds": gate_timeout,
-            "on_gate_failure": on_gate_failure}
-
-
-def run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
-                on_gate_failure, no_gates, **extra):
-    """ApplyOptions from the per-run rollout flags (apply, restore, emergency recover)."""
-    from reconciler.apply.executor import ApplyOptions
-    from reconciler.plan.render import is_tty
-    from reconciler.plan.rollout import parse_batches
-    return ApplyOptions(batches=parse_batches(batches) if batches else None,
-                        rollout_overrides=run_overrides(canary, wait_seconds, min_runs,
-                                                        max_failed_runs, gate_timeout,
-                                                        on_gate_failure),
-                        gates=not no_gates, progress=is_tty(sys.stderr), **extra)
+    publish_cli(ctx.cfg, "apply", [applied.outcome(env)], metrics_file=metrics_file)
+    if applied.plan is None or applied.plan.changes:
+        finish_apply(applied.result, env)
 
 
 def _gate_only(ctx, backend, journal, opts) -> None:
     """Re-check the health of what the journal's apply unpaused, now, without waiting."""
-    from reconciler.apply.gates import evaluate, gate_settings
-    from reconciler.plan.rollout import effective_rollout
-    from reconciler.core.timeutil import parse_timestamp
-    dags = journal.data["dags"]
-    unpaused = sorted(d for d, v in journal.started_dags().items() if v["after"] is False)
-    since = parse_timestamp(journal.data["started"])
-    rollout = effective_rollout(journal.data.get("rollout") or ctx.cfg.rollout_for(ctx.env),
-                                opts.rollout_overrides)
-    gate = evaluate(backend, unpaused, since, gate_settings(rollout), wait=False)
-    journal.data.setdefault("gate_checks", []).append(gate)
-    journal.save()
+    from reconciler.operations import gate_only
+    gate, unpaused = gate_only(ctx, backend, journal, opts)
     click.echo(f"gate: {'passed' if gate['passed'] else 'FAILED'} ({gate['message']}) "
-               f"for {len(unpaused)} DAG(s) of {journal.path}; {len(dags)} in the journal")
+               f"for {len(unpaused)} DAG(s) of {journal.path}; {len(journal.data['dags'])} in "
+               "the journal")
     if gate["passed"] and journal.status == "halted":
         click.echo(f"`pausectl apply {ctx.env} --resume` continues the halted apply")
     if not gate["passed"]:
@@ -251,40 +125,31 @@ def rollback(env, state_dir, journal_file, yes):
 def drift(envs, state_dir, fmt, detailed_exitcode, metrics_file):
     """Live changes not in git, with who made them, when and how."""
     metrics_file = output_path(metrics_file, "--metrics-file", False, state_dir)
-    from reconciler.operate.drift import drift_for, drift_text, drift_markdown
     from reconciler.engine import load, open_backend
-    from reconciler.operate.notify import notify_drift, warn
+    from reconciler.operate.drift import drift_markdown, drift_text
+    from reconciler.operate.publish import publish_cli
+    from reconciler.operations import drift_env
     from reconciler.plan.render import dump_json
-    reports, warnings = [], []
-    metrics = None
-    if metrics_file:
-        from reconciler.operate.metrics import Metrics
-        metrics = Metrics("drift")
+    outcomes, cfg = [], None
     for env in envs:
         ctx = load(state_dir, env)
+        cfg = ctx.cfg
         backend = open_backend(ctx.cfg, env)
         try:
-            report, plan, live, resolution = drift_for(ctx, backend)
+            outcomes.append(drift_env(ctx, backend))
         finally:
             backend.close()
-        reports.append(report)
-        if metrics is not None:
-            metrics.observe_plan(env, plan, live, resolution)
-            metrics.observe_drift(env, report)
-        warnings += notify_drift(ctx.cfg, report)
-    if metrics is not None:
-        try:
-            metrics.write(metrics_file)
-        except PausectlError as e:
-            warnings.append(str(e))
-    warn(warnings)
-    if fmt == "json":
-        dump_json({"environments": reports})
-    elif fmt == "markdown":
-        sys.stdout.write(drift_markdown(reports))
-    else:
-        for r in reports:
-            drift_text(r)
+    reports = [o.report for o in outcomes]
+
+    def render() -> None:
+        if fmt == "json":
+            dump_json({"environments": reports})
+        elif fmt == "markdown":
+            sys.stdout.write(drift_markdown(reports))
+        else:
+            for r in reports:
+                drift_text(r)
+    publish_cli(cfg, "drift", outcomes, metrics_file=metrics_file, render=render)
     if detailed_exitcode and any(r["drifted"] for r in reports):
         exit_with(2)
 
@@ -338,44 +203,31 @@ def restore(env, file, state_dir, yes, batches, canary, wait_seconds, min_runs, 
     undoes it); the flags override pausectl.yaml's rollout for this run. An export of
     another environment needs --from-env; a DAG in FILE that ENV does not have is refused
     (nothing is changed) unless --skip-missing."""
-    from reconciler.apply.executor import apply_plan, rollout_of
-    from reconciler.apply.emergency import read_marker
     from reconciler.engine import load, open_backend
-    from reconciler.operate.export import restore_plan
+    from reconciler.operations import restore_env
+    from reconciler.plan.records import ApplyKind
     from reconciler.plan.render import plan_text
-    from reconciler.plan.rollout import batches_json, plan_batches
     ctx = load(state_dir, env)
     from reconciler.apply.journal import check_journal_dir
     check_journal_dir()           # the output rules, before the lock and any change
     opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
                        on_gate_failure, no_gates, allow_mass_change=allow_mass_change,
-                       kind="restore")
+                       kind=ApplyKind.RESTORE)
     backend = open_backend(ctx.cfg, env)
     try:
-        live = backend.list_dags()
-        plan = restore_plan(env, Path(file), live, skip_missing=skip_missing,
-                            from_env=from_env)
-        marker = read_marker(backend, env)
-        if marker is not None and plan.changes:
-            # a restore would unpause what the emergency holds: end the emergency first
-            raise PausectlError(f"an emergency pause is active in {env} since "
-                                f"{marker.get('started')}; `pausectl emergency recover {env}` "
-                                "first, then restore")
-        if not plan.changes:
-            notes = "".join(f", {n} {what}" for n, what in (
-                (len(plan.skipped), "stale (not flipped)"), (len(plan.missing), "missing in "
-                 f"{env}"), (len(plan.unmanaged), f"in {env} but not in the file")) if n)
-            click.echo(f"Nothing to restore: live {env} already matches the export {file} "
-                       f"({plan.unchanged} DAG(s) in their saved state{notes}).")
-            return
-        plan.batches = batches_json(plan_batches(plan.changes, rollout_of(ctx, opts), live))
-        plan_text(plan)
-        _confirm(plan, yes)
-        result = apply_plan(ctx, backend, plan, opts, live=live)
-        if result.status == "done":
-            click.echo(f"Restore complete: {result.changed} DAG(s) of {env} put back to their "
-                       f"state in {file}.")
-            return
-        _finish(result, env)
+        plan, result = restore_env(ctx, backend, opts, file, skip_missing, from_env,
+                                   show=plan_text, confirm=confirmer(yes))
     finally:
         backend.close()
+    if result is None:
+        notes = "".join(f", {n} {what}" for n, what in (
+            (len(plan.skipped), "stale (not flipped)"), (len(plan.missing), "missing in "
+             f"{env}"), (len(plan.unmanaged), f"in {env} but not in the file")) if n)
+        click.echo(f"Nothing to restore: live {env} already matches the export {file} "
+                   f"({plan.unchanged} DAG(s) in their saved state{notes}).")
+        return
+    if result.status == "done":
+        click.echo(f"Restore complete: {result.changed} DAG(s) of {env} put back to their "
+                   f"state in {file}.")
+        return
+    finish_apply(result, env)

@@ -10,6 +10,7 @@ from reconciler.live.base import LiveDag
 from reconciler.live.snapshot import _json_line, parse_snapshot, snapshot_document
 from reconciler.core.errors import PausectlError
 from reconciler.plan.model import Change, Plan, live_hash
+from reconciler.plan.records import Action, Missing, Skip
 from reconciler.core.timeutil import iso, utcnow
 
 
@@ -35,8 +36,9 @@ def export_yaml(env: str, live: list[LiveDag]) -> str:
 
 
 def restore_plan(env: str, file: Path, live: list[LiveDag], skip_missing: bool = False,
-                 from_env: str | None = None) -> Plan:
-    """A plan that puts every DAG in FILE back to its saved is_paused.
+                 from_env: str | None = None, rollout: dict | None = None) -> Plan:
+    """A plan that puts every DAG in FILE back to its saved is_paused, frozen with the
+    batches of `rollout` (the restore run's).
 
     An export of another environment is refused unless `from_env` names it (copying one
     environment's pause state into another is deliberate). A DAG of FILE that ENV does not
@@ -73,19 +75,18 @@ def restore_plan(env: str, file: Path, live: list[LiveDag], skip_missing: bool =
         want = saved[dag_id].is_paused
         cur = by_id.get(dag_id)
         if cur is None:
-            plan.missing.append({"dag_id": dag_id, "rule": str(file), "desired_paused": want})
+            plan.missing.append(Missing(dag_id, str(file), want))
         elif cur.is_paused == want:
             plan.unchanged += 1
         elif cur.is_stale:
-            plan.skipped.append({"dag_id": dag_id,
-                                 "why": "stale: its DAG file is gone; not flipped"})
+            plan.skipped.append(Skip(dag_id, "stale: its DAG file is gone; not flipped"))
         else:
-            plan.changes.append(Change(dag_id=dag_id, action="pause" if want else "unpause",
+            plan.changes.append(Change(dag_id=dag_id, action=Action.to(want),
                                        live_paused=cur.is_paused, desired_paused=want,
                                        rule=str(file), reason="restore", owner=None,
                                        rule_name="restore"))
     plan.unmanaged = sorted(d for d in by_id if d not in saved)
-    return plan
+    return plan.freeze(rollout or {}, live)
 
 
 def _shown(dag_id: str) -> str:

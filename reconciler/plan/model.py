@@ -1,4 +1,11 @@
-"""Diff desired against live: the plan, a plain value that apply consumes and report renders."""
+"""Diff desired against live: the plan, a documented value that apply executes and render shows.
+
+Like terraform's plan (internal/plans/plan.go) it is made once and then honoured: `freeze`
+cuts its rollout batches (plan/rollout.py, the one place batches are computed) and seals it;
+apply, resume, rollback and emergency recover run exactly `plan.batches` and journal them.
+A frozen plan refuses every change (its lists are FrozenList), so nothing downstream can
+quietly re-cut what `plan` showed. Records and enums: plan/records.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,9 @@ from operator import attrgetter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from reconciler.core.errors import PausectlError
 from reconciler.live.base import AuditEvent, LiveDag
+from reconciler.plan.records import (Action, Batch, Conflict, FrozenList, Hold, Missing, Skip)
 from reconciler.policy.resolve import Resolution
 from reconciler.policy.selectors import SelectorIndex, Selector
 from reconciler.state.loader import Config, EnvState
@@ -16,10 +25,10 @@ from reconciler.core.timeutil import iso, utcnow
 FORMAT_VERSION = 1
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     dag_id: str
-    action: str              # pause | unpause
+    action: Action
     live_paused: bool
     desired_paused: bool
     rule: str                # file:line
@@ -31,6 +40,16 @@ class Change:
     until: str | None = None
     auto_paused: dict | None = None   # Airflow paused it after failed runs (autopause.py)
 
+    def __post_init__(self):
+        object.__setattr__(self, "action", Action(self.action))   # "pause" from JSON too
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "action": self.action.value}
+
+
+_LISTS = ("changes", "conflicts", "missing", "unmanaged", "held", "skipped", "warnings",
+          "batches")
+
 
 @dataclass
 class Plan:
@@ -40,15 +59,48 @@ class Plan:
     desired_ref: str | None
     changes: list[Change] = field(default_factory=list)
     unchanged: int = 0
-    conflicts: list[dict] = field(default_factory=list)
-    missing: list[dict] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    missing: list[Missing] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)
-    held: list[dict] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
+    held: list[Hold] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     live_hash: str = ""
-    batches: list[dict] = field(default_factory=list)   # apply's order: [{dag_ids, pause, unpause}]
+    batches: list[Batch] = field(default_factory=list)  # apply's order, set by freeze()
     emergency: str | None = None                         # start of the emergency in force, if any
+    # the effective rollout (pausectl.yaml's with this run's flags) the batches were cut
+    # with; apply journals it and gates by it. Not in the JSON (the plan format is stable)
+    rollout: dict = field(default_factory=dict)
+    frozen: bool = field(default=False, compare=False)
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("frozen"):
+            raise TypeError(f"a frozen plan is not changed (tried to set {name})")
+        object.__setattr__(self, name, value)
+
+    def freeze(self, rollout: dict, live=()) -> "Plan":
+        """Cut the batches (from the effective `rollout` and the live DAGs' tags/owners) and
+        seal the plan. Every planner ends here: engine.plan_observed, recover, restore."""
+        from reconciler.plan.rollout import cut_batches
+        self.batches = cut_batches(self.changes, rollout, live)
+        self.rollout = dict(rollout)
+        return self._seal()
+
+    def _seal(self) -> "Plan":
+        for name in _LISTS:
+            object.__setattr__(self, name, FrozenList(getattr(self, name)))
+        object.__setattr__(self, "frozen", True)
+        return self
+
+    def batch_changes(self) -> list[list[Change]]:
+        """`batches` as the changes they hold, first to last; every change in exactly one."""
+        by_id = {c.dag_id: c for c in self.changes}
+        out = [[by_id[d] for d in b.dag_ids if d in by_id] for b in self.batches]
+        named = [d for b in self.batches for d in b.dag_ids]
+        if sorted(named) != sorted(by_id) or sum(map(len, out)) != len(named):
+            raise PausectlError("the plan's batches do not hold each of its changes exactly "
+                                "once; run `pausectl plan` again")
+        return out
 
     @property
     def has_changes(self) -> bool:
@@ -56,8 +108,8 @@ class Plan:
 
     def summary(self) -> dict:
         return {
-            "pause": sum(1 for c in self.changes if c.action == "pause"),
-            "unpause": sum(1 for c in self.changes if c.action == "unpause"),
+            "pause": sum(1 for c in self.changes if c.action == Action.PAUSE),
+            "unpause": sum(1 for c in self.changes if c.action == Action.UNPAUSE),
             "unchanged": self.unchanged, "unmanaged": len(self.unmanaged),
             "missing": len(self.missing), "held": len(self.held),
             "conflicts": len(self.conflicts), "skipped": len(self.skipped),
@@ -65,7 +117,7 @@ class Plan:
 
     def change_key(self) -> list[tuple[str, str]]:
         """What apply will do, for comparing a saved plan with a fresh one."""
-        return sorted((c.dag_id, c.action) for c in self.changes)
+        return sorted((c.dag_id, c.action.value) for c in self.changes)
 
     def to_json(self) -> dict:
         return {
@@ -73,7 +125,7 @@ class Plan:
             "environment": self.environment, "generated_at": self.generated_at, "at": self.at,
             "desired_ref": self.desired_ref, "live_hash": self.live_hash,
             "summary": self.summary(),
-            "changes": [asdict(c) for c in self.changes],
+            "changes": [c.to_json() for c in self.changes],
             "conflicts": self.conflicts, "missing": self.missing, "unmanaged": self.unmanaged,
             "held": self.held, "skipped": self.skipped, "warnings": self.warnings,
             "batches": self.batches,
@@ -82,16 +134,21 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: dict) -> "Plan":
+        """A saved plan, frozen with the batches it was shown with (checked to hold each of
+        its changes once). Bad shapes raise KeyError/TypeError/ValueError (or PausectlError)."""
         plan = cls(environment=data["environment"], generated_at=data["generated_at"],
                    at=data.get("at", data["generated_at"]), desired_ref=data.get("desired_ref"))
         plan.changes = [Change(**c) for c in data["changes"]]
         plan.unchanged = data["summary"]["unchanged"]
-        for key in ("conflicts", "missing", "unmanaged", "held", "skipped", "warnings"):
-            setattr(plan, key, list(data.get(key) or []))
+        for key, record in (("conflicts", Conflict), ("missing", Missing), ("held", Hold),
+                            ("skipped", Skip), ("batches", Batch)):
+            setattr(plan, key, [record.of(x) for x in data.get(key) or []])
+        plan.unmanaged = list(data.get("unmanaged") or [])
+        plan.warnings = list(data.get("warnings") or [])
         plan.live_hash = data.get("live_hash", "")
-        plan.batches = list(data.get("batches") or [])
         plan.emergency = data.get("emergency")
-        return plan
+        plan.batch_changes()
+        return plan._seal()
 
 
 def live_hash(live: list[LiveDag]) -> str:
@@ -129,8 +186,8 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
     for dag in sorted(live, key=attrgetter("dag_id")):
         dec = decisions[dag.dag_id]
         if dec.conflict:
-            plan.conflicts.append({"dag_id": dag.dag_id, "rules": [r.where for r in dec.conflict],
-                                   "message": resolution.why(dec, dag)})
+            plan.conflicts.append(Conflict(dag.dag_id, [r.where for r in dec.conflict],
+                                           resolution.why(dec, dag)))
             continue
         if dec.unmanaged:
             if state.defaults.unmanaged == "report":
@@ -151,7 +208,7 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
             # when safety.protect gained them after it was declared
             skip_why = f"protected by safety.protect; only a dag entry may change it (rule {rule.where})"
         if skip_why:
-            plan.skipped.append({"dag_id": dag.dag_id, "why": skip_why})
+            plan.skipped.append(Skip(dag.dag_id, skip_why))
             continue
         ap = (auto or {}).get(dag.dag_id) if not dec.paused else None
         ap_json = None
@@ -160,9 +217,8 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
             result = outcome(ap, cfg.auto_paused)
             ap_json = ap.to_json(cfg.auto_paused, result)
             if result == "held":
-                plan.held.append({"dag_id": dag.dag_id, "why": ap.held_why(rule),
-                                  "live_paused": dag.is_paused, "desired_paused": dec.paused,
-                                  "rule": rule.where, "auto_paused": ap_json})
+                plan.held.append(Hold(dag.dag_id, ap.held_why(rule), dag.is_paused, dec.paused,
+                                      rule.where, ap_json))
                 continue
         manual = event is not None and event.via != "pausectl" and event.is_paused in (None, dag.is_paused)
         if ap is not None and ap.changed_after:
@@ -176,13 +232,12 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
                 held_why = (f"manual change held for {cfg.hold_manual_hours:g}h "
                             f"(drift.hold_manual_hours): {what}")
             if held_why:
-                plan.held.append({"dag_id": dag.dag_id, "why": held_why, "live_paused": dag.is_paused,
-                                  "desired_paused": dec.paused, "rule": rule.where,
-                                  **({"auto_paused": {**ap_json, "outcome": "held"}}
-                                     if ap_json else {})})
+                plan.held.append(Hold(dag.dag_id, held_why, dag.is_paused, dec.paused,
+                                      rule.where,
+                                      {**ap_json, "outcome": "held"} if ap_json else None))
                 continue
         plan.changes.append(Change(
-            dag_id=dag.dag_id, action="pause" if dec.paused else "unpause",
+            dag_id=dag.dag_id, action=Action.to(dec.paused),
             live_paused=dag.is_paused, desired_paused=dec.paused, rule=rule.where,
             reason=rule.reason, owner=rule.owner,
             last_changed_by=(ap.released_why() if ap is not None
@@ -190,5 +245,5 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
             rule_name=rule.label(), ticket=rule.ticket,
             until=iso(rule.until) if rule.until else None, auto_paused=ap_json))
     for dag_id, rule in sorted(resolution.missing):
-        plan.missing.append({"dag_id": dag_id, "rule": rule.where, "desired_paused": rule.paused})
+        plan.missing.append(Missing(dag_id, rule.where, rule.paused))
     return plan

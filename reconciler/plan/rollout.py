@@ -13,8 +13,11 @@ import math
 import re
 
 from reconciler.core.errors import PausectlError
-from reconciler.plan.model import Change
+from reconciler.plan.records import Action, Batch
 from reconciler.policy.selectors import Selector, SelectorIndex
+
+# (changes here are plan.model.Change values: anything with dag_id and action; no import of
+# the model, which imports this module to freeze a plan)
 
 
 def parse_batches(spec) -> list:
@@ -57,25 +60,25 @@ def canary_index(canary: dict | list | None) -> SelectorIndex | None:
     return SelectorIndex(items) if items else None
 
 
-def make_batches(changes: list[Change], spec, canary: dict | list | None,
+def make_batches(changes: list, spec, canary: dict | list | None,
                  live_tags: dict[str, tuple] | None = None,
-                 live_owners: dict[str, tuple] | None = None) -> list[list[Change]]:
+                 live_owners: dict[str, tuple] | None = None) -> list[list]:
     """Batches of changes, first to last. Every change is in exactly one batch."""
     if not changes:
         return []
     sizes = parse_batches(spec)
-    pauses = sorted((c for c in changes if c.action == "pause"), key=lambda c: c.dag_id)
-    unpauses = [c for c in changes if c.action == "unpause"]
+    pauses = sorted((c for c in changes if c.action == Action.PAUSE), key=lambda c: c.dag_id)
+    unpauses = [c for c in changes if c.action == Action.UNPAUSE]
     idx = canary_index(canary)
     tags = live_tags or {}
     owners = live_owners or {}
 
-    def is_canary(c: Change) -> bool:
+    def is_canary(c) -> bool:
         return bool(idx and idx.lookup(c.dag_id, tags.get(c.dag_id, ()), owners.get(c.dag_id, ())))
 
     ordered = sorted(unpauses, key=lambda c: (not is_canary(c), c.dag_id))
     total = len(ordered)
-    batches: list[list[Change]] = []
+    batches: list[list] = []
     done = 0
     for s in sizes:
         target = s if isinstance(s, int) else math.ceil(total * int(s[:-1]) / 100)
@@ -113,14 +116,16 @@ def effective_rollout(base: dict | None, overrides: dict | None = None) -> dict:
     return r
 
 
-def plan_batches(changes: list[Change], rollout: dict, live) -> list[list[Change]]:
-    """The batches apply will run, from the effective rollout and the live DAGs' tags/owners."""
+def resolve_rollout(cfg, env: str, overrides: dict | None = None) -> dict:
+    """The rollout of one run, resolved once: pausectl.yaml's for `env` with the run's flags."""
+    return effective_rollout(cfg.rollout_for(env), overrides)
+
+
+def cut_batches(changes: list, rollout: dict, live) -> list[Batch]:
+    """The batches apply will run, from the effective rollout and the live DAGs' tags/owners.
+    The only place batches are computed (Plan.freeze calls it)."""
     tags = {d.dag_id: d.tags for d in live}
     owners = {d.dag_id: d.owners for d in live}
-    return make_batches(changes, rollout.get("batches"), rollout.get("canary"), tags, owners)
-
-
-def batches_json(batches: list[list[Change]]) -> list[dict]:
-    return [{"dag_ids": [c.dag_id for c in b],
-             "pause": sum(c.action == "pause" for c in b),
-             "unpause": sum(c.action == "unpause" for c in b)} for b in batches]
+    cut = make_batches(changes, rollout.get("batches"), rollout.get("canary"), tags, owners)
+    return [Batch([c.dag_id for c in b], sum(c.action == Action.PAUSE for c in b),
+                  sum(c.action == Action.UNPAUSE for c in b)) for b in cut]

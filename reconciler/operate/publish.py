@@ -1,0 +1,80 @@
+"""The one publish stage every command ends in: notify, metrics, then render.
+
+A command (CLI or the Airflow operator) collects one `Outcome` per environment it worked on
+and hands them to `publish`: each outcome is announced to the `notify:` webhooks (apply,
+gate failure, drift, auto-pause, emergency), all of them go into one metrics file, and the
+command's own `render` (terminal output, or the task log) runs last. Notifications and
+metrics never change what a command did, only what it reports: their failures come back as
+warnings for the caller to show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+
+@dataclass
+class Outcome:
+    """What one command did in one environment, as the publish stage needs it."""
+
+    env: str
+    plan: object | None = None         # the plan (None: a resumed apply)
+    live: list | None = None
+    resolution: object | None = None
+    report: dict | None = None         # a drift report
+    result: object | None = None       # an ApplyResult (status "nothing" when nothing ran)
+    seconds: float = 0.0               # wall time of the apply
+    emergency: dict | None = None      # {"action": pause|recover, reason, owner, count, detail}
+    extra: dict = field(default_factory=dict)
+
+
+def notify_outcome(cfg, o: Outcome) -> list[str]:
+    from reconciler.operate.notify import notify_apply, notify_drift, notify_emergency
+    warnings: list[str] = []
+    if o.report is not None:
+        warnings += notify_drift(cfg, o.report)
+    if o.result is not None:
+        r = o.result
+        warnings += notify_apply(cfg, o.env, o.plan, r.status, r.changed, r.gates, r.errors)
+    if o.emergency is not None:
+        fields = dict(o.emergency)
+        warnings += notify_emergency(cfg, o.env, fields.pop("action"), **fields)
+    return warnings
+
+
+def observe_outcome(m, o: Outcome) -> None:
+    """Fill the metrics of one outcome (operate/metrics.py names the series)."""
+    status = o.result.status if o.result is not None else None
+    if o.plan is not None and o.live is not None:
+        m.observe_plan(o.env, o.plan, o.live, o.resolution, applied=status == "done")
+    if o.report is not None:
+        m.observe_drift(o.env, o.report)
+    if o.result is not None:
+        m.observe_apply(o.env, status, o.seconds, o.result.gates)
+
+
+def publish(cfg, command: str, outcomes: Iterable[Outcome], *, metrics_file: str | None = None,
+            notify: bool = True, render: Callable[[], None] | None = None) -> list[str]:
+    """Notify each outcome (when `notify`), write `metrics_file` (when given) with all of
+    them, then `render`. Returns the warnings, for the caller to show its way."""
+    outcomes = list(outcomes)
+    warnings: list[str] = []
+    if notify:
+        for o in outcomes:
+            warnings += notify_outcome(cfg, o)
+    if metrics_file:
+        from reconciler.operate.metrics import write_metrics
+        warnings += write_metrics(metrics_file, command,
+                                  lambda m: [observe_outcome(m, o) for o in outcomes])
+    if render is not None:
+        render()
+    return warnings
+
+
+def publish_cli(cfg, command: str, outcomes: Iterable[Outcome], *,
+                metrics_file: str | None = None, render: Callable[[], None] | None = None,
+                ) -> None:
+    """`publish` for the CLI: warnings go to stderr as `warning: ...` lines."""
+    from reconciler.operate.notify import warn
+    warn(publish(cfg, command, outcomes, metrics_file=metrics_file, render=render))
