@@ -248,6 +248,35 @@ def test_diff_per_environment_and_dag(repo):
     assert [e["environment"] for e in d["environments"]] == ["staging"]
 
 
+def test_diff_sees_cascades_like_plan(repo):
+    # a paused DAG cascading to its sensor's waiter: diff shows the waiter's change, as plan
+    # pauses it (diff and plan read one Observation; before, diff resolved without edges)
+    base = repo.git("rev-parse", "HEAD").strip()
+    head = repo.commit("pause etl_orders and what waits for it", {
+        "prod.yaml": BASE_FILES["prod.yaml"].replace("groups:", """\
+  etl_orders:
+    paused: true
+    reason: "bad upstream data"
+    owner: data-eng
+    cascade: downstream
+sensors: {etl_orders: [report_daily]}
+groups:""")})
+    prod = _json(repo.cli("diff", base, head, "--format", "json"))["environments"][0]
+    by = {c["dag_id"]: c for c in prod["changes"]}
+    assert set(by) == {"etl_orders", "report_daily"}
+    r = by["report_daily"]
+    assert r["change"] == "pause" and r["new"]["rule_name"] == "cascade of dag entry etl_orders"
+    assert r["old"]["rule_name"] == "group reporting" and r["apply"] == "none"  # paused live
+    plan = _json(repo.cli("plan", "prod", "--format", "json"))
+    assert {c["dag_id"] for c in plan["changes"]} == {"billing_daily", "etl_orders"}
+    # the cascade removed again: the base side resolves with its own edges
+    repo.commit("etl_orders back", {"prod.yaml": BASE_FILES["prod.yaml"]})
+    prod = _json(repo.cli("diff", head, "HEAD", "--format", "json"))["environments"][0]
+    r = {c["dag_id"]: c for c in prod["changes"]}["report_daily"]
+    assert r["change"] == "unpause" and r["old"]["rule_name"] == "cascade of dag entry etl_orders"
+    assert r["new"]["rule_name"] == "group reporting" and r["apply"] == "unpause"
+
+
 def test_diff_falls_back_to_named_dags_when_backend_unreachable(repo):
     cfg = BASE_FILES["pausectl.yaml"].replace(
         "backend: {type: snapshot, path: snapshots/prod.json}",

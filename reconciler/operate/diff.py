@@ -11,15 +11,18 @@ globs cannot be evaluated without the live DAG list.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from reconciler.live.base import LiveDag
 from reconciler.core.errors import PausectlError
-from reconciler.state.gitref import RefTree, changed_paths, materialise, resolve_commit, state_location
-from reconciler.policy.resolve import resolve
-from reconciler.state.loader import CONFIG_FILE, Rule, load_config, load_env
 from reconciler.core.timeutil import iso, utcnow
+from reconciler.engine import open_backend, plan_observed
+from reconciler.live.base import LiveDag
+from reconciler.observe import DIFFERING, Context, Observation, observe, resolve
+from reconciler.policy.selectors import is_glob
+from reconciler.state.gitref import RefTree, changed_paths, materialise, resolve_commit, state_location
+from reconciler.state.loader import load_config, load_env
+from reconciler.state.model import CONFIG_FILE, Rule
 
 KINDS = ("pause", "unpause", "rule", "managed", "unmanaged", "conflict")
 
@@ -140,7 +143,6 @@ def _kind(old: Side, new: Side) -> str | None:
 
 def named_dag_ids(state) -> set[str]:
     """DAG ids a state names literally: dag entries and exact ids in group selectors."""
-    from reconciler.policy.selectors import is_glob
     out = set(state.dag_rules)
     for g in state.groups:
         for p in getattr(g.selector, "dag_ids", ()) or ():
@@ -163,7 +165,6 @@ def _live(cfg, env: str, offline: bool):
     """(backend or None, live dags or None, note)."""
     if offline:
         return None, None, "live state not read (--offline)"
-    from reconciler.engine import open_backend
     backend = None
     try:
         backend = open_backend(cfg, env)
@@ -173,6 +174,33 @@ def _live(cfg, env: str, offline: bool):
             with contextlib.suppress(Exception):
                 backend.close()
         return None, None, f"backend unreachable ({e})"
+
+
+def _observe(ctx: Context | None, backend, live, at: datetime, out: EnvDiff,
+             head_ref: str | None = None) -> Observation | None:
+    """One side's observation of the environment (the DAGs already listed): the head's with
+    audit events for its live plan (head_ref: its label), the base's without. None when there
+    is nothing to read."""
+    if ctx is None or backend is None:
+        return None
+    try:
+        return observe(ctx, backend, at, events_for=DIFFERING if head_ref else None,
+                       live=live, desired_ref=head_ref)
+    except PausectlError as e:
+        out.notes.append(f"live plan failed: {e}" if head_ref else
+                         f"base side read without cascade edges: {e}")
+        return None
+
+
+def _decide(ctx: Context | None, obs: Observation | None, universe: list[LiveDag],
+            env: str, at: datetime):
+    """One side's decisions for every DAG of the universe, from the desired state alone: an
+    active emergency is live, not a change of the state repo, so it is left out here (the
+    live plan at head shows it)."""
+    if ctx is None:
+        return None
+    obs = Observation(env, at, (), None, ()) if obs is None else replace(obs, emergency=None)
+    return resolve(ctx, obs, at, dags=universe)
 
 
 def diff_env(env: str, base: RefTree | None, head: RefTree, at: datetime,
@@ -186,8 +214,9 @@ def diff_env(env: str, base: RefTree | None, head: RefTree, at: datetime,
         out.notes.append("new environment: it does not exist at the base ref")
     if hstate is None:
         out.notes.append("environment removed at the head ref")
-    cfg_for_live = hcfg if hstate is not None else bcfg
-    backend, live, note = _live(cfg_for_live, env, offline)
+    bctx = Context(bcfg, bstate, env) if bstate is not None else None
+    hctx = Context(hcfg, hstate, env) if hstate is not None else None
+    backend, live, note = _live(hcfg if hstate is not None else bcfg, env, offline)
     try:
         named = set()
         for s in (bstate, hstate):
@@ -203,14 +232,15 @@ def diff_env(env: str, base: RefTree | None, head: RefTree, at: datetime,
             out.live_dags = len(live)
             known = {d.dag_id for d in live}
             universe = list(live) + [LiveDag(d, False) for d in sorted(named - known)]
-        bres = resolve(bcfg, bstate, universe, at) if bstate is not None else None
-        hres = resolve(hcfg, hstate, universe, at) if hstate is not None else None
+        # each side its own observation: cascade edges depend on the side's rules and sensors
+        hobs = _observe(hctx, backend, live, at, out, head_ref=head.label)
+        bobs = _observe(bctx, backend, live, at, out)
+        bres = _decide(bctx, bobs, universe, env, at)
+        hres = _decide(hctx, hobs, universe, env, at)
         plan = None
-        if backend is not None and hstate is not None:
-            from reconciler.engine import Context, plan_env
+        if hobs is not None:
             try:
-                plan, _, _ = plan_env(Context(hcfg, hstate, env), backend, at=at,
-                                      desired_ref=head.label, live=live)
+                plan, _ = plan_observed(hctx, hobs, at, desired_ref=head.label)
                 out.plan_summary = plan.summary()
             except PausectlError as e:
                 out.notes.append(f"live plan failed: {e}")
