@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 from reconciler.core.errors import PausectlError
-from reconciler.engine import Context, open_backend, plan_env, read_emergency
+from reconciler.engine import open_backend, plan_env
+from reconciler.observe import Context, Observation, observe, resolve
 from reconciler.plan.model import protect_index
-from reconciler.policy.resolve import resolve
 from reconciler.promote.select import Candidate, file_of
 from reconciler.state.loader import load_config, load_env
 from reconciler.state.model import DISPLAY_ALIASES, Config, EnvState
@@ -32,12 +32,19 @@ def soak_gate(cfg: Config, src: EnvState, cands: list[Candidate], at: datetime,
     promo = cfg.promotion or {}
     soak = float(promo.get("soak_hours", 0) or 0)
     max_failed = int(promo.get("max_failed_runs", 0) or 0)
+    rules = {id(c.rule) for c in cands}
+
+    def applied(dag, dec) -> bool:
+        """A DAG a promoted rule decides, already in that state: its events tell since when."""
+        return dec.rule is not None and id(dec.rule) in rules and dag.is_paused == dec.rule.paused
+
     failures = []
     backend = None
     try:
         backend = open_backend(cfg, src.name)
-        live = backend.list_dags()
-        res = resolve(cfg, src, live, at, read_emergency(backend, src.name))
+        ctx = Context(cfg, src, src.name)
+        obs = observe(ctx, backend, at, events_for=applied)
+        res = resolve(ctx, obs, at)
     except (PausectlError, OSError) as e:
         for c in cands:
             c.gate = {"passed": False, "message": f"cannot read {src.name}: {e}"}
@@ -46,57 +53,65 @@ def soak_gate(cfg: Config, src: EnvState, cands: list[Candidate], at: datetime,
                 backend.close()
         return [f"soak gate: cannot read {src.name}'s Airflow: {e}"] if cands else []
     try:
-        by_id = {d.dag_id: d for d in live}
         for c in cands:
             dags = sorted(d for d, dec in res.decisions.items() if dec.rule is c.rule)
-            msg = []
-            if not dags:
-                msg.append(f"decides no DAG in {src.name}'s Airflow, so nothing ran")
-            lagging = [d for d in dags if by_id[d].is_paused != c.rule.paused]
-            if lagging:
-                msg.append(f"not applied in {src.name} yet: {', '.join(lagging[:5])}"
-                           + (" ..." if len(lagging) > 5 else "")
-                           + f" still {'running' if c.rule.paused else 'paused'}")
-            events = backend.audit_events(dags) if dags and not lagging else []
-            newest: dict[str, datetime] = {}
-            for e in events:
-                if e.dag_id and e.dag_id not in newest:
-                    newest[e.dag_id] = e.when
-            fallback = commit_times.get(c.name)
-            since_by_dag = {d: newest.get(d) or fallback for d in dags}
-            unknown = [d for d, s in since_by_dag.items() if s is None]
-            if unknown and not lagging:
-                msg.append(f"cannot tell since when {', '.join(unknown[:5])} ran this way")
-            failed = {}
-            ran_for = None
-            if dags and not lagging and not unknown:
-                since = max(since_by_dag.values())
-                ran_for = (at - since).total_seconds() / 3600
-                if ran_for < soak:
-                    msg.append(f"ran {ran_for:.2f}h in {src.name}, less than "
-                               f"promotion.soak_hours {soak:g}")
-                for d in dags:
-                    n = sum(1 for r in backend.dag_runs(d, limit=50)
-                            if r.state == "failed"
-                            and (r.start_date or r.run_after or since) >= since_by_dag[d])
-                    if n:
-                        failed[d] = n
-                total = sum(failed.values())
-                if total > max_failed:
-                    msg.append(f"{total} failed run(s) in {src.name} since the change "
-                               f"({', '.join(f'{d}: {n}' for d, n in sorted(failed.items()))}) "
-                               f"> promotion.max_failed_runs {max_failed}")
-            c.gate = {"passed": not msg, "dags": len(dags), "soak_hours": soak,
-                      "ran_hours": None if ran_for is None else round(ran_for, 3),
-                      "failed_runs": failed,
-                      "message": "; ".join(msg) or (
-                          f"ran {ran_for:.2f}h in {src.name} (promotion.soak_hours {soak:g}) on "
-                          f"{len(dags)} DAG(s), {sum(failed.values())} failed run(s)")}
+            msg = _soak(c, dags, obs, backend, src.name, at, soak, max_failed,
+                        commit_times.get(c.name))
             if msg:
                 failures.append(f"soak gate, {c.label}: {'; '.join(msg)}")
     finally:
         backend.close()
     return failures
+
+
+def _soak(c: Candidate, dags: list[str], obs: Observation, backend, env: str, at: datetime,
+          soak: float, max_failed: int, fallback: datetime | None) -> list[str]:
+    """One candidate's soak check over the DAGs its rule decides; sets c.gate, returns what
+    failed."""
+    msg = []
+    if not dags:
+        msg.append(f"decides no DAG in {env}'s Airflow, so nothing ran")
+    by_id = {d.dag_id: d for d in obs.live}
+    lagging = [d for d in dags if by_id[d].is_paused != c.rule.paused]
+    if lagging:
+        msg.append(f"not applied in {env} yet: {', '.join(lagging[:5])}"
+                   + (" ..." if len(lagging) > 5 else "")
+                   + f" still {'running' if c.rule.paused else 'paused'}")
+    newest: dict[str, datetime] = {}
+    if dags and not lagging:
+        wanted = set(dags)
+        for e in obs.events or ():        # newest first
+            if e.dag_id in wanted and e.dag_id not in newest:
+                newest[e.dag_id] = e.when
+    since_by_dag = {d: newest.get(d) or fallback for d in dags}
+    unknown = [d for d, s in since_by_dag.items() if s is None]
+    if unknown and not lagging:
+        msg.append(f"cannot tell since when {', '.join(unknown[:5])} ran this way")
+    failed = {}
+    ran_for = None
+    if dags and not lagging and not unknown:
+        since = max(since_by_dag.values())
+        ran_for = (at - since).total_seconds() / 3600
+        if ran_for < soak:
+            msg.append(f"ran {ran_for:.2f}h in {env}, less than promotion.soak_hours {soak:g}")
+        for d in dags:
+            n = sum(1 for r in backend.dag_runs(d, limit=50)
+                    if r.state == "failed"
+                    and (r.start_date or r.run_after or since) >= since_by_dag[d])
+            if n:
+                failed[d] = n
+        total = sum(failed.values())
+        if total > max_failed:
+            msg.append(f"{total} failed run(s) in {env} since the change "
+                       f"({', '.join(f'{d}: {n}' for d, n in sorted(failed.items()))}) "
+                       f"> promotion.max_failed_runs {max_failed}")
+    c.gate = {"passed": not msg, "dags": len(dags), "soak_hours": soak,
+              "ran_hours": None if ran_for is None else round(ran_for, 3),
+              "failed_runs": failed,
+              "message": "; ".join(msg) or (
+                  f"ran {ran_for:.2f}h in {env} (promotion.soak_hours {soak:g}) on "
+                  f"{len(dags)} DAG(s), {sum(failed.values())} failed run(s)")}
+    return msg
 
 
 def target_gate(cfg_root: Path, target: str, target_rel: str, new_text: str, at: datetime,
