@@ -484,7 +484,6 @@ def test_drift_names_who_paused_what_then_apply_reverts_it(airflow_server, tmp_p
 
 
 @pytest.mark.airflow
-@pytest.mark.xfail(reason="known gap (issue 12 open): drift reports pausectl's own REST writes as a UI/API change when its user also acts by hand; needs recognition from the journal", strict=False)
 def test_drift_does_not_call_pausectls_own_pause_a_manual_change(airflow_server, tmp_path,
                                                                   monkeypatch, capsys):
     """pausectl's apply paused report_034 through the API (as its configured user); git then

@@ -2,7 +2,8 @@
 
 Each difference is attributed from Airflow's event log: the UI/API user (patch_dag), a bulk
 pattern (patch_dags) or the OS user of `airflow dags pause` (cli_dag_pause). A difference with
-no manual event behind it is a git change not yet applied, not drift by hand. A DAG Airflow
+no manual event behind it is a git change not yet applied, not drift by hand, and so is a
+difference whose newest event is pausectl's own write (its journals, own_changes.py). A DAG Airflow
 paused by itself after failed runs (the scheduler's auto-pause) is neither: it is listed under
 `auto_paused`, held or unpaused as `drift.auto_paused` says (see autopause.py).
 Missing, stale and import-error DAGs are reported apart and never flipped blindly.
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import sys
 
-from reconciler.engine import load, open_backend, plan_env
+from reconciler.core.timeutil import utcnow
+from reconciler.engine import load, open_backend, plan_observed
+from reconciler.observe import observe
+from reconciler.operate.own_changes import OwnChanges
 
 
 def drift_report(state_dir, env: str) -> dict:
@@ -28,11 +32,12 @@ def drift_for(ctx, backend):
     """(report, plan, live, resolution) of one environment through an open backend (the
     caller closes it): for callers that bring their own backend or also need the plan."""
     env = ctx.env
-    plan, resolution, live = plan_env(ctx, backend)
-    differing = [c.dag_id for c in plan.changes] + [h["dag_id"] for h in plan.held]
-    events = backend.audit_events(differing) if differing else []
-    from reconciler.plan.model import last_events
-    last = last_events(events)
+    # one observation: the events of every DAG that differs (all changes and holds) read once
+    obs = observe(ctx, backend, utcnow())
+    plan, resolution = plan_observed(ctx, obs)
+    live = list(obs.live)
+    last = obs.last_events()
+    own = OwnChanges.read(env, backend, min((e.when for e in last.values()), default=None))
     by_id = {d.dag_id: d for d in live}
     items = []
     for c in plan.changes:
@@ -40,10 +45,10 @@ def drift_for(ctx, backend):
         if c.auto_paused:
             note = c.last_changed_by or ""
         items.append(_item(c.dag_id, c.live_paused, c.desired_paused, c.rule, last.get(c.dag_id),
-                           note, c.auto_paused))
+                           note, c.auto_paused, own))
     for h in plan.held:
         items.append(_item(h["dag_id"], h["live_paused"], h["desired_paused"], h["rule"],
-                           last.get(h["dag_id"]), h["why"], h.get("auto_paused")))
+                           last.get(h["dag_id"]), h["why"], h.get("auto_paused"), own))
     items.sort(key=lambda x: x["dag_id"])
     drifted = [x for x in items if x["cause"] == "manual"]
     auto = [x for x in items if x["cause"] == "airflow"]
@@ -63,9 +68,10 @@ def drift_for(ctx, backend):
     return report, plan, live, resolution
 
 
-def _item(dag_id, live_paused, desired_paused, rule, event, note, auto=None) -> dict:
+def _item(dag_id, live_paused, desired_paused, rule, event, note, auto=None,
+          own: OwnChanges | None = None) -> dict:
     manual = auto is None and event is not None and event.via != "pausectl" and \
-        event.is_paused in (None, live_paused)
+        event.is_paused in (None, live_paused) and not (own and own.is_own(event, live_paused))
     item = {
         "dag_id": dag_id, "live_paused": live_paused, "desired_paused": desired_paused,
         "rule": rule, "cause": "manual" if manual else "airflow" if auto else "git",
