@@ -114,10 +114,19 @@ _ROLLOUT_OVERRIDES = (
 
 
 def rollout_override_options(f):
-    """The per-run rollout and gate overrides shared by apply and emergency recover."""
+    """The per-run rollout and gate overrides shared by apply, restore and emergency recover."""
     for option in reversed(_ROLLOUT_OVERRIDES):
         f = option(f)
     return f
+
+
+yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+
+
+def run_flags(f):
+    """--yes, the rollout overrides and --no-gates: the flags of restore and emergency recover."""
+    f = click.option("--no-gates", is_flag=True, help="Skip health gates.")(f)
+    return yes_option(rollout_override_options(f))
 
 
 # ---- the apply family (apply, restore, emergency recover) -----------------------------------

@@ -100,12 +100,9 @@ def plan(env, state_dir, at, ref, fmt, detailed_exitcode, out, snapshot, metrics
             backend.close()
     if out:
         write_plan_file(p, out)
-    if metrics_file:
-        from reconciler.operate.metrics import write_metrics
-        from reconciler.operate.notify import warn
-        warn(write_metrics(metrics_file, "plan",
-                           lambda m: m.observe_plan(env, p, live, resolution)))
-    render_plan(p, fmt)
+    from reconciler.operate.publish import Outcome, publish_cli
+    publish_cli(ctx.cfg, "plan", [Outcome(env, p, live, resolution)], metrics_file=metrics_file,
+                render=lambda: render_plan(p, fmt))
     if p.conflicts:
         click.echo(f"error: {len(p.conflicts)} conflict(s) with tie 'error'; resolve them in git",
                    err=True)

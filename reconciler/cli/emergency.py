@@ -9,7 +9,7 @@ import click
 
 from reconciler.core.errors import PausectlError
 from reconciler.cli.common import (confirmer, exit_with, finish_apply, format_option,
-                                   rollout_override_options, run_options, state_option)
+                                   run_flags, run_options, state_option)
 
 
 @click.group()
@@ -83,9 +83,7 @@ def pause(env, state_dir, reason, owner, excepts, fmt):
 @emergency.command("recover")
 @click.argument("env")
 @state_option
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@rollout_override_options
-@click.option("--no-gates", is_flag=True, help="Skip health gates.")
+@run_flags
 def recover(env, state_dir, yes, batches, canary, wait_seconds, min_runs, max_failed_runs,
             gate_timeout, on_gate_failure, no_gates):
     """End the emergency in ENV: put back exactly what it paused, in canary batches with

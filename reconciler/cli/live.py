@@ -13,14 +13,15 @@ import click
 from reconciler.core.errors import PausectlError
 from reconciler.cli.common import (confirmer, exit_with, finish_apply, force_option,
                                    format_option, metrics_option, output_path,
-                                   rollout_override_options, run_options, state_option)
+                                   rollout_override_options, run_flags, run_options,
+                                   state_option, yes_option)
 
 
 @click.command()
 @click.argument("env")
 @state_option
 @click.option("--plan", "plan_file", metavar="FILE", help="Apply this saved plan (re-checked first).")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @rollout_override_options
 @click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
 @click.option("--resume", is_flag=True, help="Continue the last (or --journal) interrupted apply.")
@@ -94,7 +95,7 @@ def _gate_only(ctx, backend, journal, opts) -> None:
 @click.argument("env")
 @state_option
 @click.option("--journal", "journal_file", metavar="FILE", help="Journal to undo (default: latest).")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 def rollback(env, state_dir, journal_file, yes):
     """Undo an apply exactly: every DAG it changed goes back to its state before."""
     from reconciler.apply.executor import ApplyOptions, rollback_journal
@@ -187,10 +188,8 @@ def export(env, state_dir, out, fmt, force):
 @click.argument("env")
 @click.argument("file")
 @state_option
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@rollout_override_options
+@run_flags
 @click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
-@click.option("--no-gates", is_flag=True, help="Skip health gates.")
 @click.option("--from-env", "from_env", metavar="NAME", default=None,
               help="FILE is an export of environment NAME (not ENV): restore it into ENV.")
 @click.option("--skip-missing", is_flag=True,
