@@ -117,8 +117,8 @@ def observe(ctx: Context, backend: Backend, at: datetime, *,
         return replace(obs, events=(), unread=(f"audit log not read: {e}",))
     # Airflow's own pauses: their failed runs and the deciding rule's git history
     from reconciler.live.autopause import detect
-    auto = detect(backend, list(dags), res, events, desired_ref)
-    return replace(obs, events=tuple(events), auto=auto)
+    obs = replace(obs, events=tuple(events))
+    return replace(obs, auto=detect(backend, list(dags), res, obs.last_events(), desired_ref))
 
 
 def resolve(ctx: Context, obs: Observation, at: datetime | None = None,

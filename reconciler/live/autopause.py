@@ -136,12 +136,11 @@ def outcome(ap: AutoPause, policy: str) -> str:
     return "enforced" if policy == "enforce" else "held"
 
 
-def detect(backend, live: list[LiveDag], resolution, events: list[AuditEvent],
+def detect(backend, live: list[LiveDag], resolution, last: dict[str, AuditEvent],
            desired_ref: str | None = None, history: "RuleHistory | None" = None
            ) -> dict[str, AutoPause]:
-    """DAGs git wants running that Airflow auto-paused (newest event is Airflow's own)."""
-    from reconciler.plan.model import last_events
-    last = last_events(events or [])
+    """DAGs git wants running that Airflow auto-paused (`last`: the newest event per DAG is
+    Airflow's own)."""
     decisions = resolution.decisions
     history = history or RuleHistory(rev_of(desired_ref))    # one blame per file for all
     out: dict[str, AutoPause] = {}

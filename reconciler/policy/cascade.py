@@ -20,13 +20,10 @@ rule), C still gets the derived rule, not in force, so C runs again when the cas
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from reconciler.live.base import AssetEdge, LiveDag
 from reconciler.state.loader import EnvState, Rule
-
-if TYPE_CHECKING:  # pragma: no cover
-    from reconciler.policy.resolve import Decision, Resolver
 
 SPEC_CASCADE = -1      # below tags/owners (0): an explicit rule of the same layer always wins
 
@@ -79,10 +76,11 @@ def _derived(origin: Rule, chain: tuple) -> Rule:
                 budget=origin.budget, origin=origin, chain=chain)
 
 
-def apply_cascade(resolver: "Resolver", decisions: dict[str, "Decision"], live: list[LiveDag],
+def apply_cascade(resolver, decisions: dict, live: list[LiveDag],
                   edges: list[AssetEdge]) -> None:
-    """Add derived rules to the resolver for every DAG downstream of a cascade rule's DAGs,
-    and re-decide those DAGs (in `decisions`)."""
+    """Add derived rules to the resolver (resolve.Resolver: not imported, resolve imports this
+    module) for every DAG downstream of a cascade rule's DAGs, and re-decide those DAGs (in
+    `decisions`, dag_id -> resolve.Decision)."""
     rules = cascade_rules(resolver.state)
     if not rules or not edges:
         return
