@@ -176,12 +176,13 @@ def confirmer(yes: bool, what: str = "Apply"):
 
 def finish_apply(result, env: str) -> None:
     """The closing line of an apply, and its exit code."""
+    from reconciler.plan.records import ApplyStatus as S
     s = result.status
-    msg = {"done": f"Apply complete: {result.changed} DAG(s) changed in {env}.",
-           "nothing": "Nothing to do.",
-           "rolled_back": f"Gate failed: every DAG changed in {env} was put back (rolled back).",
-           "halted": f"Apply halted in {env} (see above); journal kept for --resume or rollback.",
-           "failed": f"Apply failed in {env} with {len(result.errors)} error(s); journal kept."}[s]
-    click.echo(msg, err=s not in ("done", "nothing"))
+    msg = {S.DONE: f"Apply complete: {result.changed} DAG(s) changed in {env}.",
+           S.NOTHING: "Nothing to do.",
+           S.ROLLED_BACK: f"Gate failed: every DAG changed in {env} was put back (rolled back).",
+           S.HALTED: f"Apply halted in {env} (see above); journal kept for --resume or rollback.",
+           S.FAILED: f"Apply failed in {env} with {len(result.errors)} error(s); journal kept."}[s]
+    click.echo(msg, err=s not in (S.DONE, S.NOTHING))
     if result.exit_code:
         exit_with(result.exit_code)

@@ -92,6 +92,7 @@ def recover(env, state_dir, yes, batches, canary, wait_seconds, min_runs, max_fa
     from reconciler.engine import load, open_backend
     from reconciler.operate.publish import Outcome, publish_cli
     from reconciler.operations import recover_env
+    from reconciler.plan.records import ApplyStatus
     from reconciler.plan.render import plan_text
     ctx = load(state_dir, env)
     opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
@@ -101,7 +102,7 @@ def recover(env, state_dir, yes, batches, canary, wait_seconds, min_runs, max_fa
         plan, result = recover_env(ctx, backend, opts, show=plan_text, confirm=confirmer(yes))
     finally:
         backend.close()
-    if result is not None and result.status != "done":
+    if result is not None and result.status != ApplyStatus.DONE:
         click.echo(f"the emergency in {env} is still active (marker kept)", err=True)
         publish_cli(ctx.cfg, "emergency", [Outcome(env, plan, result=result)])
         finish_apply(result, env)

@@ -81,11 +81,12 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
 def _gate_only(ctx, backend, journal, opts) -> None:
     """Re-check the health of what the journal's apply unpaused, now, without waiting."""
     from reconciler.operations import gate_only
+    from reconciler.plan.records import JournalStatus
     gate, unpaused = gate_only(ctx, backend, journal, opts)
     click.echo(f"gate: {'passed' if gate['passed'] else 'FAILED'} ({gate['message']}) "
                f"for {len(unpaused)} DAG(s) of {journal.path}; {len(journal.data['dags'])} in "
                "the journal")
-    if gate["passed"] and journal.status == "halted":
+    if gate["passed"] and journal.status == JournalStatus.HALTED:
         click.echo(f"`pausectl apply {ctx.env} --resume` continues the halted apply")
     if not gate["passed"]:
         exit_with(3)
@@ -99,6 +100,7 @@ def _gate_only(ctx, backend, journal, opts) -> None:
 def rollback(env, state_dir, journal_file, yes):
     """Undo an apply exactly: every DAG it changed goes back to its state before."""
     from reconciler.apply.executor import ApplyOptions, rollback_journal
+    from reconciler.plan.records import JournalStatus
     from reconciler.engine import load, open_backend
     from reconciler.apply.journal import Journal
     from reconciler.plan.render import is_tty
@@ -106,7 +108,7 @@ def rollback(env, state_dir, journal_file, yes):
     backend = open_backend(ctx.cfg, env)
     try:
         journal = Journal.load(Path(journal_file)) if journal_file else Journal.latest(env, backend)
-        n = len(journal.started_dags()) if journal.status != "done" else len(journal.data["dags"])
+        n = len(journal.started_dags()) if journal.status != JournalStatus.DONE else len(journal.data["dags"])
         if not yes:
             if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
                 raise PausectlError("refusing to roll back without confirmation (pass --yes)")
@@ -204,7 +206,7 @@ def restore(env, file, state_dir, yes, batches, canary, wait_seconds, min_runs, 
     (nothing is changed) unless --skip-missing."""
     from reconciler.engine import load, open_backend
     from reconciler.operations import restore_env
-    from reconciler.plan.records import ApplyKind
+    from reconciler.plan.records import ApplyKind, ApplyStatus
     from reconciler.plan.render import plan_text
     ctx = load(state_dir, env)
     from reconciler.apply.journal import check_journal_dir
@@ -225,7 +227,7 @@ def restore(env, file, state_dir, yes, batches, canary, wait_seconds, min_runs, 
         click.echo(f"Nothing to restore: live {env} already matches the export {file} "
                    f"({plan.unchanged} DAG(s) in their saved state{notes}).")
         return
-    if result.status == "done":
+    if result.status == ApplyStatus.DONE:
         click.echo(f"Restore complete: {result.changed} DAG(s) of {env} put back to their "
                    f"state in {file}.")
         return

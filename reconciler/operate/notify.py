@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from reconciler.plan.records import ApplyStatus
+
 EVENTS = ("drift", "apply", "gate_failure", "emergency", "auto_pause")
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2
@@ -284,14 +286,14 @@ def apply_message(env: str, plan, status: str, changed: int, gates: list | None 
     changes = plan.changes if plan is not None else []      # None: a resumed apply
     lines = [f"• {c.action} {c.dag_id} ({c.rule}){': ' + c.reason if c.reason else ''}"
              for c in changes]
-    if status in ("rolled_back", "halted"):
-        what = "rolled back" if status == "rolled_back" else "halted"
+    if status in (ApplyStatus.ROLLED_BACK, ApplyStatus.HALTED):
+        what = "rolled back" if status == ApplyStatus.ROLLED_BACK else "halted"
         title = f"pausectl: health gate failed in {env}; apply {what}"
         if failed_gate:
             lines.insert(0, f"gate: {failed_gate.get('message')}")
         return Message("gate_failure", env, title, "error", lines,
                        {"status": status, "changed": changed, "gates": gates})
-    if status == "failed":
+    if status == ApplyStatus.FAILED:
         title = f"pausectl: apply failed in {env} ({len(errors or {})} error(s))"
         lines = [f"• {d}: {e}" for d, e in sorted((errors or {}).items())] + lines
         return Message("apply", env, title, "error", lines,
@@ -332,7 +334,7 @@ def notify_drift(cfg, report: dict, **kw) -> list[str]:
 
 def notify_apply(cfg, env: str, plan, status: str, changed: int, gates=None, errors=None,
                  **kw) -> list[str]:
-    if status == "nothing":
+    if status == ApplyStatus.NOTHING:
         return []
     return send(cfg.notify, apply_message(env, plan, status, changed, gates, errors), **kw)
 

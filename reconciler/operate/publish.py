@@ -45,9 +45,10 @@ def notify_outcome(cfg, o: Outcome) -> list[str]:
 
 def observe_outcome(m, o: Outcome) -> None:
     """Fill the metrics of one outcome (operate/metrics.py names the series)."""
+    from reconciler.plan.records import ApplyStatus
     status = o.result.status if o.result is not None else None
     if o.plan is not None and o.live is not None:
-        m.observe_plan(o.env, o.plan, o.live, o.resolution, applied=status == "done")
+        m.observe_plan(o.env, o.plan, o.live, o.resolution, applied=status == ApplyStatus.DONE)
     if o.report is not None:
         m.observe_drift(o.env, o.report)
     if o.result is not None:
