@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from reconciler.core.errors import PausectlError
@@ -32,8 +30,7 @@ def diff(base, head, envs, state_dir, at, fmt, offline, out, detailed_exitcode, 
     would do at HEAD when the environment's backend answers.
     """
     from reconciler.operate.diff import compute_diff
-    from reconciler.operate.diff_render import diff_markdown, diff_text
-    from reconciler.plan.render import dump_json
+    from reconciler.operate.diff_render import render_diff
     at_dt = parse_at(at)
     out = output_path(out, "--out", force, state_dir)
     result = compute_diff(state_dir, base, head, list(envs) or None, at_dt, offline)
@@ -47,12 +44,7 @@ def diff(base, head, envs, state_dir, at, fmt, offline, out, detailed_exitcode, 
                               + "\n")
         except OSError as e:
             raise PausectlError(f"--out: cannot write diff: {e.strerror}") from None
-    if fmt == "json":
-        dump_json(result.to_json())
-    elif fmt == "markdown":
-        sys.stdout.write(diff_markdown(result))
-    else:
-        diff_text(result)
+    render_diff(result, fmt)
     if any(e.error for e in result.environments):
         exit_with(1)
     exit_with(2 if detailed_exitcode and result.total else 0)

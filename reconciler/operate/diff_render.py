@@ -6,25 +6,40 @@ import sys
 
 from reconciler.core.sanitize import GITHUB_COMMENT_LIMIT, line_writer, md_cap, md_code, md_text
 from reconciler.operate.diff import DagDiff, DiffResult, EnvDiff, Side
+from reconciler.plan.render import dump_json
 
 
 def _arrow(c: DagDiff) -> str:
     return f"{c.old.state_word()} -> {c.new.state_word()}"
 
 
+def _live_unknown(c: DagDiff) -> str | None:
+    """What to show when the DAG's live pause state is not known; None when it is."""
+    if c.in_airflow is None or (c.in_airflow and c.live_paused is None):
+        return ""
+    return None if c.in_airflow else "not in Airflow"
+
+
 def _live_word(c: DagDiff) -> str:
-    if c.in_airflow is None:
-        return ""
-    if not c.in_airflow:
-        return "not in Airflow"
-    if c.live_paused is None:
-        return ""
+    if (unknown := _live_unknown(c)) is not None:
+        return unknown
     now = "paused" if c.live_paused else "running"
     if c.apply in (None, "none"):
         return f"live {now}"
     if c.apply in ("pause", "unpause"):
         return f"live {now}, apply will {c.apply}"
     return f"live {now}, {c.apply}"
+
+
+def render_diff(result: DiffResult, fmt: str) -> None:
+    """The diff on stdout as text, markdown or json (json as plan.render.dump_json writes)."""
+    if fmt == "json":
+        dump_json(result.to_json())
+        return
+    if fmt == "markdown":
+        sys.stdout.write(diff_markdown(result))
+        return
+    diff_text(result)
 
 
 def diff_text(result: DiffResult, stream=None) -> None:
@@ -121,12 +136,8 @@ def _rule_group(side: Side) -> str:
 
 
 def _live_short(c: DagDiff) -> str:
-    if c.in_airflow is None:
-        return ""
-    if not c.in_airflow:
-        return "not in Airflow"
-    if c.live_paused is None:
-        return ""
+    if (unknown := _live_unknown(c)) is not None:
+        return unknown
     text = "paused" if c.live_paused else "running"
     if c.apply in ("pause", "unpause"):
         return f"will {c.apply}"          # live is the opposite, by definition

@@ -44,18 +44,20 @@ class Candidate:
 
 @dataclass
 class Promotion:
+    """One promotion from -> to: what was found, checked, and (unless failures) committed."""
+
     source: str
     target: str
-    target_file: str
+    target_file: str                  # repo-relative path of the file it rewrites
+    dry_run: bool = False
     candidates: list[Candidate] = field(default_factory=list)
-    target_plan: dict | None = None
+    failures: list[str] = field(default_factory=list)   # gates and conflicts: nothing written
     warnings: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    target_plan: dict | None = None
+    new_text: str | None = None
+    message: str | None = None
     branch: str | None = None
     commit: str | None = None
-    message: str | None = None
-    dry_run: bool = False
-    new_text: str | None = None
 
     @property
     def to_promote(self) -> list[Candidate]:

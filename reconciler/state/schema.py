@@ -121,22 +121,15 @@ def _describe(error) -> tuple[tuple, str]:
     return path, f"{where}: {msg}"
 
 
+# bool before int: True is an int to isinstance, a boolean to JSON
+_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+               (list, "array"), (dict, "object"))
+
+
 def _json_type(v) -> str:
     if v is None:
         return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return type(v).__name__
+    return next((name for kind, name in _JSON_TYPES if isinstance(v, kind)), type(v).__name__)
 
 
 def schema_errors(doc: LoadedYaml, schema_name: str) -> list[PausectlError]:
