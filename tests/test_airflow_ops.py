@@ -246,8 +246,14 @@ def test_drift_dag_green_then_red_on_operator_and_cli_pauses_then_apply_reverts(
         op = PauseReconcileOperator(task_id="apply_local", env="local", mode="apply",
                                     batches="100%", metrics_file={str(metrics)!r})
         res = op.execute({{"ti": ti}})
-        print(json.dumps({{"apply": res["apply"], "pushed": sorted(ti.pushed),
-                          "changes": [c["dag_id"] for c in res["plan"]["changes"]]}}))
+        pushed = sorted(ti.pushed)
+        # mode gate: `pausectl apply --gate-only` through the same operation, on that journal
+        gate = PauseReconcileOperator(task_id="gate_local", env="local",
+                                      mode="gate").execute({{"ti": ti}})
+        print(json.dumps({{"apply": res["apply"], "pushed": pushed,
+                          "changes": [c["dag_id"] for c in res["plan"]["changes"]],
+                          "gate": [gate["gate"]["passed"], gate["gate"]["dags"],
+                                   gate["journal_status"], "gate" in ti.pushed]}}))
     """, env=env)
     t["apply"] = time.monotonic() - clock
     print("timings", {k: round(v, 1) for k, v in t.items()})
@@ -255,6 +261,7 @@ def test_drift_dag_green_then_red_on_operator_and_cli_pauses_then_apply_reverts(
     res = last_json_line(out.stdout)
     assert res["apply"]["status"] == "done" and res["apply"]["changed"] == 2
     assert sorted(res["changes"]) == ["ops_a", "ops_d"] and res["pushed"] == ["drift", "plan"]
+    assert res["gate"] == [True, 2, "done", True]
     states = dict(server.query("SELECT dag_id, is_paused FROM dag"))
     assert states["ops_a"] == 0 and states["ops_d"] == 0 and states["ops_b"] == 1
     owners = server.query("SELECT DISTINCT owner FROM log WHERE event = 'pausectl.unpause'")

@@ -195,3 +195,46 @@ def test_httpx_request_logging_never_shows_a_webhook_url(hooks, caplog):
     assert send(cfg({"url_env": "H"}), msg(), environ={"H": url}) == []
     assert len(hooks.at("/json")) == 1
     assert "SECRET123" not in caplog.text and hooks.url not in caplog.text
+
+
+def test_publish_notifies_each_outcome_writes_one_metrics_file_then_renders(hooks, tmp_path,
+                                                                            monkeypatch):
+    """The one publish stage every command ends in (operate/publish.py)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from reconciler.apply.executor import ApplyResult
+    from reconciler.operate.publish import Outcome, publish
+    from reconciler.plan.model import Change, Plan
+    from reconciler.plan.records import ApplyStatus
+    monkeypatch.setenv("H", hooks.url + "/all")
+
+    class Cfg:
+        notify = cfg({"url_env": "H"})
+
+    plan = Plan("prod", "t", "t", None, changes=[
+        Change("etl_a", "unpause", True, False, "prod.yaml:3", "back", "o")]).freeze({}, [])
+    drifted = {"dag_id": "etl_b", "live_paused": True, "desired_paused": False, "rule": "r:1",
+               "changed_by": "ann", "how": "UI", "when": "t", "description": "paused by ann"}
+    outcomes = [Outcome("prod", plan, result=ApplyResult(ApplyStatus.DONE, None, changed=1),
+                        seconds=1.5),
+                Outcome("dev", report={"environment": "dev", "drifted": [drifted]}),
+                Outcome("prod", emergency={"action": "recover", "count": 1, "detail": "d"})]
+    seen = []
+
+    def render():     # last: after the webhooks were sent and the metrics file written
+        seen.append((sorted(h["body"]["event"] for h in hooks.at("/all")),
+                     (tmp_path / "m.prom").exists()))
+
+    assert publish(Cfg, "apply", outcomes, metrics_file=str(tmp_path / "m.prom"),
+                   render=render) == []
+    assert seen == [(["apply", "drift", "emergency"], True)]
+    names = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in
+             text_string_to_metric_families((tmp_path / "m.prom").read_text()) for s in f.samples}
+    assert names[("pausectl_apply_duration_seconds", (("env", "prod"),))] == 1.5
+    assert names[("pausectl_manual_drift_dags", (("env", "dev"),))] == 1
+    # notify off (the operator's notify=False); a metrics file that cannot be written warns
+    (tmp_path / "dir.prom").mkdir()
+    warnings = publish(Cfg, "apply", outcomes, metrics_file=str(tmp_path / "dir.prom"),
+                       notify=False)
+    assert len(hooks.at("/all")) == 3 and len(warnings) == 1
+    assert "cannot write metrics" in warnings[0]

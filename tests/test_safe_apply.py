@@ -28,6 +28,7 @@ import pytest
 from testkit import harness
 from testkit.harness import AirflowServer, DagSpec
 
+from compat.matrix_support import Cli as InProcess, cli_env, run_sub as run
 from faultproxy import FaultProxy
 from helpers import REPO, db_states, set_states, write_files
 
@@ -53,45 +54,6 @@ def state_repo(base: Path, url: str, env_yaml: str, rollout: str,
         f"{ENV}.yaml": env_yaml,
     })
     return root
-
-
-def cli_env(journal_dir: Path, **extra) -> dict[str, str]:
-    e = dict(os.environ)
-    e.pop("PAUSECTL_TEST_KILLPOINT", None)
-    e.update(CREDS, PAUSECTL_JOURNAL_DIR=str(journal_dir), COLUMNS="200",
-             PYTHONPATH=str(REPO) + os.pathsep + e.get("PYTHONPATH", ""))
-    e.update(extra)
-    return e
-
-
-def run(args: list[str], root: Path, journal_dir: Path, timeout: float = 300,
-        **extra) -> subprocess.CompletedProcess:
-    """`pausectl ARGS` in its own process (needed to SIGKILL it)."""
-    return subprocess.run([sys.executable, "-m", "reconciler", *args, "--state", str(root)],
-                          env=cli_env(journal_dir, **extra), capture_output=True, text=True,
-                          timeout=timeout)
-
-
-class InProcess:
-    """`pausectl ARGS` in this process (the same entry point, without interpreter start-up)."""
-
-    def __init__(self, monkeypatch, capsys, root: Path, journal_dir: Path):
-        self.capsys, self.root = capsys, root
-        for k, v in CREDS.items():
-            monkeypatch.setenv(k, v)
-        monkeypatch.setenv("PAUSECTL_JOURNAL_DIR", str(journal_dir))
-        monkeypatch.delenv("PAUSECTL_STATE", raising=False)
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        from reconciler.cli.main import main
-        self.capsys.readouterr()
-        code = 0
-        try:
-            main([*args, "--state", str(self.root)])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        out, err = self.capsys.readouterr()
-        return code, out, err
 
 
 def patch_events(server, since: str) -> list[tuple[str, str]]:

@@ -2,7 +2,10 @@
 
 `PauseReconcileOperator` runs `plan`, `drift` or `apply` for one environment of a state repo
 (a local path, or a git URL cloned per run at `ref`), pushes the plan (and the drift report)
-to XCom, and fails the task on drift (`fail_on`). For the environment that *is* this Airflow
+to XCom, and fails the task on drift (`fail_on`); `gate` re-checks the health gate of the
+last apply (`pausectl apply --gate-only`) and fails the task when it fails. The work is done
+by the same operations as the CLI's (reconciler/operations.py) and ends in the same publish
+stage (operate/publish.py). For the environment that *is* this Airflow
 (`local_env`, default env var PAUSECTL_LOCAL_ENV) it uses the `dagmodel` backend (Airflow's
 ORM), every other environment its configured backend (e.g. `airflow-api`).
 
@@ -34,7 +37,7 @@ except ImportError:                     # Airflow 2
     from airflow.models.baseoperator import BaseOperator
 from airflow.exceptions import AirflowException
 
-MODES = ("plan", "drift", "apply")
+MODES = ("plan", "drift", "apply", "gate")
 FAIL_ON = ("drift", "changes", "never")
 _GIT_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.I)
 
@@ -123,7 +126,7 @@ class PauseReconcileOperator(BaseOperator):
     :param env: the environment (templated; map over it with `.expand(env=...)`)
     :param state: state repo path, or a git URL (https://, ssh://, file://, git@host:repo)
     :param ref: git ref (branch/tag; a commit for a local path)
-    :param mode: plan | drift | apply
+    :param mode: plan | drift | apply | gate (the health gate of the last apply, now)
     :param fail_on: drift (a live change not in git: default for mode drift), changes (any
         difference between git and live), never (default for plan and apply)
     :param local_env: the environment that is this Airflow: use the dagmodel backend for it
@@ -180,6 +183,8 @@ class PauseReconcileOperator(BaseOperator):
                 backend = _backend_for(ctx, self.env, self.local_env, self.backend,
                                        self.log.warning)
                 try:
+                    if self.mode == "gate":
+                        return self._pausectl_gate(ctx, backend, ti)
                     # the same operations as `pausectl drift` and `pausectl apply`
                     outcome = ops.drift_env(ctx, backend)
                     plan, report = outcome.plan, outcome.report
@@ -203,6 +208,23 @@ class PauseReconcileOperator(BaseOperator):
         failure = self._pausectl_failure(plan, report, result)
         if failure:
             raise AirflowException(failure)
+        return result
+
+    def _pausectl_gate(self, ctx, backend, ti) -> dict:
+        """`pausectl apply --gate-only`: the last apply's journal (local, else its mirror)."""
+        from reconciler.apply.journal import Journal
+        from reconciler.operations import gate_only
+        journal = Journal.latest(self.env, backend)
+        gate, unpaused = gate_only(ctx, backend, journal, self._pausectl_options())
+        self.log.info("gate of %s: %s (%s) for %d DAG(s)", journal.path,
+                      "passed" if gate["passed"] else "FAILED", gate["message"], len(unpaused))
+        result = {"environment": self.env, "mode": self.mode, "gate": gate,
+                  "journal": str(journal.path), "journal_status": str(journal.status)}
+        if ti is not None:
+            ti.xcom_push(key="gate", value=gate)
+        if not gate["passed"]:
+            raise AirflowException(f"pausectl gate {self.env}: {gate['message']} "
+                                   f"(journal {journal.path})")
         return result
 
     def _pausectl_options(self):

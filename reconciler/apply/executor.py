@@ -1,9 +1,10 @@
 """Apply a plan: guards, lock, staged batches with health gates, journal, rollback, resume.
 
 Only the DAGs in the plan are ever touched, in exactly the plan's batches (`plan.batches`, cut
-once by Plan.freeze): what `plan` showed is what runs, and the journal records it. Every step is journaled before it happens, and
-setting is_paused is idempotent, so resume and rollback are exact replays of the journal.
-`pausectl apply` takes the lock first and plans under it (like terraform), so no other apply
+once by Plan.freeze): what `plan` showed is what runs, and the journal records it. Every step
+is journaled before it happens, and setting is_paused is idempotent, so resume and rollback
+are exact replays of the journal. `pausectl apply` (operations.apply_env) takes the lock
+first and plans under it (like terraform), so no other apply
 can move live state between plan and apply. A plan made without the lock (restore, emergency
 recover, a caller of apply_plan) is re-checked under the lock: every DAG of the plan must still
 be in the state the plan saw, else "before" in the journal would be wrong. Before every batch,
@@ -212,8 +213,8 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
                                 log=opts.log)
                 gate["batch"] = i
                 result.gates.append(gate)
-                journal.set_batch(i, BatchStatus.APPLIED if gate["passed"] else BatchStatus.GATE_FAILED,
-                                  gate)
+                journal.set_batch(i, BatchStatus.APPLIED if gate["passed"]
+                                  else BatchStatus.GATE_FAILED, gate)
                 opts.log(f"gate after batch {i + 1}: {'passed' if gate['passed'] else 'FAILED'}"
                          f" ({gate['message']})")
                 if not gate["passed"]:

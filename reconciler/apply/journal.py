@@ -70,7 +70,8 @@ class Journal:
         jid = f"{now.strftime('%Y%m%dT%H%M%S%f')}Z-{os.getpid()}"
         changes = sorted((c["dag_id"], c["action"]) for c in plan_json.get("changes", []))
         data = {
-            "id": jid, "environment": env, "kind": kind, "status": JournalStatus.RUNNING, "started": iso(now),
+            "id": jid, "environment": env, "kind": kind, "status": JournalStatus.RUNNING,
+            "started": iso(now),
             "finished": None, "host": socket.gethostname(), "pid": os.getpid(),
             "plan_live_hash": plan_json.get("live_hash"), "plan_generated_at": plan_json.get("generated_at"),
             "plan_hash": "sha256:" + hashlib.sha256(json.dumps(changes).encode()).hexdigest(),
@@ -78,8 +79,9 @@ class Journal:
             "rollout": rollout or {},          # the effective batches/gate/on_gate_failure
             "emergency": emergency,            # the emergency in force when the apply began
             "mirror": mirror_backend is not None,
-            "batches": [{"index": i, "dag_ids": [c.dag_id for c in b], "status": BatchStatus.PENDING,
-                         "gate": None} for i, b in enumerate(batches)],
+            "batches": [{"index": i, "dag_ids": [c.dag_id for c in b],
+                         "status": BatchStatus.PENDING, "gate": None}
+                        for i, b in enumerate(batches)],
             "dags": {c.dag_id: {"before": c.live_paused, "after": c.desired_paused,
                                 "batch": i} for i, b in enumerate(batches) for c in b},
             "events": [],

@@ -1,8 +1,10 @@
 """Turn a plan's changes into ordered batches: canary DAGs first, then deterministic slices.
 
 `batches: [1, "10%", "50%", "100%"]` are cumulative targets: after batch k, that many (or that
-share) of the unpauses are done (pauses are not staged, see below). Order inside the canary set and the rest is by dag_id, so the
-same plan always yields the same batches, and `plan` can show them before anything happens.
+share) of the unpauses are done (pauses are not staged, see below). Order inside the canary
+set and the rest is by dag_id, so the same plan always yields the same batches, and `plan`
+can show them before anything happens. `cut_batches` is the one place a plan's batches are
+computed (Plan.freeze calls it, once per plan, with the run's resolved rollout).
 Pauses are safe and need no watching; only unpauses are rolled out in stages, and all pauses
 go in the first batch (stopping things is never the risky direction).
 """
