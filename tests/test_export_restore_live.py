@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from compat.matrix_support import Cli
 from helpers import api_states, db_states, set_states, write_files
 
 ENV = "live"
-CREDS = {"AF_USER": "admin", "AF_PASS": "admin"}
 # a gate that would wait two minutes: the tests pass --wait-seconds 0 (the override works)
 ROLLOUT = '{batches: [1, "100%"], canary: {tags: [canary]}, gate: {wait_seconds: 120}}'
-
-
-
 
 
 def stale_ids(server) -> set[str]:
@@ -37,23 +34,8 @@ def lock_vars(server) -> list:
 @pytest.fixture
 def cli(tmp_path, monkeypatch, capsys):
     """`pausectl ARGS` in this process; returns (exit code, stdout, stderr)."""
-    for k, v in CREDS.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("PAUSECTL_JOURNAL_DIR", str(tmp_path / "journal"))
-    monkeypatch.delenv("PAUSECTL_STATE", raising=False)
     monkeypatch.chdir(tmp_path)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        from reconciler.cli.main import main
-        capsys.readouterr()
-        code = 0
-        try:
-            main([*args, "--state", str(tmp_path / "state")])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
+    return Cli(monkeypatch, capsys, tmp_path / "state", tmp_path / "journal")
 
 
 def state_repo(tmp_path: Path, server, other_dags: list[dict] | None = None) -> Path:

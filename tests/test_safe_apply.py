@@ -11,10 +11,8 @@ Every test checks EVERY DAG's is_paused in Airflow's own database afterwards.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import json
-import os
 import random
 import re
 import sqlite3
@@ -29,6 +27,7 @@ from testkit import harness
 from testkit.harness import AirflowServer, DagSpec
 
 from compat.matrix_support import Cli as InProcess, cli_env, run_sub as run
+from early import Early
 from faultproxy import FaultProxy
 from helpers import REPO, db_states, set_states, write_files
 
@@ -116,75 +115,36 @@ SCHED_DAGS = [DagSpec("canary_bad", tags=("canary",), fail=True, schedule="* * *
               DagSpec("canary_halt", tags=("canary",), fail=True, schedule="* * * * *"),
               DagSpec("good_a", schedule="* * * * *"), DagSpec("good_b", schedule="@daily"),
               DagSpec("good_c"), DagSpec("running_now", paused_at_creation=False)]
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="safe-apply-af")
-_early: dict[str, concurrent.futures.Future] = {}
 DEDICATED = ("sched3", "sched2", "1000")
 
 
-def _skip_all() -> bool:
-    return os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and not _in_ci()
+def _server(name: str) -> AirflowServer:
+    """sched3/sched2: a small Airflow with a scheduler; 1000: AF3 with 1,000 DAGs (registering
+    them is most of its start-up, which is why it is prepared early)."""
+    if name.startswith("sched"):
+        return AirflowServer(major=int(name[-1]), dags=SCHED_DAGS, root=REPO, scheduler=True)
+    return AirflowServer(major=3, dags=harness.make_dags(1000), root=REPO)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1")
-
-
-def _prepare(name: str) -> AirflowServer:
-    """Everything before the processes (home, DB, DAG files registered: for 1,000 DAGs most
-    of the start-up): safe to run early, in the background, while other modules' tests run."""
-    server = (AirflowServer(major=int(name[-1]), dags=SCHED_DAGS, root=REPO, scheduler=True)
-              if name.startswith("sched") else
-              AirflowServer(major=3, dags=harness.make_dags(1000), root=REPO))
-    try:
-        server.prepare()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+EARLY = Early("safe-apply-af", _server)
 
 
 def prestart() -> None:
     """conftest calls this once collection shows tests of this module will run."""
-    if not _skip_all():
-        for name in DEDICATED:
-            _early.setdefault(name, _pool.submit(_prepare, name))
-
-
-def _dedicated(name: str):
-    if _skip_all():
-        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
-    server = None
-    try:
-        server = (_early.pop(name, None) or _pool.submit(_prepare, name)).result()
-        server.launch()
-        server.wait_ready()
-    except Exception as exc:
-        if server is not None:
-            server.stop()
-        if _in_ci():
-            pytest.fail(f"Airflow ({name}) did not start: {exc}", pytrace=False)
-        pytest.skip(f"Airflow ({name}) did not start: {str(exc).splitlines()[0]}")
-    return server
+    EARLY.prestart(*DEDICATED)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _drop_unused_servers():
-    """A server prestart() prepared that no selected test used: its home goes too."""
     yield
-    while _early:
-        _, future = _early.popitem()
-        if not future.cancel():
-            try:
-                future.result().stop()
-            except Exception:
-                pass
+    EARLY.drop_unused()
 
 
 @pytest.fixture(scope="module", params=[3, 2], ids=["af3", "af2"])
 def af_sched(request):
     """A small Airflow with a scheduler, so DAGs really run (and fail): AF3 with
     LocalExecutor, AF2 with SequentialExecutor (the only one on SQLite)."""
-    server = _dedicated(f"sched{request.param}")
+    server = EARLY.get(f"sched{request.param}")
     yield server
     server.stop()
 
@@ -539,7 +499,7 @@ def _latest_journal(jdir: Path) -> dict | None:
 @pytest.fixture(scope="module")
 def af_1000():
     """Airflow 3 with 1,000 generated DAGs (etl/report/ml/critical; every 50th a canary)."""
-    server = _dedicated("1000")
+    server = EARLY.get("1000")
     warm_up(server)
     yield server
     server.stop()
