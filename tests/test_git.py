@@ -277,6 +277,26 @@ groups:""")})
     assert r["new"]["rule_name"] == "group reporting" and r["apply"] == "unpause"
 
 
+def test_history_sees_cascades_like_plan(repo):
+    # history resolves each commit against the Observation: a DAG paused through a sensor
+    # cascade is "git wants it paused" there too, as plan pauses it
+    repo.commit("pause etl_orders and what waits for it", {
+        "prod.yaml": BASE_FILES["prod.yaml"].replace("groups:", """\
+  etl_orders:
+    paused: true
+    reason: "bad upstream data"
+    owner: data-eng
+    cascade: downstream
+sensors: {etl_orders: [report_daily]}
+groups:""")})
+    h = _json(repo.cli("history", "prod", "report_daily", "--format", "json"))
+    assert h["answer"]["desired"]["desired"] == "paused"
+    assert h["answer"]["desired"]["rule"] == "cascade of dag entry etl_orders"
+    last = [e for e in h["timeline"] if e["source"] == "git"][-1]
+    assert last["desired_before"]["desired"] == "running"
+    assert last["desired_after"]["desired"] == "paused"
+
+
 def test_diff_falls_back_to_named_dags_when_backend_unreachable(repo):
     cfg = BASE_FILES["pausectl.yaml"].replace(
         "backend: {type: snapshot, path: snapshots/prod.json}",

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from reconciler.live.base import LiveDag
 from reconciler.core.errors import PausectlError
-from reconciler.state.gitref import (CommitInfo, RefTree, commit_info, commits_touching, materialise,
-                       resolve_commit, state_location)
-from reconciler.policy.resolve import resolve
-from reconciler.state.loader import CONFIG_FILE, EnvState, Rule, load_config, load_env
+from reconciler.core.sanitize import line_writer
 from reconciler.core.timeutil import iso, utcnow
+from reconciler.engine import open_backend
+from reconciler.live.base import LiveDag
+from reconciler.observe import Context, Observation, observe, resolve
+from reconciler.policy.cascade import cascade_rules
+from reconciler.state.gitref import (CommitInfo, RefTree, commit_info, commits_touching,
+                                     materialise, resolve_commit, state_location)
+from reconciler.state.loader import load_config, load_env
+from reconciler.state.model import CONFIG_FILE, EnvState, Rule
 
 
 @dataclass
@@ -101,15 +105,22 @@ def _relevant(change: dict, rules: dict, dag: LiveDag | None, dag_id: str) -> bo
         if layer == "group" and n == name and r.selector is not None:
             if dag is not None:
                 return r.selector.matches(dag_id, dag.tags, dag.owners)
-            # live tags unknown: judge by the dag_id part of the selector only
-            return r.selector._regex is None or bool(r.selector._regex.match(dag_id))
+            # live tags unknown: judge by the dag_id part of the selector only (its own tags
+            # and owners always pass)
+            return r.selector.matches(dag_id, r.selector.tags, r.selector.owners)
     return False
 
 
-def _decision(cfg, state: EnvState | None, dag: LiveDag, at: datetime) -> dict | None:
+def _decision(cfg, state: EnvState | None, dag: LiveDag, at: datetime,
+              obs: Observation) -> dict | None:
+    """What git at one commit wants for `dag`, resolved against the live observation (its
+    DAGs and today's cascade edges; an emergency is live, not git history: left out)."""
     if state is None:
         return None
-    dec = resolve(cfg, state, [dag], at).decisions[dag.dag_id]
+    dags = [dag]
+    if cascade_rules(state) and obs.live:    # a cascade needs its origin DAG decided too
+        dags = [d for d in obs.live if d.dag_id != dag.dag_id] + [dag]
+    dec = resolve(Context(cfg, state, obs.env), obs, at, dags=dags).decisions[dag.dag_id]
     if dec.conflict:
         return {"desired": "conflict", "rules": [r.where for r in dec.conflict]}
     if dec.rule is None:
@@ -179,12 +190,14 @@ def build_history(state_dir, env: str, dag_id: str | None = None, ref: str = "HE
         if offline or spec.get("type") == "snapshot":
             if not offline:
                 notes.append("the backend is a snapshot: it has no audit log")
+        obs = Observation(env, at, (), None, ())      # offline: no DAGs, no edges
         if not offline:
-            from reconciler.engine import open_backend
             backend = None
             try:
                 backend = open_backend(hcfg, env)
-                live = backend.list_dags()
+                obs = replace(observe(Context(hcfg, hstate, env), backend, at, events_for=None),
+                              emergency=None)
+                live = obs.live
                 if dag_id:
                     live_dag = next((d for d in live if d.dag_id == dag_id), None)
                     if live_dag is None:
@@ -218,8 +231,8 @@ def build_history(state_dir, env: str, dag_id: str | None = None, ref: str = "HE
             if dag_id:
                 rules_now = {**_rules(pst), **_rules(st)}
                 changes = [ch for ch in changes if _relevant(ch, rules_now, live_dag, dag_id)]
-                before = _decision(pcfg, pst, probe, at) if pst is not None else None
-                after = _decision(cfg, st, probe, at) if st is not None else None
+                before = _decision(pcfg, pst, probe, at, obs) if pst is not None else None
+                after = _decision(cfg, st, probe, at, obs) if st is not None else None
                 if not changes and before == after:
                     continue
                 detail["desired_before"] = before
@@ -238,7 +251,7 @@ def build_history(state_dir, env: str, dag_id: str | None = None, ref: str = "HE
                   "files": paths, "commits_scanned": len(commits), "notes": notes,
                   "timeline": [x.to_json() for x in entries]}
         if dag_id:
-            result["answer"] = _answer(hcfg, hstate, probe, at, live_now, events,
+            result["answer"] = _answer(hcfg, hstate, probe, at, obs, live_now, events,
                                        last_rule_commit, dag_id)
         return result
     finally:
@@ -262,8 +275,8 @@ def _git_what(changes: list[dict], detail: dict) -> str:
     return "; ".join(parts)
 
 
-def _answer(cfg, state, probe, at, live_now, events, last_rule_commit, dag_id) -> dict:
-    dec = _decision(cfg, state, probe, at) or {}
+def _answer(cfg, state, probe, at, obs, live_now, events, last_rule_commit, dag_id) -> dict:
+    dec = _decision(cfg, state, probe, at, obs) or {}
     ans: dict = {"desired": dec}
     key = None
     if dec.get("rule", "").startswith("dag entry "):
@@ -303,8 +316,7 @@ def _answer(cfg, state, probe, at, live_now, events, last_rule_commit, dag_id) -
 
 
 def history_text(h: dict, stream=None) -> None:
-    from reconciler.core.sanitize import line_writer      # data cannot add lines or commands
-    w = line_writer(stream or sys.stdout)
+    w = line_writer(stream or sys.stdout)      # data cannot add lines or commands
     title = f"history of {h['dag_id']} in {h['environment']}" if h["dag_id"] \
         else f"history of {h['environment']}"
     w(f"{title} ({h['ref']}; {h['commits_scanned']} commit(s) touching "
