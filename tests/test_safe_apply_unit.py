@@ -508,7 +508,7 @@ def test_apply_of_a_saved_plan_runs_exactly_its_batches(tmp_path):
                     "report_c": False}
 
 
-def test_a_frozen_plan_refuses_changes_and_keeps_its_json():
+def test_a_frozen_plan_refuses_changes_and_keeps_its_json(tmp_path):
     b = fleet()
     plan = plan_for(b, {"d0": False, "d1": False, "run_a": True})
     plan.held.append(Hold("d2", "manual change kept", True, False, "f:2"))
@@ -527,5 +527,10 @@ def test_a_frozen_plan_refuses_changes_and_keeps_its_json():
         "manual change kept"
     assert isinstance(again.changes[0].action, Action) and f"{Action.PAUSE:8}|" == "pause   |"
     data["batches"][1]["dag_ids"] = []          # a plan file whose batches lose a change
-    with pytest.raises(PausectlError, match="exactly once"):
+    with pytest.raises(ValueError, match="exactly once"):
         Plan.from_json(data)
+    # a saved plan whose batches lost a change is a bad plan file, named, nothing applied
+    from reconciler.operations import load_saved
+    (path := tmp_path / "bad-plan.json").write_text(json.dumps(data))
+    with pytest.raises(PausectlError, match=r"bad-plan.json: not a pausectl plan \(the "):
+        load_saved(str(path))

@@ -147,7 +147,10 @@ class Plan:
         plan.warnings = list(data.get("warnings") or [])
         plan.live_hash = data.get("live_hash", "")
         plan.emergency = data.get("emergency")
-        plan.batch_changes()
+        try:
+            plan.batch_changes()
+        except PausectlError as e:       # a bad plan file: its loader names the file
+            raise ValueError(e.message) from None
         return plan._seal()
 
 
