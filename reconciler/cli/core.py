@@ -23,7 +23,7 @@ def validate(paths, state_dir, fmt, strict, ref):
     """Check the state repo (or only PATHS): JSON Schema and semantic checks."""
     from reconciler.plan.render import problems_out
     from reconciler.state.loader import find_root
-    from reconciler.state.validate import validate_repo
+    from reconciler.operate.validate import validate_repo
 
     with desired_state(state_dir, ref) as (root_dir, _):
         root = find_root(root_dir)

@@ -1,14 +1,23 @@
-"""`pausectl validate`: schema and semantic checks of the whole state repo (or some files)."""
+"""`pausectl validate`: schema and semantic checks of the whole state repo (or some files).
+
+It lives in operate/, not state/: besides the files it reads the environments whose live state
+is a snapshot (rules matching no DAG, rules crossing tenants), so it sits above state, policy
+and live, and state stays the bottom layer.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from reconciler.core.errors import PausectlError
-from reconciler.state.schema import schema_errors
-from reconciler.state.loader import CONFIG_FILE, Config, load_config, load_env, shown_to_path
 from reconciler.core.timeutil import utcnow
+from reconciler.engine import open_backend
+from reconciler.policy.tenants import config_problems, violations
+from reconciler.state.loader import load_config, load_env
+from reconciler.state.model import CONFIG_FILE, Config, shown_to_path
+from reconciler.state.schema import schema_errors
 from reconciler.state.yamlload import load_yaml_file
 
 
@@ -48,7 +57,6 @@ def validate_repo(root: Path, paths: list[str] | None = None) -> list[dict]:
                 add(_problem(err))
         return problems
 
-    from reconciler.policy.tenants import config_problems
     for e in config_problems(cfg):
         add(_problem(e, e.severity))
     wanted = None
@@ -81,9 +89,7 @@ def validate_repo(root: Path, paths: list[str] | None = None) -> list[dict]:
             continue
         for w in state.warnings:
             add(_warning(w))
-        for w in _unmatched_rules(cfg, env, state):
-            add(w)
-        for p in _tenant_problems(cfg, env, state):
+        for p in _snapshot_problems(cfg, env, state):
             add(p)
     if wanted:
         for p in sorted(wanted):
@@ -123,16 +129,21 @@ def _try_doc(path: Path, root: Path, shown: str | None = None):
     return doc if isinstance(doc.data, dict) else None
 
 
-def _unmatched_rules(cfg: Config, env: str, state) -> list[dict]:
-    """Rules that match no DAG, when the environment's live state is a known snapshot."""
-    backend = cfg.environments[env].backend
-    if backend.get("type") != "snapshot":
+def _snapshot_problems(cfg: Config, env: str, state) -> list[dict]:
+    """When the environment's live state is a known snapshot: rules that match no DAG, and
+    rules crossing tenants (tenants.py)."""
+    if cfg.environments[env].backend.get("type") != "snapshot":
         return []
-    from reconciler.engine import open_backend
+    backend = None
     try:
-        live = open_backend(cfg, env).list_dags()
+        backend = open_backend(cfg, env)
+        live = backend.list_dags()
     except PausectlError as e:
         return [_problem(e)]
+    finally:
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                backend.close()
     ids = {d.dag_id for d in live}
     out = []
     for dag_id, rules in state.dag_rules.items():
@@ -143,17 +154,6 @@ def _unmatched_rules(cfg: Config, env: str, state) -> list[dict]:
     for g in state.groups:
         if not any(g.selector.matches(d.dag_id, d.tags, d.owners) for d in live):
             out.append(_warning(f"{g.where}: group {g.name!r} matches no DAG in the {env} snapshot"))
+    if cfg.tenants:
+        out += [v.to_json() for v in violations(cfg, state, live)]
     return out
-
-
-def _tenant_problems(cfg: Config, env: str, state) -> list[dict]:
-    """Rules crossing tenants (tenants.py), when the environment's live state is a snapshot."""
-    if not cfg.tenants or cfg.environments[env].backend.get("type") != "snapshot":
-        return []
-    from reconciler.engine import open_backend
-    from reconciler.policy.tenants import violations
-    try:
-        live = open_backend(cfg, env).list_dags()
-    except PausectlError:
-        return []            # _unmatched_rules reports it
-    return [v.to_json() for v in violations(cfg, state, live)]
