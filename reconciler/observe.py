@@ -96,10 +96,13 @@ def read_emergency(backend: Backend, env: str) -> Emergency | None:
 
 def observe(ctx: Context, backend: Backend, at: datetime, *,
             events_for: EventsFor | None = DIFFERING, live: Iterable[LiveDag] | None = None,
-            desired_ref: str | None = None, tolerant: bool = False) -> Observation:
+            desired_ref: str | None = None, tolerant: bool = False,
+            journal_mirror: bool = False) -> Observation:
     """Read everything a command needs from `backend` once. `live`: DAGs already listed.
     `tolerant`: an audit log that cannot be read is noted in `unread` instead of raised
-    (doctor keeps diagnosing)."""
+    (doctor keeps diagnosing). Events of pausectl's own writes, recognised from its journals,
+    come marked `via="pausectl"` (own_changes.py); `journal_mirror`: also from the journal
+    mirrored in Airflow when none is local (one Variable read; drift)."""
     dags = tuple(backend.list_dags() if live is None else live)
     obs = Observation(ctx.env, at, dags, read_emergency(backend, ctx.env),
                       tuple(load_edges(ctx.state, backend)), desired_ref=desired_ref)
@@ -115,6 +118,8 @@ def observe(ctx: Context, backend: Backend, at: datetime, *,
         if not tolerant:
             raise
         return replace(obs, events=(), unread=(f"audit log not read: {e}",))
+    from reconciler.operate.own_changes import recognise
+    events = recognise(ctx.env, events, dags, backend if journal_mirror else None)
     # Airflow's own pauses: their failed runs and the deciding rule's git history
     from reconciler.live.autopause import detect
     obs = replace(obs, events=tuple(events))

@@ -54,3 +54,20 @@ def test_a_recorded_user_must_match():
     own = OwnChanges(flips({**JOURNAL, "user": "pausectl-bot"}))
     assert own.is_own(_ev("a", True, 1, user="pausectl-bot"), True)
     assert not own.is_own(_ev("a", True, 1, user="admin"), True)
+
+
+def test_recognise_marks_pausectls_writes_from_the_journal_directory(tmp_path, monkeypatch):
+    """observe() marks them via "pausectl": plan, drift, doctor and lint then agree."""
+    import json
+    from reconciler.live.base import LiveDag
+    from reconciler.operate.own_changes import recognise
+    monkeypatch.setenv("PAUSECTL_JOURNAL_DIR", str(tmp_path))
+    (tmp_path / "prod-20261201T120000000000Z-1.json").write_text(json.dumps(
+        {**JOURNAL, "id": "20261201T120000000000Z-1", "batches": []}))
+    events = [_ev("a", True, 3600), _ev("a", None, 1), _ev("b", True, 62.5),
+              _ev("b", True, 1)]
+    live = [LiveDag(dag_id="a", is_paused=True), LiveDag(dag_id="b", is_paused=True)]
+    got = [(e.dag_id, e.via) for e in recognise("prod", events, live)]
+    # a's newest is an hour later (by hand); its older undirected event cannot be told
+    assert got == [("a", "api"), ("a", "api"), ("b", "pausectl"), ("b", "api")]
+    assert recognise("dev", events, live) == events      # another environment's journal

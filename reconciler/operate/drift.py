@@ -16,7 +16,6 @@ import sys
 from reconciler.core.timeutil import utcnow
 from reconciler.engine import load, open_backend, plan_observed
 from reconciler.observe import observe
-from reconciler.operate.own_changes import OwnChanges
 
 
 def drift_report(state_dir, env: str) -> dict:
@@ -33,11 +32,10 @@ def drift_for(ctx, backend):
     caller closes it): for callers that bring their own backend or also need the plan."""
     env = ctx.env
     # one observation: the events of every DAG that differs (all changes and holds) read once
-    obs = observe(ctx, backend, utcnow())
+    obs = observe(ctx, backend, utcnow(), journal_mirror=True)
     plan, resolution = plan_observed(ctx, obs)
     live = list(obs.live)
     last = obs.last_events()
-    own = OwnChanges.read(env, backend, min((e.when for e in last.values()), default=None))
     by_id = {d.dag_id: d for d in live}
     items = []
     for c in plan.changes:
@@ -45,10 +43,10 @@ def drift_for(ctx, backend):
         if c.auto_paused:
             note = c.last_changed_by or ""
         items.append(_item(c.dag_id, c.live_paused, c.desired_paused, c.rule, last.get(c.dag_id),
-                           note, c.auto_paused, own))
+                           note, c.auto_paused))
     for h in plan.held:
         items.append(_item(h["dag_id"], h["live_paused"], h["desired_paused"], h["rule"],
-                           last.get(h["dag_id"]), h["why"], h.get("auto_paused"), own))
+                           last.get(h["dag_id"]), h["why"], h.get("auto_paused")))
     items.sort(key=lambda x: x["dag_id"])
     drifted = [x for x in items if x["cause"] == "manual"]
     auto = [x for x in items if x["cause"] == "airflow"]
@@ -68,10 +66,10 @@ def drift_for(ctx, backend):
     return report, plan, live, resolution
 
 
-def _item(dag_id, live_paused, desired_paused, rule, event, note, auto=None,
-          own: OwnChanges | None = None) -> dict:
+def _item(dag_id, live_paused, desired_paused, rule, event, note, auto=None) -> dict:
+    # pausectl's own writes come marked via "pausectl" (observe.py, from its journals)
     manual = auto is None and event is not None and event.via != "pausectl" and \
-        event.is_paused in (None, live_paused) and not (own and own.is_own(event, live_paused))
+        event.is_paused in (None, live_paused)
     item = {
         "dag_id": dag_id, "live_paused": live_paused, "desired_paused": desired_paused,
         "rule": rule, "cause": "manual" if manual else "airflow" if auto else "git",

@@ -10,12 +10,14 @@ journal records the user it acted as, comes from that user; else it must come th
 pausectl writes by (REST, bulk, its own dagmodel tag), never the CLI or the scheduler.
 
 Journals are read from the journal directory (newest first, back to the oldest event asked
-about), or the one mirrored in Airflow when the runner kept none (a fresh CI machine).
+about), and, when asked (drift), the one mirrored in Airflow when the runner kept none (a fresh
+CI machine; one Variable read). observe.py marks recognised events `via="pausectl"`, so plan
+(drift.mode report/adopt, hold_manual_hours), drift, doctor and lint all see them as pausectl's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from reconciler.core.errors import PausectlError
@@ -100,7 +102,8 @@ class OwnChanges:
 
     @classmethod
     def read(cls, env: str, backend=None, since: datetime | None = None) -> "OwnChanges":
-        """The journals of `env` back to `since` (the oldest event to recognise)."""
+        """The journals of `env` back to `since` (the oldest event to recognise); `backend`:
+        also its mirrored journal when there is no local one."""
         from reconciler.apply.journal import Journal, journal_dir
         files = sorted(journal_dir().glob(f"{env}-[0-9]*.json"), reverse=True)[:MAX_JOURNALS]
         out: list[Flip] = []
@@ -121,3 +124,24 @@ class OwnChanges:
             except PausectlError:
                 pass                   # no journal anywhere: nothing is recognised
         return cls(out)
+
+
+def recognise(env: str, events: list, live, backend=None) -> list:
+    """`events` (newest first) with pausectl's own writes marked `via="pausectl"`. `live`: the
+    listed DAGs (the direction of a newest event that does not say is the DAG's state)."""
+    if not events:
+        return events
+    own = OwnChanges.read(env, backend, min(e.when for e in events))
+    if not own.by_dag:
+        return events
+    state = {d.dag_id: d.is_paused for d in live}
+    seen: set[str] = set()
+    out = []
+    for e in events:
+        newest = e.dag_id not in seen
+        seen.add(e.dag_id)
+        if e.via != "pausectl" and e.dag_id is not None and (
+                e.is_paused is not None or newest) and own.is_own(e, state.get(e.dag_id)):
+            e = replace(e, via="pausectl")
+        out.append(e)
+    return out
