@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from reconciler.core.errors import PausectlError
+from reconciler.core.paths import confine
 
 MAX_DEPTH = 32                  # snapshots nest 4 deep; API responses about 6
 MAX_INT_DIGITS = 19             # |n| < 10**19: every count, id and limit fits
@@ -143,7 +144,6 @@ def load_file(path, shown: str | None = None, *, option: str | None = None,
               max_depth: int = MAX_DEPTH, what: str = "JSON") -> Any:
     """Read and parse a JSON file given on the command line (`--plan`, `--journal`):
     a missing file, a directory or a FIFO is one clear error, never a traceback."""
-    from reconciler.core.paths import confine
     real = confine(str(path), None, option=option, what="file")
     shown = shown or str(path)
     try:

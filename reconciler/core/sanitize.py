@@ -27,6 +27,8 @@ import re
 import threading
 from typing import IO, Any
 
+from reconciler.core.secrets import scrub
+
 GITHUB_COMMENT_LIMIT = 65_536
 
 # ESC/C1-introduced sequences: CSI, OSC (BEL- or ST-terminated), DCS/SOS/PM/APC strings, and
@@ -60,11 +62,6 @@ def _visible(ch: str) -> str:
     return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
 
 
-def _scrub(text: str) -> str:
-    from reconciler.core.secrets import scrub
-    return scrub(text)
-
-
 # ---- terminal --------------------------------------------------------------------------------
 
 def term(value: Any) -> str:
@@ -75,7 +72,7 @@ def term(value: Any) -> str:
     s = value if isinstance(value, str) else str(value)
     s = _DATA_CONTROL.sub(lambda m: _visible(m.group()), s)
     s = _COLONS.sub(r":\\", s).replace(_LEGACY, _DEFUSED_LEGACY)
-    return _scrub(s)
+    return scrub(s)
 
 
 def line_writer(stream: IO[str]):
@@ -169,7 +166,7 @@ class GuardedStream(io.TextIOBase):
         return len(s)
 
     def _emit(self, text: str) -> None:
-        self.raw.write(_scrub(terminal_text(text, at_line_start=self._blank)))
+        self.raw.write(scrub(terminal_text(text, at_line_start=self._blank)))
         if "\n" in text:
             self._blank = not text.rpartition("\n")[2].strip()
         else:
@@ -190,7 +187,7 @@ class GuardedStream(io.TextIOBase):
             if self._buf:
                 self._emit(self._buf + "\n")
                 self._buf = ""
-            self.raw.write(_scrub(line))
+            self.raw.write(scrub(line))
             self._blank = line.endswith("\n")
 
 
@@ -249,7 +246,7 @@ def emit_command(stream: IO[str], line: str) -> None:
     if isinstance(stream, GuardedStream):
         stream.emit_command(line)
     else:
-        stream.write(_scrub(line))
+        stream.write(scrub(line))
 
 
 # ---- Markdown (GitHub PR comments, job summaries) --------------------------------------------
@@ -302,7 +299,7 @@ def md_cap(text: str, limit: int = GITHUB_COMMENT_LIMIT - 1_000,
 def slack(value: Any) -> str:
     """Data for Slack mrkdwn: `&`, `<`, `>` escaped (no <!channel>, <@U..> or <url|label>)."""
     s = one_line(value, 2_000)
-    return _scrub(s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    return scrub(s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 # ---- CODEOWNERS ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from reconciler.core.errors import PausectlError
+from reconciler.core.paths import register_state_root
 from reconciler.state.model import DISPLAY_ALIASES
 
 # A conservative ref syntax: branch/tag names, shas, HEAD~2, main^ ... nothing else.
@@ -132,7 +133,6 @@ def materialise(state_dir, ref: str, commit=None) -> RefTree:
     if tree.type != "tree":   # a file or a symlink at that ref: never followed
         tmp.cleanup()
         raise PausectlError(f"{rel} is not a directory at {ref}")
-    from reconciler.core.paths import register_state_root
     _write_tree(tree, out)
     register_state_root(out)
     register_state_root(state_abs)
