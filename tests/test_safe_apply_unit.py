@@ -1,6 +1,7 @@
 """Safe apply logic without Airflow (fast): batch order in the plan, gates, halt/resume/rollback
-journal states, lock takeover, emergency pattern compaction and rollback deferral.
-The real-Airflow proofs are in test_safe_apply.py."""
+journal states, lock takeover, emergency pattern compaction. Emergency logic:
+test_emergency_unit.py; the frozen plan and its batches: test_plan_frozen.py. The real-Airflow
+proofs are in test_safe_apply.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -19,108 +19,17 @@ import pytest
 from reconciler.apply import emergency as em
 from reconciler.live import bulk
 from reconciler.apply.executor import ApplyOptions, apply_plan, resume, rollback_journal
-from reconciler.live.base import DagRun, LiveDag, SetPausedResult
+from reconciler.live.base import DagRun
 from reconciler.core.errors import PausectlError
 from reconciler.apply.journal import Journal
 from reconciler.apply.lock import EnvLock, lock_key
-from reconciler.plan.model import Change, Plan
-from reconciler.plan.records import Action, Hold
 from reconciler.plan.rollout import effective_rollout, make_batches
 from reconciler.state.schema import validate_json
 from reconciler.policy.selectors import parse_selector
 
-from helpers import dag, make_state, run_cli, snapshot_json
+from helpers import make_state, run_cli
 
-
-class FakeBackend:
-    """In-memory Airflow: DAGs, runs, Variables (create is atomic here)."""
-
-    name = "fake"
-
-    def __init__(self, dags: list[LiveDag]):
-        self.dags = {d.dag_id: d for d in dags}
-        self.vars: dict[str, str] = {}
-        self.runs: dict[str, list[DagRun]] = {}
-        self.calls: list[tuple[str, bool]] = []
-
-    def list_dags(self):
-        return list(self.dags.values())
-
-    def set_paused(self, dag_ids, paused, progress=None):
-        res = SetPausedResult()
-        for d in dag_ids:
-            if d not in self.dags:
-                res.errors[d] = f"DAG {d} not found"
-                continue
-            self.dags[d] = replace(self.dags[d], is_paused=paused)
-            self.calls.append((d, paused))
-            res.changed.append(d)
-            if progress:
-                progress(1)
-        return res
-
-    def audit_events(self, dag_ids=None, since=None):
-        return []
-
-    def dag_runs(self, dag_id, limit=25):
-        return self.runs.get(dag_id, [])
-
-    def get_variable(self, key):
-        return self.vars.get(key)
-
-    def set_variable(self, key, value):
-        self.vars[key] = value
-
-    def create_variable(self, key, value):
-        if key in self.vars:
-            return False
-        self.vars[key] = value
-        return True
-
-    def delete_variable(self, key):
-        self.vars.pop(key, None)
-
-    def close(self):
-        pass
-
-    def paused(self):
-        return {d: v.is_paused for d, v in self.dags.items()}
-
-
-class Ctx:
-    def __init__(self, rollout, max_changes=None):
-        class Cfg:
-            pass
-        self.cfg = Cfg()
-        self.cfg.max_changes = max_changes
-        self.cfg.rollout_for = lambda env: rollout
-        self.env = "prod"
-
-
-def plan_for(backend, desired: dict[str, bool]) -> Plan:
-    p = Plan(environment="prod", generated_at="2026-01-01T00:00:00Z", at="2026-01-01T00:00:00Z",
-             desired_ref=None)
-    for d, want in sorted(desired.items()):
-        live = backend.dags[d].is_paused
-        if live != want:
-            p.changes.append(Change(d, "pause" if want else "unpause", live, want, "f:1", "r", "o"))
-    return p
-
-
-def quiet(**kw) -> ApplyOptions:
-    return ApplyOptions(log=lambda s: None, sleep=lambda s: None, **kw)
-
-
-@pytest.fixture(autouse=True)
-def journal_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("PAUSECTL_JOURNAL_DIR", str(tmp_path / "journal"))
-
-
-def fleet() -> FakeBackend:
-    dags = [LiveDag(f"d{i}", is_paused=True, tags=("canary",) if i in (5, 7) else (),
-                    timetable_summary="@daily") for i in range(10)]
-    dags += [LiveDag("run_a", False), LiveDag("run_b", False)]
-    return FakeBackend(dags)
+from fakes import Ctx, FakeBackend, fleet, journal_dir, plan_for, quiet  # noqa: F401
 
 
 def test_batches_pause_first_canary_next_then_cumulative_sizes():
@@ -265,28 +174,6 @@ def test_compact_terms_match_every_target_and_nothing_avoided():
         assert len(terms) <= len(targets)
 
 
-def test_emergency_pause_recover_and_rollback_deferral():
-    b = fleet()
-    b.dags["crit"] = LiveDag("crit", False, tags=("critical",))
-    before = b.paused()
-    s = em.pause(b, "prod", "db down", "oncall", ["tag:critical"], ["run_b"], by="me")
-    assert s["paused"] == 1 and s["kept_running"] == ["crit", "run_b"]
-    assert b.paused() == {**before, "run_a": True}
-    marker = json.loads(b.vars[em.marker_key("prod")])
-    assert marker["prior"] == {"run_a": False}
-    # a second declaration completes the first, never overwriting its prior state
-    b.set_paused(["run_a"], False)
-    s = em.pause(b, "prod", "other", "x", [], [], by="me")
-    assert s["completed_existing"] and json.loads(b.vars[em.marker_key("prod")])["reason"] == "db down"
-    # rolling back an apply that had paused d9... (before: running) cannot start it now
-    targets = em.defer_rollback(b, "prod", [("d9", False), ("crit", True)], lambda s: None)
-    assert targets == [("crit", True)]
-    assert json.loads(b.vars[em.marker_key("prod")])["prior"] == {"run_a": False, "d9": False}
-    plan = em.recover_plan("prod", json.loads(b.vars[em.marker_key("prod")]), b.list_dags())
-    assert sorted((c.dag_id, c.action) for c in plan.changes) == [("d9", "unpause"),
-                                                                   ("run_a", "unpause")]
-
-
 def test_gate_reads_runs_of_a_batch_at_once_when_the_backend_can():
     from reconciler.apply.gates import evaluate, gate_settings
 
@@ -304,27 +191,6 @@ def test_gate_reads_runs_of_a_batch_at_once_when_the_backend_can():
     gate = evaluate(b, ["d1", "d2"], since, gate_settings({}), log=lambda s: None)
     assert not gate["passed"] and gate["failed_runs"] == {"d1": 1}
     assert b.asked == (["d1", "d2"], since)
-
-
-def test_plan_under_an_emergency_marker_keeps_protected_dags_running(tmp_path):
-    """Offline (snapshot backend, whose Variables live in a sidecar file): the emergency layer
-    pauses everything, except exceptions and safety.protect (critical_* in the base repo),
-    also when protect gained a DAG after the emergency was declared."""
-    dags = [dag("billing_daily", False, ["billing"]), dag("critical_feed", False),
-            dag("keep_me", False, ["vip"]), dag("etl_orders", True, ["etl"])]
-    marker = {"version": 1, "environment": "prod", "reason": "db down", "owner": "oncall",
-              "started": "2026-11-25T08:00:00Z", "except": [{"tags": ["vip"]}],
-              "prior": {"billing_daily": False}, "kept": []}
-    make_state(tmp_path, {"snapshots/prod.json": snapshot_json(dags, "prod"),
-                          "snapshots/prod.json.vars.json": json.dumps(
-                              {em.marker_key("prod"): json.dumps(marker)})})
-    p = run_cli(["plan", "prod", "--format", "json"], cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
-    plan = json.loads(p.stdout)
-    assert plan["emergency"] == "2026-11-25T08:00:00Z"
-    assert {c["dag_id"]: c["action"] for c in plan["changes"]} == {"billing_daily": "pause"}
-    assert any(s["dag_id"] == "critical_feed" and "protect" in s["why"] for s in plan["skipped"])
-    assert plan["warnings"][0].startswith("EMERGENCY")
 
 
 def test_cli_apply_gate_only_halt_resume_and_rollback_offline(tmp_path):
@@ -359,34 +225,6 @@ def test_cli_apply_gate_only_halt_resume_and_rollback_offline(tmp_path):
             (root / "snapshots" / "prod.json.vars.json").read_text())
 
 
-class FakeBulk(FakeBackend):
-    """FakeBackend with the BulkPauser capability (the airflow-api backend's real bulk path
-    is tested against real Airflow in tests/test_capabilities_live.py)."""
-
-    def __init__(self, dags):
-        super().__init__(dags)
-        self.bulk_calls: list[tuple[list[str], set[str]]] = []
-
-    def pause_except(self, live, targets, keep, progress=None):
-        self.bulk_calls.append((list(targets), {d.dag_id for d in live if keep(d)}))
-        res = self.set_paused(targets, True)
-        res.warnings.append("a DAG appeared meanwhile")
-        return res
-
-
-def test_emergency_pause_uses_the_backends_bulk_pause_with_its_exceptions():
-    named = [LiveDag(f"{p}_{i:03d}", False, tags=("critical",) if p == "crit" else ())
-             for p in ("etl", "crit") for i in range(3)] + [LiveDag("old", True)]
-    b = FakeBulk(named)
-    logs = []
-    s = em.pause(b, "prod", "r", "o", ["tag:critical"], [], by="me", log=logs.append)
-    ((targets, kept),) = b.bulk_calls
-    assert targets == ["etl_000", "etl_001", "etl_002"]
-    assert kept == {"crit_000", "crit_001", "crit_002"}
-    assert s["paused"] == 3 and not s["errors"]
-    assert "warning: a DAG appeared meanwhile" in logs
-
-
 def test_an_emergency_declared_during_an_apply_stops_it_before_the_next_batch():
     b = fleet()
     plan = plan_for(b, {f"d{i}": False for i in range(4)})
@@ -403,134 +241,3 @@ def test_an_emergency_declared_during_an_apply_stops_it_before_the_next_batch():
     assert all(b.paused()[f"d{i}"] for i in range(4))     # the emergency paused batch 1 too
     with pytest.raises(PausectlError, match="emergency pause is active"):
         resume(ctx, b, Journal.latest("prod"), quiet())
-
-
-def test_restore_offline_names_the_export_and_refuses_during_an_emergency(tmp_path):
-    """restore on the snapshot backend: the no-op names the export file; an active emergency
-    (its marker Variable) refuses it with nothing changed; bad files are one located line."""
-    env = {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal")}
-    root = make_state(tmp_path, {"staging.yaml": None})
-    snap = root / "snapshots" / "prod.json"
-    p = run_cli(["export", "prod", "--out", "saved.json"], cwd=tmp_path, env=env)
-    assert p.returncode == 0, p.stderr
-    p = run_cli(["restore", "prod", "saved.json"], cwd=tmp_path, env=env)
-    assert p.returncode == 0 and p.stdout == (
-        "Nothing to restore: live prod already matches the export saved.json (3 DAG(s) in "
-        "their saved state).\n"), p.stdout + p.stderr
-    moved = snap.read_text().replace('"is_paused": false', '"is_paused": true', 1)
-    snap.write_text(moved)
-    marker = {"reason": "db down", "owner": "oncall", "started": "2026-01-01T00:00:00Z",
-              "prior": {}, "except": []}
-    vars_file = root / "snapshots" / "prod.json.vars.json"
-    vars_file.write_text(json.dumps({"pausectl.emergency.prod": json.dumps(marker)}))
-    p = run_cli(["restore", "prod", "saved.json", "--yes"], cwd=tmp_path, env=env)
-    assert p.returncode == 1 and p.stderr.strip() == (
-        "error: an emergency pause is active in prod since 2026-01-01T00:00:00Z; `pausectl "
-        "emergency recover prod` first, then restore"), p.stderr
-    assert snap.read_text() == moved and not (tmp_path / "journal").exists()
-    vars_file.unlink()
-    p = run_cli(["restore", "prod", "saved.json", "--yes", "--wait-seconds", "0"],
-                cwd=tmp_path, env=env)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[-1] == ("Restore complete: 1 DAG(s) of prod put back to their "
-                                         "state in saved.json."), p.stdout
-    (tmp_path / "bad.json").write_text('{"dags": [\n  {"dag_id": "x", "is_paused": "yes"}]}\n')
-    for name, want in (("bad.json", "error: bad.json:2: dags[0].is_paused: expected a boolean"),
-                       ("gone.json", "error: gone.json: snapshot not found")):
-        p = run_cli(["restore", "prod", name, "--yes"], cwd=tmp_path, env=env)
-        assert p.returncode == 1 and p.stderr.strip() == want, p.stderr
-
-
-# ---- the plan's batches are the batches that run (issue 13) ---------------------------------
-
-REPORTS = [dag("billing_daily", False), dag("report_a", True), dag("report_b", True),
-           dag("report_c", True)]
-
-
-def shown_batches(stdout: str) -> list[list[str]]:
-    """The batches a command printed (render.batch_lines), as lists of dag_ids."""
-    return [m.group(1).split(", ") for m in
-            re.finditer(r"^batch \d+/\d+: \d+ DAG\(s\) \(\d+ pause, \d+ unpause\): (.*)$",
-                        stdout, re.M)]
-
-
-def journaled_batches(tmp_path) -> list[list[str]]:
-    journal = json.loads(sorted((tmp_path / "journal").glob("prod-*.json"))[-1].read_text())
-    assert journal["status"] == "done", journal["status"]
-    return [b["dag_ids"] for b in journal["batches"]]
-
-
-def test_emergency_recover_with_batches_runs_the_batches_it_shows(tmp_path):
-    """`emergency recover --batches` used to show pausectl.yaml's batches and run the flag's."""
-    env = {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal")}
-    marker = {"version": 1, "environment": "prod", "reason": "db down", "owner": "oncall",
-              "started": "2026-11-25T08:00:00Z", "except": [], "revision": 1,
-              "prior": {"report_a": False, "report_b": False, "report_c": False}}
-    root = make_state(tmp_path, {"snapshots/prod.json": snapshot_json(REPORTS, "prod"),
-                                 "snapshots/prod.json.vars.json": json.dumps(
-                                     {em.marker_key("prod"): json.dumps(marker)}),
-                                 "staging.yaml": None})
-    p = run_cli(["emergency", "recover", "prod", "--yes", "--no-gates", "--batches", "1,100%"],
-                cwd=tmp_path, env=env)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert shown_batches(p.stdout) == [["report_a"], ["report_b", "report_c"]], p.stdout
-    assert journaled_batches(tmp_path) == shown_batches(p.stdout)
-    assert em.marker_key("prod") not in json.loads(
-        (root / "snapshots" / "prod.json.vars.json").read_text())
-
-
-def test_apply_of_a_saved_plan_runs_exactly_its_batches(tmp_path):
-    """plan --out, then the rollout in pausectl.yaml changes: apply --plan still runs the
-    batches the saved plan showed, and refuses flags that would re-cut them."""
-    env = {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal")}
-    from helpers import PAUSECTL_YAML
-    root = make_state(tmp_path, {"snapshots/prod.json": snapshot_json(REPORTS, "prod"),
-                                 "pausectl.yaml": PAUSECTL_YAML + "rollout: {batches: [1, 100%]}\n",
-                                 "staging.yaml": None})
-    p = run_cli(["plan", "prod", "--out", "saved.json"], cwd=tmp_path, env=env)
-    assert p.returncode == 0, p.stderr
-    saved = [b["dag_ids"] for b in json.loads((tmp_path / "saved.json").read_text())["batches"]]
-    assert saved == [["billing_daily", "report_a"], ["report_b", "report_c"]]
-    assert shown_batches(p.stdout) == saved
-    (root / "pausectl.yaml").write_text(PAUSECTL_YAML + "rollout: {batches: [100%]}\n")
-    p = run_cli(["apply", "prod", "--plan", "saved.json", "--yes", "--batches", "100%"],
-                cwd=tmp_path, env=env)
-    assert p.returncode == 1 and "cannot re-cut a saved plan" in p.stderr, p.stderr
-    assert not (tmp_path / "journal").exists()
-    p = run_cli(["apply", "prod", "--plan", "saved.json", "--yes", "--no-gates"],
-                cwd=tmp_path, env=env)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert shown_batches(p.stdout) == saved
-    assert journaled_batches(tmp_path) == saved
-    live = {d["dag_id"]: d["is_paused"]
-            for d in json.loads((root / "snapshots" / "prod.json").read_text())["dags"]}
-    assert live == {"billing_daily": True, "report_a": False, "report_b": False,
-                    "report_c": False}
-
-
-def test_a_frozen_plan_refuses_changes_and_keeps_its_json(tmp_path):
-    b = fleet()
-    plan = plan_for(b, {"d0": False, "d1": False, "run_a": True})
-    plan.held.append(Hold("d2", "manual change kept", True, False, "f:2"))
-    plan.freeze({"batches": [1, "100%"]}, b.list_dags())
-    assert [x.dag_ids for x in plan.batches] == [["run_a", "d0"], ["d1"]]
-    for change in (lambda: plan.changes.append(plan.changes[0]),
-                   lambda: setattr(plan, "batches", []), lambda: plan.warnings.insert(0, "x")):
-        with pytest.raises(TypeError, match="frozen plan"):
-            change()
-    data = json.loads(json.dumps(plan.to_json()))
-    assert data["held"] == [{"dag_id": "d2", "why": "manual change kept", "live_paused": True,
-                             "desired_paused": False, "rule": "f:2"}]
-    assert [c["action"] for c in data["changes"]] == ["unpause", "unpause", "pause"]
-    again = Plan.from_json(data)
-    assert again.frozen and again.batches == plan.batches and again.held[0].why == \
-        "manual change kept"
-    assert isinstance(again.changes[0].action, Action) and f"{Action.PAUSE:8}|" == "pause   |"
-    data["batches"][1]["dag_ids"] = []          # a plan file whose batches lose a change
-    with pytest.raises(ValueError, match="exactly once"):
-        Plan.from_json(data)
-    # a saved plan whose batches lost a change is a bad plan file, named, nothing applied
-    from reconciler.operations import load_saved
-    (path := tmp_path / "bad-plan.json").write_text(json.dumps(data))
-    with pytest.raises(PausectlError, match=r"bad-plan.json: not a pausectl plan \(the "):
-        load_saved(str(path))
