@@ -1,6 +1,6 @@
 """Emergency pause and recover without Airflow: prior state, completion of a second
 declaration, rollback deferral, the bulk pause capability, the emergency layer in plans, and
-restore refused during an emergency. The real-Airflow proof is in test_safe_apply.py."""
+restore refused during an emergency. The real-Airflow proof is in test_safe_apply_faults.py."""
 
 from __future__ import annotations
 

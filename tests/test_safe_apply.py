@@ -1,10 +1,8 @@
 """Safe apply against real Airflow 3.3.2 (REST v2) and 2.11.2 (REST v1), through the harness:
 a canary whose runs fail is caught by the gate and rolled back, or halts the apply; SIGKILL at
 20 points (AF2: 10, each kind once), then --resume or rollback, is exact; two applies at once
-do not interleave; emergency pause with exceptions and its exact recovery (AF3: 1,000 DAGs, AF2:
-the 154 standard ones); drift names who paused what (UI/API, CLI) through v2 and v1; 100
-applies through a proxy failing 20% of requests converge and never touch a DAG outside the
-plan (AF3).
+do not interleave; drift names who paused what (UI/API, CLI) through v2 and v1. Faults and the
+emergency at scale: test_safe_apply_faults.py.
 
 Every test checks EVERY DAG's is_paused in Airflow's own database afterwards.
 """
@@ -13,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import re
 import sqlite3
 import subprocess
@@ -23,90 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from testkit import harness
 from testkit.harness import AirflowServer, DagSpec
 
 from compat.matrix_support import Cli as InProcess, cli_env, run_sub as run
 from early import Early
-from faultproxy import FaultProxy
 from helpers import REPO, db_states, set_states, write_files
-
-ENV = "live"
-CREDS = {"AF_USER": "admin", "AF_PASS": "admin"}
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-
-def state_repo(base: Path, url: str, env_yaml: str, rollout: str,
-               backend_extra: str = "", protect: str = "[]") -> Path:
-    root = base / "state"
-    write_files(root, {
-        "pausectl.yaml": (
-            "environments:\n"
-            f"  {ENV}:\n"
-            f"    backend: {{type: airflow-api, url: '{url}', auth: password-token,\n"
-            f"              username_env: AF_USER, password_env: AF_PASS{backend_extra}}}\n"
-            f"rollout: {rollout}\n"
-            f"safety: {{max_changes: 2000, protect: {protect}}}\n"),
-        f"{ENV}.yaml": env_yaml,
-    })
-    return root
-
-
-def patch_events(server, since: str) -> list[tuple[str, str]]:
-    """Single-DAG PATCHes Airflow logged since `since` (AF2 prefixes its API events)."""
-    event = "patch_dag" if server.major == 3 else "api.patch_dag"
-    return server.query("SELECT dag_id, extra FROM log WHERE event = ? AND dttm >= ? "
-                        "ORDER BY id", (event, since))
-
-
-def report(capsys, text: str) -> None:
-    """A measured number for the log (-s), past the capture InProcess uses."""
-    with capsys.disabled():
-        print(f"\n[safe-apply] {text}", flush=True)
-
-
-def variable(server, key: str) -> str | None:
-    """An Airflow Variable through the API (the DB holds it encrypted)."""
-    import httpx
-    r = httpx.get(f"{server.api_url}/variables/{key}", headers=server.auth_headers(), timeout=30)
-    return None if r.status_code == 404 else r.json()["value"]
-
-
-def fast_settle(monkeypatch, **attrs) -> None:
-    """In-process runs: a shorter lock read-back settle (0.05 s, not 0.5 s; the schema has no
-    key for it) and any other backend attribute given: the same code paths, faster."""
-    from reconciler import engine
-    real_open = engine.open_backend
-
-    def open_backend(cfg, env):
-        b = real_open(cfg, env)
-        b.create_settle = 0.05
-        for k, v in attrs.items():
-            setattr(b, k, v)
-        return b
-
-    monkeypatch.setattr(engine, "open_backend", open_backend)
-
-
-def warm_up(server) -> None:
-    """The first request to each API route of a fresh server pays for lazy imports (about a
-    second each on a loaded box): touch the routes a timing smoke check uses."""
-    import httpx
-    h = server.auth_headers()
-    with httpx.Client(base_url=server.api_url, headers=h, timeout=60) as c:
-        c.get("/dags", params={"limit": 100})
-        c.post("/variables", json={"key": "pausectl.warm-up", "value": "1"})
-        c.get("/variables/pausectl.warm-up")
-        c.delete("/variables/pausectl.warm-up")
-        c.patch("/dags", params={"dag_id_pattern": "no-such-dag-x", "update_mask": "is_paused"},
-                json={"is_paused": True})
-
-
-def db_now(server) -> str:
-    return server.query("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")[0][0]
+from safe_apply_support import (ENV, db_now, fast_settle, latest_journal, patch_events,
+                                report, state_repo)
 
 
 # ----------------------------------------------------------------------------- gate + rollback
@@ -115,15 +35,12 @@ SCHED_DAGS = [DagSpec("canary_bad", tags=("canary",), fail=True, schedule="* * *
               DagSpec("canary_halt", tags=("canary",), fail=True, schedule="* * * * *"),
               DagSpec("good_a", schedule="* * * * *"), DagSpec("good_b", schedule="@daily"),
               DagSpec("good_c"), DagSpec("running_now", paused_at_creation=False)]
-DEDICATED = ("sched3", "sched2", "1000")
+DEDICATED = ("sched3", "sched2")
 
 
 def _server(name: str) -> AirflowServer:
-    """sched3/sched2: a small Airflow with a scheduler; 1000: AF3 with 1,000 DAGs (registering
-    them is most of its start-up, which is why it is prepared early)."""
-    if name.startswith("sched"):
-        return AirflowServer(major=int(name[-1]), dags=SCHED_DAGS, root=REPO, scheduler=True)
-    return AirflowServer(major=3, dags=harness.make_dags(1000), root=REPO)
+    """sched3/sched2: a small Airflow with a scheduler (AF3, AF2), so DAGs really run."""
+    return AirflowServer(major=int(name[-1]), dags=SCHED_DAGS, root=REPO, scheduler=True)
 
 
 EARLY = Early("safe-apply-af", _server)
@@ -209,7 +126,7 @@ def test_failing_canary_halts_when_told_then_gate_only_and_rollback(af_sched, tm
     assert f"Apply halted in {ENV}" in err and "rolled back" not in err, err
     # the canary stays as the batch left it, the rest was never started
     assert db_states(af_sched) == {**before, "canary_halt": False}
-    journal = _latest_journal(tmp_path / "journal")
+    journal = latest_journal(tmp_path / "journal")
     assert journal["status"] == "halted" and journal["rollout"]["on_gate_failure"] == "halt"
     assert [b["status"] for b in journal["batches"]] == ["gate_failed", "pending"]
     code, out, err = cli("apply", ENV, "--gate-only")
@@ -217,7 +134,7 @@ def test_failing_canary_halts_when_told_then_gate_only_and_rollback(af_sched, tm
     code, out, err = cli("rollback", ENV, "--yes")
     assert code == 0, err
     assert db_states(af_sched) == before
-    assert _latest_journal(tmp_path / "journal")["status"] == "rolled_back"
+    assert latest_journal(tmp_path / "journal")["status"] == "rolled_back"
     report(capsys, f"{af_sched.version}: gate failure halted the apply in {took:.1f}s")
 
 
@@ -424,166 +341,3 @@ def test_drift_does_not_call_pausectls_own_pause_a_manual_change(airflow_server,
     r = json.loads(out)["environments"][0]
     assert r["drifted"] == [] and [d["dag_id"] for d in r["pending_git_changes"]] == \
         ["report_034"], r
-
-
-# ----------------------------------------------------------------------------- faults
-
-POOL = [f"report_{i:03d}" for i in range(10, 30)] + [f"ml_{i:03d}" for i in range(1, 11)]
-
-
-@pytest.mark.airflow
-def test_100_applies_through_a_faulty_proxy_converge(airflow3, tmp_path, monkeypatch, capsys):
-    """20% of requests fail (5xx, resets, timeouts, before or after the server acted)."""
-    airflow3.reset()
-    initial = db_states(airflow3)
-    # the same retries with a shorter backoff, and the plan's audit read capped at the last
-    # 100 pause events instead of 1,000 (no schema key for these): faster, same code paths
-    fast_settle(monkeypatch, backoff_base=0.01, backoff_max=0.05, audit_limit=100)
-    rng = random.Random(5)
-    desired = {d: True for d in POOL}
-    applies = resumes = reapplies = 0
-    # a timeout costs the client its whole timeout: 15% of the faults, not a third
-    weights = (30, 15, 25, 15, 10, 5)       # 5xx, 5xx_after, reset, reset_after, timeout(_after)
-    with FaultProxy(airflow3.url, rate=0.2, seed=11, hold=0.5, weights=weights) as proxy:
-        root = state_repo(tmp_path, proxy.url, "", '{batches: ["100%"], gate: {wait_seconds: 0}}',
-                          backend_extra=", api: v2, timeout: 0.3, retries: 2")
-        cli = InProcess(monkeypatch, capsys, root, tmp_path / "journal")
-        for i in range(100):
-            for d in rng.sample(POOL, 3):
-                desired[d] = not desired[d]
-            write_files(root, {f"{ENV}.yaml": (
-                f"environment: {ENV}\ndefaults: {{unmanaged: ignore}}\ndags:\n" + "".join(
-                    f"  {d}: {{paused: {str(p).lower()}, reason: 'run {i}', owner: ops}}\n"
-                    for d, p in sorted(desired.items())))})
-            before = db_states(airflow3)
-            code, out, err = cli("apply", ENV, "--yes")
-            applies += 1
-            for attempt in range(20):
-                if code == 0 and ("Apply complete" in out or "No changes" in out):
-                    break
-                # died half-way: finish it from its journal if it can be, else plan again
-                journal = _latest_journal(tmp_path / "journal")
-                if code == 1 and journal and journal["status"] in ("running", "failed"):
-                    code, out, err = cli("apply", ENV, "--resume", "--yes")
-                    resumes += 1
-                else:
-                    code, out, err = cli("apply", ENV, "--yes")
-                    reapplies += 1
-            else:
-                pytest.fail(f"apply {i} did not converge: {code} {out} {err}")
-            got = db_states(airflow3)
-            outside = {d for d in got if d not in POOL and got[d] != initial[d]}
-            assert not outside, f"apply {i} changed DAGs outside the plan: {outside}"
-            changed = {d for d in POOL if got[d] != before[d]}
-            assert changed <= {d for d in POOL if desired[d] != before[d]}
-            wrong = {d for d in POOL if got[d] != desired[d]}
-            assert not wrong, f"apply {i}: not converged: {wrong}"
-        proxy.enabled = False
-        stats = dict(proxy.stats)
-    assert db_states(airflow3) == {**initial, **desired}
-    assert stats["requests"] > 1000 and stats["requests"] * 0.15 < sum(
-        v for k, v in stats.items() if k != "requests") < stats["requests"] * 0.25
-    assert resumes + reapplies > 0           # some applies did die half-way and recovered
-    report(capsys, f"fault injection: {applies} applies converged ({resumes} resumes, {reapplies} "
-           f"re-applies); proxy {stats}; busiest: "
-           f"{sorted(proxy.paths.items(), key=lambda x: -x[1])[:6]}")
-
-
-def _latest_journal(jdir: Path) -> dict | None:
-    files = sorted(jdir.glob(f"{ENV}-*.json"))
-    return json.loads(files[-1].read_text()) if files else None
-
-
-# ----------------------------------------------------------------------------- emergency
-
-@pytest.fixture(scope="module")
-def af_1000():
-    """Airflow 3 with 1,000 generated DAGs (etl/report/ml/critical; every 50th a canary)."""
-    server = EARLY.get("1000")
-    warm_up(server)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=[3, 2], ids=["af3", "af2"])
-def emergency_server(request):
-    """AF3: 1,000 generated DAGs (a dedicated server); AF2: the shared one (154 DAGs, with
-    import errors and a stale DAG)."""
-    return request.getfixturevalue("af_1000" if request.param == 3 else "airflow2")
-
-
-@pytest.mark.airflow
-def test_emergency_pause_1000_dags_and_recover_exactly(emergency_server, tmp_path, monkeypatch,
-                                                       capsys):
-    af_1000 = emergency_server
-    ids = sorted(db_states(af_1000))
-    assert len(ids) == (1000 if af_1000.major == 3 else len(harness.STANDARD_DAGS))
-    af_1000.reset()
-    set_states(af_1000, {d: (i % 10 >= 8) for i, d in enumerate(ids)})   # 80% running
-    prior = db_states(af_1000)
-    tags = {d: set(s.tags) for d, s in af_1000.specs.items()}
-    mine = "ml_b001" if af_1000.major == 3 else "ml_01"      # a protected id prefix
-    protect = f"{mine}*"
-    excepted = {d for d in ids if "critical" in tags[d] or d.startswith(mine)}
-    root = state_repo(tmp_path, af_1000.url, (
-        f"environment: {ENV}\ndefaults: {{unmanaged: ignore}}\n"
-        "groups:\n  - {name: reports, match: {dag_id: 'report_*'}, paused: false,\n"
-        "     reason: 'reports run', owner: analytics}\n"
-        "  - {name: crit, match: {dag_id: 'critical_*'}, paused: false,\n"
-        "     reason: 'critical runs', owner: ops}\n"),
-        '{batches: [1, "10%", "100%"], canary: {tags: [canary]}, gate: {wait_seconds: 0}}',
-        protect=f"['{protect}']")
-    cli = InProcess(monkeypatch, capsys, root, tmp_path / "journal")
-    fast_settle(monkeypatch)
-
-    code, out, err = cli("emergency", "pause", ENV, "--reason", "warehouse down",
-                         "--owner", "oncall", "--except", "tag:critical", "--format", "json")
-    assert code == 0, err
-    summary = json.loads(out)
-    after = db_states(af_1000)
-    want = {d: (prior[d] if d in excepted else True) for d in ids}
-    assert after == want
-    running = [d for d in ids if not prior[d]]
-    assert summary["paused"] == len([d for d in running if d not in excepted])
-    assert set(summary["kept_running"]) == {d for d in running if d in excepted}
-    report(capsys, f"{af_1000.version}: emergency pause of {len(ids)} DAGs ({summary['paused']} "
-           f"paused, {len(summary['kept_running'])} kept running): {summary['seconds']}")
-    assert summary["seconds"]["total"] < 120  # hang guard only: bench/emergency.py measures speed
-    marker = json.loads(variable(af_1000, f"pausectl.emergency.{ENV}"))
-    assert marker["prior"] == {d: False for d in running if d not in excepted}
-
-    # while it lasts: git wants report_* running, but plan/apply/drift keep them paused
-    code, out, _ = cli("plan", ENV, "--format", "json")
-    plan = json.loads(out)
-    assert plan["emergency"] == marker["started"] and plan["warnings"][0].startswith("EMERGENCY")
-    assert all(c["dag_id"] not in marker["prior"] or c["action"] == "pause"
-               for c in plan["changes"])
-    unpause = {c["dag_id"] for c in plan["changes"] if c["action"] == "unpause"}
-    assert unpause and unpause <= excepted        # excepted DAGs still follow git
-    t0 = time.monotonic()
-    code, out, err = cli("apply", ENV, "--yes", "--allow-mass-change")
-    report(capsys, f"apply during the emergency ({len(unpause)} excepted DAGs): "
-          f"{time.monotonic() - t0:.1f}s")
-    assert code == 0, err
-    now = db_states(af_1000)
-    assert all(now[d] for d in marker["prior"])             # the emergency holds
-    code, out, _ = cli("drift", ENV, "--format", "json")
-    assert json.loads(out)["environments"][0]["warnings"][0].startswith("EMERGENCY")
-    # declaring it again completes it and keeps the first prior state
-    code, out, err = cli("emergency", "pause", ENV, "--reason", "again", "--format", "json")
-    assert code == 0 and json.loads(out)["paused"] == 0, err
-
-    # recover: exactly the prior state of what the emergency paused, in canary batches
-    set_states(af_1000, {d: prior[d] for d in excepted})    # undo the git apply of excepted
-    # (gates off here: the gate re-reads runs per DAG, 600 requests; test_failing_canary_...
-    # proves the gate; bench/emergency.py times recover with it)
-    t0 = time.monotonic()
-    code, out, err = cli("emergency", "recover", ENV, "--yes", "--no-gates")
-    report(capsys, f"recover: {time.monotonic() - t0:.1f}s")
-    assert code == 0, (out, err)
-    assert "batch 1/3: 1 DAG(s) (0 pause, 1 unpause)" in out, out
-    assert db_states(af_1000) == prior
-    assert af_1000.query("SELECT key FROM variable WHERE key LIKE 'pausectl.emergency.%'") == []
-    journal = json.loads(sorted((tmp_path / "journal").glob(f"{ENV}-*.json"))[-1].read_text())
-    assert journal["kind"] == "emergency-recover" and journal["status"] == "done"
-    assert [len(b["dag_ids"]) for b in journal["batches"]][0] == 1
