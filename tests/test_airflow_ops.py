@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from early import in_ci, skip_all
 from inside_airflow import inside_env, last_json_line, run_python
 from testkit.harness import AirflowServer, DagSpec
 
@@ -84,14 +85,6 @@ _pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=
 _early: concurrent.futures.Future | None = None
 
 
-def _skip_all() -> bool:
-    return os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and not _in_ci()
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1")
-
-
 def _boot() -> AirflowServer:
     server = AirflowServer(major=3, root=REPO, dags=[
         DagSpec("ops_a", schedule="@hourly", paused_at_creation=False),
@@ -110,18 +103,18 @@ def prestart() -> None:
     """conftest calls this once collection shows these tests will run: prepare the Airflow
     home in the background while earlier test modules run."""
     global _early
-    if _early is None and not _skip_all():
+    if _early is None and not skip_all():
         _early = _pool.submit(_boot)
 
 
 @pytest.fixture(scope="module")
 def bare_airflow(tmp_path_factory):
-    if _skip_all():
+    if skip_all():
         pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
     try:
         server = (_early or _pool.submit(_boot)).result()
     except Exception as exc:
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"Airflow could not be prepared: {exc}", pytrace=False)
         pytest.skip(f"Airflow could not be prepared: {str(exc).splitlines()[0]}")
     root = tmp_path_factory.mktemp("ops")
