@@ -192,7 +192,7 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
             started = utcnow()
             journal.set_batch(i, BatchStatus.APPLYING)
             killpoint("batch_marked")
-            errors = _set(backend, [(d, dags[d]["after"]) for d in ids], tick)
+            errors = _set(backend, [(d, dags[d]["after"]) for d in ids], tick, opts.log)
             killpoint("batch_set")
             if errors:
                 result.errors.update(errors)
@@ -237,14 +237,17 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
         bar.close()
 
 
-def _set(backend, targets: list[tuple[str, bool]], advance) -> dict[str, str]:
-    """Pauses first (the safe direction), then unpauses. Errors by dag_id."""
+def _set(backend, targets: list[tuple[str, bool]], advance, log=None) -> dict[str, str]:
+    """Pauses first (the safe direction), then unpauses. Errors by dag_id; the backend's
+    warnings (a DAG that appeared during a bulk request, ...) go to `log`."""
     errors: dict[str, str] = {}
     for paused in (True, False):
         ids = [d for d, p in targets if p is paused]
         if ids:
             res = backend.set_paused(ids, paused, progress=advance)
             errors.update(res.errors)
+            for w in res.warnings if log is not None else ():
+                log(f"warning: {w}")
     return errors
 
 
@@ -263,7 +266,7 @@ def rollback(backend, journal: Journal, opts: ApplyOptions, env: str | None = No
     if not (opts.ignore_emergency or journal.data.get("kind") == ApplyKind.RECOVER):
         from reconciler.apply.emergency import defer_rollback
         targets = defer_rollback(backend, env, targets, opts.log)
-    errors = _set(backend, targets, lambda n: killpoint("rollback_dag", n))
+    errors = _set(backend, targets, lambda n: killpoint("rollback_dag", n), opts.log)
     if errors:
         journal.data["rollback_errors"] = errors
         journal.finish(JournalStatus.ROLLBACK_FAILED)

@@ -14,10 +14,12 @@ result by listing.
    3.0-3.2.1 (one page, no order) the same PATCH with `paused=!target` repeated until no match
    is left (bounded rounds); on Airflow 2 (one page ordered by dag_id, no `paused` filter) page
    by offset.
-4. Verify: list the pattern's matches again and check each target's is_paused. A target still
-   at the old state (or absent) goes to a single PATCH; a DAG outside the targets that the
-   responses prove was flipped is put back at once; anything else suspicious is a warning.
-   total_entries is never taken as proof of anything.
+4. Verify: list the pattern's matches again, always, and check each target's is_paused. A
+   target still at the old state (or absent) goes to a single PATCH; a DAG outside the
+   targets that the responses prove was flipped is put back at once; any other DAG outside
+   the targets now at the requested state (one absent from the pre-listing appeared
+   meanwhile) is named in a warning, never written. Neither total_entries nor an empty
+   retry page (the first attempt's answer lost) is taken as proof of anything.
 """
 
 from __future__ import annotations
@@ -151,9 +153,9 @@ class BulkRun:
         return ([r["dag_id"] for r in rows if isinstance(r.get("dag_id"), str)],
                 total if isinstance(total, int) and not isinstance(total, bool) else None)
 
-    def patch(self, pattern: str, expected: int) -> tuple[set[str], bool]:
-        """Send the PATCH(es) for one pattern. Returns (DAGs the responses prove were
-        updated, whether that set is complete)."""
+    def patch(self, pattern: str, expected: int) -> set[str]:
+        """Send the PATCH(es) for one pattern. Returns the DAGs the responses name (a lost
+        answer's are missing: only the read-back after it is proof of the end state)."""
         params: dict = {**self._pattern_params(pattern), "update_mask": "is_paused",
                         "limit": self.b.page_size}
         if self.caps.api == "v2":
@@ -162,9 +164,9 @@ class BulkRun:
             params["only_active"] = "false"
         touched: set[str] = set()
         if self.caps.bulk_all:
-            rows, total = self._patch(params)
+            rows, _total = self._patch(params)
             touched.update(rows)
-            return touched, total is not None and len(rows) >= total
+            return touched
         if self.caps.bulk_paused_filter:
             # one page per request, no ORDER BY: what it flips leaves the `paused` filter, so
             # the same request again takes the next page
@@ -178,7 +180,7 @@ class BulkRun:
                 outside = [d for d in rows if d not in self.targets]
                 if (not rows or outside or (total is not None and len(rows) >= total)
                         or rounds >= bound):
-                    return touched, True
+                    return touched
         # Airflow 2: one page ordered by dag_id, offset honoured, no paused filter
         offset, pages, bound = 0, 0, 2
         while True:
@@ -189,7 +191,7 @@ class BulkRun:
                 bound = math.ceil(max(total or expected, 1) / max(len(rows), 1)) + 2
             offset += len(rows)
             if not rows or total is None or offset >= total or pages >= bound:
-                return touched, True
+                return touched
 
     # ---- one pattern
     def group(self, terms: list[str], before: dict[str, bool] | None,
@@ -225,10 +227,10 @@ class BulkRun:
                 self.result.changed.extend(d for d in mine if pre[d] == self.paused)
                 self.leftover.extend(to_change)
                 return
-            touched, complete = self.patch(pattern, len(to_change))
+            touched = self.patch(pattern, len(to_change))
             post = self.listing(pattern)
             self._settle(mine, post)
-            self._outside(pattern, pre, post, touched, complete)
+            self._outside(pattern, pre, post, touched)
             return
 
     def _matches(self, terms: list[str], d: str) -> bool:
@@ -242,14 +244,18 @@ class BulkRun:
                 self.leftover.append(d)
 
     def _outside(self, pattern: str, pre: dict[str, bool], post: dict[str, bool],
-                 touched: set[str], complete: bool) -> None:
-        """DAGs outside the targets that this pattern flipped: put back what the responses
-        prove, report what cannot be proven."""
+                 touched: set[str]) -> None:
+        """DAGs outside the targets that are at the requested state after this pattern's
+        PATCH, from the read-back `post` (never from a count or an empty retry page: a lost
+        answer whose retry found nothing left proves nothing). Put back what the responses
+        prove this PATCH flipped; name every other one."""
         p = self.paused
-        # with the `paused` filter a DAG in a response was at the other state when the PATCH
-        # ran; without it (AF2) only the state before tells a flip from a same-value write
+        # proof: with the `paused` filter a DAG in a response was at the other state when the
+        # PATCH ran; without it (AF2) only a pre-state of !p tells a flip from a same-value
+        # write. A DAG absent from the pre-listing appeared meanwhile: it was not ours to
+        # change, so it is named, never written (we cannot know the state it appeared with)
         flipped = sorted(d for d in touched if d not in self.targets and post.get(d) == p
-                         and (self.caps.bulk_paused_filter or pre.get(d) != p))
+                         and d in pre and (self.caps.bulk_paused_filter or pre[d] != p))
         for d in flipped:
             log.warning("%s: bulk PATCH %r also changed %s (it matched meanwhile); putting it "
                         "back", self.b.name, pattern[:200], d)
@@ -261,15 +267,14 @@ class BulkRun:
                 self.result.errors[d] = (f"{self.b.name}: {d} is outside the requested set, was "
                                          f"changed by a concurrent bulk match and could not be "
                                          f"restored: {err}")
-        if complete:
-            return
         unknown = sorted(d for d, v in post.items() if d not in self.targets and v == p
-                         and d not in touched and pre.get(d) != p)
+                         and d not in flipped and (d not in pre or pre[d] != p))
         if unknown:
-            self.result.warnings.append(
-                f"{self.b.name}: {len(unknown)} DAG(s) outside the requested set matched bulk "
-                f"pattern {pattern[:100]!r} during a concurrent change and are now "
-                f"paused={p}: {', '.join(unknown[:10])}; check them")
+            msg = (f"{self.b.name}: {len(unknown)} DAG(s) outside the requested set appeared "
+                   f"or changed during bulk pattern {pattern[:100]!r} and are now paused={p} "
+                   f"(left as they are: their state before is unknown): "
+                   f"{', '.join(unknown[:10])}; check them")
+            self.result.warnings.append(msg)     # the caller shows it (apply, emergency)
 
 
 def run(b, caps: Capabilities, targets: list[str], paused: bool, result: SetPausedResult,
