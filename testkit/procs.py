@@ -79,9 +79,17 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _kill_tree(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    if proc.poll() is not None and not _descendants(proc.pid):
+    kill_trees([proc], grace)
+
+
+def kill_trees(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
+    """SIGTERM every process of these trees at once, wait up to `grace` for all of them
+    together, then SIGKILL what is left (one wait for a server's api-server, scheduler and
+    dag-processor instead of one after the other)."""
+    roots = [p for p in procs if p.poll() is None or _descendants(p.pid)]
+    if not roots:
         return
-    pids = [proc.pid, *_descendants(proc.pid)]
+    pids = [pid for p in roots for pid in (p.pid, *_descendants(p.pid))]
     pgids = set()
     for pid in pids:
         with contextlib.suppress(OSError):
@@ -94,18 +102,20 @@ def _kill_tree(proc: subprocess.Popen, grace: float = 10.0) -> None:
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        proc.poll()
+        for p in roots:
+            p.poll()
         if not any(_alive(pid) for pid in pids):
             break
         time.sleep(0.1)
-    for pid in [*pids, *_descendants(proc.pid)]:
+    for pid in [*pids, *(d for p in roots for d in _descendants(p.pid))]:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     for pgid in pgids:
         with contextlib.suppress(OSError):
             os.killpg(pgid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
+    for p in roots:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=5)
 
 
 def _alive(pid: int) -> bool:
@@ -115,7 +125,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
 
 
 def _http(method: str, url: str, *, timeout: float, data: dict | None = None,

@@ -22,8 +22,8 @@ from typing import Iterable, Sequence
 from testkit.actors import OtherActors
 from testkit.airflow_env import airflow_env
 from testkit.dags import DagSpec
-from testkit.procs import (READY_TIMEOUT, HarnessError, _home_parent, _http, _kill_tree, _tail,
-                           free_port)
+from testkit.procs import (READY_TIMEOUT, HarnessError, _home_parent, _http, _tail, free_port,
+                           kill_trees)
 from testkit.registry import DagRegistry
 from testkit.versions import MARKER, ensure_venv, resolve_version
 
@@ -244,8 +244,7 @@ class AirflowServer(DagRegistry, OtherActors):
     def stop(self) -> None:
         """Kill every process this server started (whole trees), then drop the home."""
         procs, self._procs = self._procs, {}
-        for proc in procs.values():
-            _kill_tree(proc)
+        kill_trees(list(procs.values()))
         self.started = False
         with _LIVE_LOCK:
             _LIVE.discard(self)

@@ -35,6 +35,7 @@ EXTRA_PINS["3.0.6"] = ("pyjwt==2.10.1", "fastapi[standard]==0.117.1", "cadwyn==5
 EXTRA_PINS["3.2.1"] = EXTRA_PINS["3.2.2"] = ("fastapi[standard-no-fastapi-cloud-cli]==0.136.3",
                                               "cadwyn==7.0.0")
 MARKER = ".pausectl-installed"
+INSTALLING = ".pausectl-installing"     # from venv creation until the marker is written
 
 
 def _airflow_version_ok(venv: Path, version: str) -> bool:
@@ -72,6 +73,7 @@ def _pip(venv: Path, args: list[str], log: Path, version: str, mode: str = "a") 
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     with open(log, mode) as fh:
         cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off",
+               "--no-compile",
                *args]
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
@@ -107,7 +109,10 @@ def ensure_venv(version: str | int, root: Path) -> Path:
                 _VERIFIED.add(venv)
                 return venv
         t = time.monotonic()
-        if venv.exists() and _airflow_version_ok(venv, version):
+        # a pip run killed mid-install (make test stops its background installer when the tests
+        # end) leaves INSTALLING behind: such a venv is never adopted, even if `airflow` runs
+        if venv.exists() and not (venv / INSTALLING).exists() and \
+                _airflow_version_ok(venv, version):
             if EXTRA_PINS[version]:      # adopt: only the pins are missing (or changed)
                 _pip(venv, want, log, version, mode="w")
         else:
@@ -121,11 +126,13 @@ def ensure_venv(version: str | int, root: Path) -> Path:
                                     env=_clean_environ()).returncode
             if rc != 0:
                 raise HarnessError(f"creating {venv} failed (exit {rc}); log {log}:\n{_tail(log)}")
+            (venv / INSTALLING).touch()
             _pip(venv, want, log, version)
         if not _airflow_version_ok(venv, version):
             raise HarnessError(f"Airflow {version} installed in {venv} but `airflow version` "
                                f"does not work; log {log}:\n{_tail(log)}")
         marker.write_text(" ".join(want) + "\n")
+        (venv / INSTALLING).unlink(missing_ok=True)
         INSTALL_SECONDS[version] = round(time.monotonic() - t, 1)
         _VERIFIED.add(venv)
         return venv

@@ -5,8 +5,11 @@ Fixtures: `airflow3` (3.3.2, REST v2), `airflow2` (2.11.2, REST v1), and `airflo
 `matrix_server` is parametrized over the whole version matrix (`harness.MATRIX`, ids `af2.9.3`
 ... `af3.3.2`); each version's server holds `harness.matrix_dags()` (>= 350 DAGs) and is reused
 by every test of that version (tests/compat/). As soon as collection shows which servers the
-selected tests need, they start in the background, two at a time (a 2-core box), while other
-tests run; matrix tests are moved to the end of the run so their servers are ready by then.
+selected tests need, missing venvs install (two at a time, apart from the starts; `make test`
+has already begun them) and the servers start in the background, two at a time (a 2-core
+box). The run orders files without Airflow first, then the Airflow files, then the matrix
+tests, so the servers are ready by their turn; a matrix server stops, in the background,
+after its version's last test.
 Tests using them are marked `airflow` (`-m "not airflow"` skips them).
 Tests that change pause state or Variables should call `server.reset()` first.
 
@@ -22,13 +25,19 @@ from pathlib import Path
 
 import pytest
 
-from testkit import harness
+from testkit import harness, install
 
 ROOT = Path(__file__).resolve().parent.parent
 _FIXTURE_MAJORS = {"airflow3": {3}, "airflow2": {2}, "airflow_server": {2, 3}}
 MATRIX_FIXTURE = "matrix_server"
 # one pool for every start: at most two Airflows install/migrate/register at a time
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="airflow")
+# installs of missing venvs, apart from the starts: a start never queues behind another
+# version's install (`make test` already installs them from its start; these then just wait)
+_installs = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="af-install")
+# a matrix server stops in the background once its version's last test is done
+_stops = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="af-stop")
+_stopping: set[str] = set()             # matrix versions whose stop is submitted
 # key: 2 / 3 for the standard servers, "m<version>" for the matrix ones
 _starts: dict[int | str, tuple[harness.AirflowServer, concurrent.futures.Future]] = {}
 
@@ -88,10 +97,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.airflow)
 
 
+def _uses_airflow(item) -> bool:
+    return item.get_closest_marker("airflow") is not None
+
+
 class _MatrixLast:
-    """Matrix tests last, version after version in the matrix order: each version's server
-    starts in the background while earlier tests run, and all its scenarios use it in one
-    stretch. trylast: after pytest's own reordering by fixture parameter."""
+    """Test order: files without Airflow first, then the files using one (in pytest's order:
+    by server, then the dedicated ones), then the matrix tests, version after version in the
+    matrix order. While the tests that need no Airflow keep the CPU busy, the servers install
+    and start in the background; each matrix version's server is ready by its turn and all
+    its scenarios use it in one stretch. trylast: after pytest's own reordering by fixture
+    parameter."""
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items):
@@ -99,6 +115,8 @@ class _MatrixLast:
         rest = [i for i in items if _matrix_version(i) is None]
         matrix = [i for i in items if _matrix_version(i) is not None]
         matrix.sort(key=lambda i: order[_matrix_version(i)])    # stable: file order within
+        live_files = {i.nodeid.split("::")[0] for i in rest if _uses_airflow(i)}
+        rest.sort(key=lambda i: i.nodeid.split("::")[0] in live_files)      # stable
         items[:] = rest + matrix
 
 
@@ -119,6 +137,9 @@ def pytest_collection_finish(session):
         v = _matrix_version(item)
         if v is not None and v not in versions:
             versions.append(v)
+    wanted = [harness.AIRFLOW_VERSIONS[m] for m in sorted(needed, reverse=True)] + versions
+    for v in install.missing(ROOT, [v for v in harness.MATRIX if v in wanted]):
+        _installs.submit(harness.ensure_venv, v, ROOT)
     for major in sorted(needed, reverse=True):
         _begin(major)
     for v in versions:                  # in the order their tests run
@@ -142,21 +163,28 @@ def pytest_runtest_teardown(item, nextitem):
         return
     if v is not None and (nextitem is None or _matrix_version(nextitem) != v):
         started = _starts.get(f"m{v}")
-        if started is not None and started[1].done():
-            started[0].stop()
+        if started is not None and started[1].done() and v not in _stopping:
+            _stopping.add(v)
+            _stops.submit(started[0].stop)
 
 
 def pytest_sessionfinish(session, exitstatus):
     for future in [f for _, f in _starts.values()]:
         future.cancel()                 # not started yet: never start it
-    for server, future in list(_starts.values()):
-        if future.cancelled():
-            continue
+    _installs.shutdown(wait=True, cancel_futures=True)
+    _stops.shutdown(wait=True)
+    left = [(server, future) for key, (server, future) in _starts.items()
+            if not future.cancelled() and not (isinstance(key, str) and key[1:] in _stopping)]
+
+    def finish(server, future):
         try:
             future.result()
         except Exception:
             pass
         server.stop()
+    # all at once: each stop waits for its processes to exit
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(left))) as pool:
+        list(pool.map(lambda pair: finish(*pair), left))
     _pool.shutdown(wait=True)
 
 

@@ -250,6 +250,32 @@ def test_ensure_venv_adopts_a_venv_without_marker(tmp_path, monkeypatch):
     assert harness.ensure_venv("2.10.5", tmp_path) == venv.resolve()  # marked: reused
 
 
+def test_background_install_skips_marked_venvs_and_never_adopts_a_half_install(tmp_path,
+                                                                               monkeypatch):
+    """`make test` runs testkit.install from its start: the standard versions first, only the
+    venvs without a marker; a venv whose pip run was killed (INSTALLING left) is never taken
+    for installed, even when its `airflow version` answers."""
+    from testkit import install
+    assert install.install_order()[:2] == ["3.3.2", "2.11.2"]
+    assert sorted(install.install_order()) == sorted(harness.MATRIX)
+    assert install.missing(tmp_path) == install.install_order()
+    monkeypatch.setitem(harness.EXTRA_PINS, "2.10.5", ())
+    venv = _fake_venv(tmp_path, "2.10.5", "2.10.5")
+    (venv / harness.MARKER).write_text("apache-airflow==2.10.5\n")
+    assert "2.10.5" not in install.missing(tmp_path)
+    (venv / harness.MARKER).unlink()
+    (venv / ".pausectl-installing").touch()
+    removed = []
+
+    def rmtree(path, *a, **k):          # the rebuild's first step: stop there
+        removed.append(path)
+        raise RuntimeError("rebuild")
+    monkeypatch.setattr("testkit.versions.shutil.rmtree", rmtree)
+    with pytest.raises(RuntimeError, match="rebuild"):
+        harness.ensure_venv("2.10.5", tmp_path)
+    assert removed == [venv.resolve()] and not (venv / harness.MARKER).exists()
+
+
 def test_harness_cli_rejects_a_version_of_the_other_major(tmp_path):
     import subprocess
     import sys
@@ -261,3 +287,30 @@ def test_harness_cli_rejects_a_version_of_the_other_major(tmp_path):
     out = subprocess.run([sys.executable, "-m", "testkit.harness", "up", "--version", "9.9.9"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+# ------------------------------------------------------------------ the wheel
+
+def test_the_wheel_holds_no_testkit_and_the_product_never_imports_it():
+    """The test kit stays out of the wheel, so nothing in reconciler/ may import it (the
+    installed package would fail). Checked from pyproject rather than by building: `pip wheel`
+    takes ~20 s here (hatchling in an isolated build env), too slow for every run; a build
+    of this config lists only reconciler/ and its dist-info (measured)."""
+    import ast
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    build = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
+    assert build["targets"]["wheel"]["packages"] == ["reconciler"]
+    assert not [k for k in build["targets"]["wheel"].get("force-include", {})
+                if k.split("/")[0] in ("testkit", "tests")]
+    assert not {"testkit", "tests"} & set(build["targets"]["sdist"]["include"])
+    importers = []
+    for path in sorted((root / "reconciler").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "testkit" or n.startswith("testkit.") for n in names):
+                importers.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not importers, f"product code imports the test kit: {importers}"
