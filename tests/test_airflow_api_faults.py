@@ -681,10 +681,10 @@ def test_tls_settings(tmp_path):
     with pytest.raises(BackendError, match="is not a usable PEM CA file"):
         AirflowApiBackend("prod", {"url": "https://a.test", "ca_bundle": str(ca)}, env=ENV)
     b = AirflowApiBackend("prod", {"url": "https://a.test", "insecure": True}, env=ENV)
-    assert b._client._transport._pool._ssl_context.verify_mode == ssl.CERT_NONE
+    assert b.transport.client._transport._pool._ssl_context.verify_mode == ssl.CERT_NONE
     b.close()
     b = AirflowApiBackend("prod", {"url": "https://a.test"}, env=ENV)
-    assert b._client._transport._pool._ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert b.transport.client._transport._pool._ssl_context.verify_mode == ssl.CERT_REQUIRED
     b.close()
 
 
@@ -1286,7 +1286,7 @@ def test_close_and_context_manager():
     b = make(fake)
     with b:
         b.set_paused(["dag_0000", "dag_0001"], False)
-    assert b._client.is_closed
+    assert b.transport.client.is_closed
     b.close()                                            # idempotent
     with pytest.raises(BackendError, match="^prod: backend is closed$"):
         b.list_dags()

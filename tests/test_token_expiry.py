@@ -16,7 +16,8 @@ import time
 
 import httpx
 
-from reconciler.live.airflow_api import AirflowApiBackend, _Secret
+from reconciler.live.airflow_api import AirflowApiBackend
+from reconciler.live.rest.errors import Secret
 
 
 def _b64(data: bytes) -> str:
@@ -47,18 +48,18 @@ def test_expired_token_is_refreshed_once(airflow3, monkeypatch):
                                         "password_env": "PAUSECTL_T_PASSWORD"})
     try:
         first = backend.list_dags()
-        token = backend._token.value
+        token = backend.auth.token.value
         stale = expired_copy(token, airflow3.env["AIRFLOW__API_AUTH__JWT_SECRET"])
         # the server itself says this token has expired
         r = httpx.get(f"{airflow3.url}/api/v2/dags", params={"limit": 1},
                       headers={"Authorization": f"Bearer {stale}"})
         assert r.status_code == 401, r.text
         assert "expired" in r.text.lower()
-        backend._token = _Secret(stale)
-        gen = backend._token_gen
+        backend.auth.token = Secret(stale)
+        gen = backend.auth.gen
         again = backend.list_dags()
-        assert backend._token_gen == gen + 1          # exactly one new login
-        assert backend._token.value not in (stale,)
+        assert backend.auth.gen == gen + 1          # exactly one new login
+        assert backend.auth.token.value not in (stale,)
         assert {d.dag_id for d in again} == {d.dag_id for d in first}
     finally:
         backend.close()

@@ -19,6 +19,7 @@ from typing import Callable
 
 from reconciler.core.errors import PausectlError
 from reconciler.core.timeutil import iso, utcnow
+from reconciler.live.base import BatchedRuns
 
 FINISHED = {"success", "failed"}
 
@@ -107,9 +108,8 @@ def _runs_since(backend, dag_ids: list[str], since: datetime) -> dict[str, list]
     with `dag_runs_since(dag_ids, since)` answers for the whole batch at once (REST: one paged
     `GET /dags/~/dagRuns`); otherwise one `dag_runs` call per DAG."""
     out: dict[str, list] = {d: [] for d in dag_ids}
-    many = getattr(backend, "dag_runs_since", None)
-    if many is not None and len(dag_ids) > 1:
-        for r in many(dag_ids, since):
+    if isinstance(backend, BatchedRuns) and len(dag_ids) > 1:
+        for r in backend.dag_runs_since(dag_ids, since):
             if r.dag_id in out and (r.start_date or r.run_after or since) >= since:
                 out[r.dag_id].append(r)
         return out

@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 
 def extras_for(backend) -> "ApiExtras | None":
+    """Kept for callers of the old shape: the airflow-api backend now has the Diagnostics
+    methods itself (base.Diagnostics)."""
     if type(backend).__name__ == "AirflowApiBackend":
         return ApiExtras(backend)
     return None
@@ -39,14 +41,11 @@ class ApiExtras:
             else None
 
     def dag_details(self, dag_id: str) -> dict | None:
-        from reconciler.live.airflow_api import _v1_schedule
         q = quote(dag_id, safe="")
         status, d = self._get(f"/dags/{q}/details")
         if status == 404 or not isinstance(d, dict):
             return None
-        v2 = self.b.api == "v2"
-        summary = d.get("timetable_summary") if v2 else (d.get("timetable_summary")
-                                                         or _v1_schedule(d))
+        summary, next_run = self.b.dialect.details_fields(d)
         return {
             "dag_id": dag_id, "is_paused": bool(d.get("is_paused")),
             "start_date": d.get("start_date"), "end_date": d.get("end_date"),
@@ -55,8 +54,7 @@ class ApiExtras:
             "max_consecutive_failed_dag_runs": _int(d.get("max_consecutive_failed_dag_runs")),
             "timetable_summary": summary,
             "timetable_description": d.get("timetable_description"),
-            "next_dagrun_run_after": d.get("next_dagrun_run_after") if v2 else
-            (d.get("next_dagrun_create_after") or d.get("next_dagrun")),
+            "next_dagrun_run_after": next_run,
             "fileloc": d.get("fileloc"), "relative_fileloc": d.get("relative_fileloc"),
             "bundle_name": d.get("bundle_name"),
             "running_runs": self._total(f"/dags/{q}/dagRuns", state="running"),
@@ -68,15 +66,9 @@ class ApiExtras:
         status, d = self._get(f"/dags/{q}")
         if status == 404 or not isinstance(d, dict):
             return []
-        if self.b.api == "v2":
-            params = {"filename": d.get("relative_fileloc") or d.get("fileloc")}
-            if d.get("bundle_name"):
-                params["bundle_name"] = d["bundle_name"]
-            rows = self.b._get_all("/importErrors", params, "import_errors", max_items=50)
-        else:
-            rows = [r for r in self.b._get_all("/importErrors", {}, "import_errors",
-                                               max_items=5000)
-                    if r.get("filename") == d.get("fileloc")]
+        params, most, keep = self.b.dialect.import_errors_query(d)
+        rows = [r for r in self.b._get_all("/importErrors", params, "import_errors",
+                                           max_items=most) if keep(r)]
         rows.sort(key=lambda r: str(r.get("timestamp") or ""), reverse=True)
         return [{"filename": r.get("filename"), "timestamp": r.get("timestamp"),
                  "stacktrace": r.get("stack_trace") or r.get("stacktrace") or ""} for r in rows]

@@ -90,7 +90,7 @@ class DagRun:
 class AssetEdge(NamedTuple):
     """`consumer` depends on `producer`: through an asset (its name), or a declared sensor (None).
 
-    Backends may implement the optional `asset_edges() -> list[AssetEdge]` (see cascade.py);
+    Backends may implement the optional AssetGraph capability (see cascade.py);
     an AssetEdge is a tuple, so `(producer, consumer)` pairs unpack from its first two items.
     """
 
@@ -114,8 +114,26 @@ Progress = Callable[[int], None]   # called with the number of DAGs just finishe
 
 
 @runtime_checkable
-class Backend(Protocol):
-    """Everything the reconciler needs from an Airflow."""
+class VariableStore(Protocol):
+    """Airflow Variables (locks, journals, emergency markers). Every Backend has them; a
+    component that needs only these (the lock, the emergency marker) can ask for just this."""
+
+    def get_variable(self, key: str) -> str | None:
+        """An Airflow Variable; None if absent."""
+
+    def set_variable(self, key: str, value: str) -> None: ...
+
+    def create_variable(self, key: str, value: str) -> bool:
+        """Create a Variable only if absent (atomic on the server); False if it exists."""
+
+    def delete_variable(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class Backend(VariableStore, Protocol):
+    """Everything the reconciler needs from an Airflow. The optional capabilities below are
+    declared protocols too: callers ask `isinstance(backend, BulkPauser)`, never a backend's
+    type, name, private attributes or API version."""
 
     name: str   # the environment name, for messages
 
@@ -133,17 +151,38 @@ class Backend(Protocol):
     def dag_runs(self, dag_id: str, limit: int = 25) -> list[DagRun]:
         """Latest runs of one DAG, newest first."""
 
-    def get_variable(self, key: str) -> str | None:
-        """An Airflow Variable (for locks, journals, emergency markers); None if absent."""
-
-    def set_variable(self, key: str, value: str) -> None: ...
-
-    def create_variable(self, key: str, value: str) -> bool:
-        """Create a Variable only if absent (atomic on the server); False if it exists."""
-
-    def delete_variable(self, key: str) -> None: ...
-
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Diagnostics(Protocol):
+    """Optional capability (airflow-api, dagmodel): what `pausectl doctor` reads beyond the
+    Backend protocol, as plain dicts in the REST API's shapes."""
+
+    def dag_details(self, dag_id: str) -> dict | None:
+        """start_date, catchup, max_active_runs, running/queued run counts, ...; None if the
+        DAG does not exist."""
+
+    def import_errors(self, dag_id: str) -> list[dict]:
+        """Import errors of the DAG's file, newest first: filename, timestamp, stacktrace."""
+
+    def task_instances(self, dag_id: str, states: Iterable[str]) -> list[dict]:
+        """Task instances of the DAG in these states, oldest first (with their pool)."""
+
+
+@runtime_checkable
+class BatchedRuns(Protocol):
+    """Optional capability: the runs of many DAGs since a time in few requests (the gates);
+    without it, one dag_runs call per DAG."""
+
+    def dag_runs_since(self, dag_ids: Iterable[str], since: datetime) -> list[DagRun]: ...
+
+
+@runtime_checkable
+class AssetGraph(Protocol):
+    """Optional capability (airflow-api, snapshot): asset dependency edges for cascades."""
+
+    def asset_edges(self) -> list[AssetEdge]: ...
 
 
 @runtime_checkable

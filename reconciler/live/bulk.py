@@ -2,10 +2,10 @@
 requests, the way this server version does it correctly (capabilities.py), and prove the
 result by listing.
 
-1. Terms: `compact_terms` finds few pattern terms that match every target and no DAG that
-   must not be touched (`avoid`), emulating the server's matching (ILIKE substring with `_`/`%`
-   wildcards, or 3.2.2's case-sensitive prefix range). Servers with `|` get several terms per
-   request (within max_pattern_length); others one term per request.
+1. Terms: `compact_terms` (patterns.py) finds few pattern terms that match every target and
+   no DAG that must not be touched (`avoid`), emulating the server's matching (ILIKE
+   substring with `_`/`%` wildcards, or 3.2.2's case-sensitive prefix range). Servers with
+   `|` get several terms per request (within max_pattern_length); others one term each.
 2. Before: the DAGs the pattern matches now, either from a GET with the same pattern (the
    server's own matching decides; set_paused) or from a listing just taken (the emergency
    path). A pattern that matches a DAG outside the targets at the other state is not sent:
@@ -24,93 +24,18 @@ result by listing.
 
 from __future__ import annotations
 
-import bisect
-import functools
 import logging
 import math
-import re
-from typing import Callable
 
 from reconciler.core.errors import BackendError
 from reconciler.live.base import SetPausedResult
 from reconciler.live.capabilities import Capabilities
-from reconciler.live.events import _prefix_bounds, prefix_matches
+# MATCH_ALL, compact_terms, chunk_terms, _ilike_rx are also read as bulk.* (tests)
+from reconciler.live.patterns import (MATCH_ALL, chunk_terms, compact_terms,  # noqa: F401
+                                      term_matcher)
+from reconciler.live.patterns import ilike_rx as _ilike_rx  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-MATCH_ALL = {"ilike": "%", "prefix": "~"}
-_ILIKE_RX = {"_": "[^\n]", "%": "[^\n]*"}
-
-
-@functools.lru_cache(maxsize=4096)
-def _ilike_rx(term: str) -> re.Pattern:
-    return re.compile("".join(_ILIKE_RX.get(c) or re.escape(c) for c in term.lower()))
-
-
-def term_matcher(kind: str) -> Callable[[str, str], bool]:
-    """Does one term (no `|`) match a dag_id, as the server would (ASCII ids)?"""
-    if kind == "prefix":
-        return lambda term, d: prefix_matches(term, d, or_terms=False)
-    return lambda term, d: term in ("%", "~") or _ilike_rx(term).search(d.lower()) is not None
-
-
-def compact_terms(targets: list[str], avoid: list[str] | None, kind: str = "ilike"
-                  ) -> tuple[list[str], list[str]]:
-    """(terms, targets no term can cover). Greedy: for the first uncovered target, its
-    shortest prefix that matches no id in `avoid`; that term also covers every other target it
-    matches. `avoid` None (the DAGs are not known): one exact term per target. No id to
-    avoid: one match-all term."""
-    if avoid is None:
-        return sorted(set(targets)), []
-    if not avoid:
-        return [MATCH_ALL[kind]], []
-    if kind == "prefix":
-        ordered = sorted(avoid)
-
-        def clean(p: str) -> bool:
-            lower, upper = _prefix_bounds(p)
-            i = bisect.bisect_left(ordered, lower)
-            return i == len(ordered) or (upper is not None and ordered[i] >= upper)
-    else:
-        blob = "\n" + "\n".join(a.lower() for a in avoid) + "\n"
-
-        def clean(p: str) -> bool:
-            return _ilike_rx(p).search(blob) is None
-    match = term_matcher(kind)
-    terms: list[str] = []
-    rest: list[str] = []
-    uncovered = sorted(set(targets))
-    while uncovered:
-        s = uncovered[0]
-        term = next((s[:n] for n in range(1, len(s) + 1) if clean(s[:n])), None)
-        if term is None:
-            rest.append(s)
-            uncovered = uncovered[1:]
-            continue
-        terms.append(term)
-        uncovered = [u for u in uncovered if not match(term, u)]
-    return terms, rest
-
-
-def chunk_terms(terms: list[str], limit: int, or_terms: bool) -> list[list[str]]:
-    """Terms grouped into patterns of at most `limit` characters (`|` is sent as %7C); one
-    term per pattern without `|` support. A term longer than `limit` is left out."""
-    out: list[list[str]] = []
-    cur: list[str] = []
-    length = 0
-    for t in terms:
-        if len(t) > limit:
-            continue
-        add = len(t) + (3 if cur else 0)
-        if cur and (not or_terms or length + add > limit):
-            out.append(cur)
-            cur, length, add = [], 0, len(t)
-        cur.append(t)
-        length += add
-    if cur:
-        out.append(cur)
-    return out
-
 
 class BulkRun:
     """One bulk set_paused / pause_except call on an AirflowApiBackend `b`."""
@@ -157,11 +82,7 @@ class BulkRun:
         """Send the PATCH(es) for one pattern. Returns the DAGs the responses name (a lost
         answer's are missing: only the read-back after it is proof of the end state)."""
         params: dict = {**self._pattern_params(pattern), "update_mask": "is_paused",
-                        "limit": self.b.page_size}
-        if self.caps.api == "v2":
-            params.update(exclude_stale="false", paused="false" if self.paused else "true")
-        else:
-            params["only_active"] = "false"
+                        "limit": self.b.page_size, **self.b.dialect.bulk_filters(self.paused)}
         touched: set[str] = set()
         if self.caps.bulk_all:
             rows, _total = self._patch(params)

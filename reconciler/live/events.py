@@ -32,10 +32,13 @@ import os
 import re
 import shlex
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from reconciler.live.base import AuditEvent
 from reconciler.live.capabilities import Capabilities
+# ilike_matches and prefix_matches are also read as events.* (tests)
+from reconciler.live.patterns import (ilike_matches, ilike_rx, prefix_bounds,  # noqa: F401
+                                      prefix_matches)
 
 PAUSECTL_EVENTS = ("pausectl.pause", "pausectl.unpause")
 V2_EVENTS = ("patch_dag", "patch_dags", "paused", "cli_dag_pause", "cli_dag_unpause",
@@ -172,53 +175,23 @@ def normalise(name: str, dag_id: str | None, owner: str | None, when: datetime |
                       via=via, detail=detail or None, pattern=pattern, pattern_kind=kind)
 
 
+def normalise_rows(rows: Iterable[tuple], caps: Capabilities,
+                   since: datetime | None = None) -> list[AuditEvent]:
+    """(row id, event, dag_id, owner, when, extra) per `log` row -> AuditEvents, each row
+    once (REST and dagmodel may read one row through two queries), none before `since`."""
+    seen: set[Any] = set()
+    out: list[AuditEvent] = []
+    for key, event, dag_id, owner, when, extra in rows:
+        if key in seen:
+            continue
+        seen.add(key)
+        ev = normalise(event, dag_id, owner, when, extra, caps)
+        if ev is not None and (since is None or ev.when >= since):
+            out.append(ev)
+    return out
+
+
 # ---------------------------------------------------------------- which DAGs an event concerns
-
-def ilike_matches(pattern: str, dag_id: str, *, or_terms: bool = True) -> bool:
-    """Emulate Airflow's dag_id_pattern: ILIKE '%term%' (`_`, `%` wildcards), `|` ORs on
-    3.2.1+. Used only to decide which ids to try; the server's answer to a GET decides."""
-    if pattern in ("~", "%"):
-        return True
-    terms = [pattern]
-    if or_terms and "|" in pattern:
-        terms = [t.strip() for t in pattern.split("|") if t.strip()] or [pattern]
-    for term in terms:
-        rx = "".join("." if c == "_" else ".*" if c == "%" else re.escape(c) for c in term.lower())
-        if re.search(rx, dag_id.lower(), re.S):
-            return True
-    return False
-
-
-def _prefix_bounds(term: str) -> tuple[str, str | None]:
-    """Airflow 3.2.2+ `_PrefixPatternParam`: trailing non-alphanumerics are dropped, then
-    dag_id >= lower AND dag_id < upper (the last alphanumeric bumped by one, else dropped)."""
-    lower = term
-    while lower and not lower[-1].isalnum():
-        lower = lower[:-1]
-    upper = lower
-    while upper:
-        bumped = chr(ord(upper[-1]) + 1) if ord(upper[-1]) < 0x10FFFF else ""
-        if bumped and bumped.isalnum():
-            return lower, upper[:-1] + bumped
-        upper = upper[:-1]
-        while upper and not upper[-1].isalnum():
-            upper = upper[:-1]
-    return lower, None
-
-
-def prefix_matches(pattern: str, dag_id: str, *, or_terms: bool = True) -> bool:
-    """Emulate dag_id_prefix_pattern (binary collation, as SQLite): `|` ORs, `~` matches all."""
-    if pattern == "~":
-        return True
-    terms = [pattern]
-    if or_terms and "|" in pattern:
-        terms = [t.strip() for t in pattern.split("|") if t.strip()] or [pattern]
-    for term in terms:
-        lower, upper = _prefix_bounds(term)
-        if dag_id >= lower and (upper is None or dag_id < upper):
-            return True
-    return False
-
 
 @functools.lru_cache(maxsize=256)
 def _regex(text: str) -> re.Pattern:
@@ -237,7 +210,7 @@ class _Ids:
             self.starts.append(self.starts[-1] + len(d) + 1)
 
     def ilike(self, term: str) -> set[str]:
-        rx = _ilike_line_rx(term)
+        rx = ilike_rx(term)
         out: set[str] = set()
         pos = 0
         while self.ids:
@@ -252,16 +225,10 @@ class _Ids:
         return out
 
     def prefix(self, term: str) -> set[str]:
-        lower, upper = ("", None) if term == "~" else _prefix_bounds(term)
+        lower, upper = ("", None) if term == "~" else prefix_bounds(term)
         i = bisect.bisect_left(self.ids, lower)
         j = len(self.ids) if upper is None else bisect.bisect_left(self.ids, upper)
         return set(self.ids[i:j])
-
-
-@functools.lru_cache(maxsize=1024)
-def _ilike_line_rx(term: str) -> re.Pattern:
-    return re.compile("".join("[^\n]" if c == "_" else "[^\n]*" if c == "%" else re.escape(c)
-                              for c in term.lower()))
 
 
 def _matches(ev: AuditEvent, ids: _Ids, caps: Capabilities) -> set[str]:

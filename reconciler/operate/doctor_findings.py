@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reconciler.core.timeutil import iso, parse_timestamp, window_intervals
+from reconciler.live.base import Diagnostics
 
 SEVERITIES = ("blocking", "warning", "info")
 
@@ -84,13 +85,9 @@ def windows(rule, at: datetime) -> tuple[tuple[datetime, datetime] | None,
 
 
 def capability(backend, name: str):
-    """An optional backend method (dag_details, import_errors, task_instances), else None."""
-    fn = getattr(backend, name, None)
-    if fn is None:
-        from reconciler.live.api_extras import extras_for
-        extras = extras_for(backend)
-        fn = getattr(extras, name, None) if extras is not None else None
-    return fn
+    """An optional backend method (dag_details, import_errors, task_instances: the
+    Diagnostics capability), else None."""
+    return getattr(backend, name) if isinstance(backend, Diagnostics) else None
 
 
 def backend_kind(backend) -> str:

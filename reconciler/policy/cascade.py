@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Iterable
 
-from reconciler.live.base import AssetEdge, LiveDag
+from reconciler.live.base import AssetEdge, AssetGraph, LiveDag
 from reconciler.state.loader import EnvState, Rule
 
 SPEC_CASCADE = -1      # below tags/owners (0): an explicit rule of the same layer always wins
@@ -42,9 +42,9 @@ def load_edges(state: EnvState, backend) -> list[AssetEdge]:
     if not cascade_rules(state):
         return []
     edges: list[AssetEdge] = []
-    fetch = getattr(backend, "asset_edges", None)
-    if fetch is not None:
-        edges.extend(AssetEdge(*e) if not isinstance(e, AssetEdge) else e for e in fetch())
+    if isinstance(backend, AssetGraph):
+        edges.extend(AssetEdge(*e) if not isinstance(e, AssetEdge) else e
+                     for e in backend.asset_edges())
     edges.extend(sensor_edges(state))
     return edges
 
