@@ -51,12 +51,12 @@ class Promotion:
     target_file: str                  # repo-relative path of the file it rewrites
     dry_run: bool = False
     candidates: list[Candidate] = field(default_factory=list)
+    target_plan: dict | None = None   # the target's plan with the promoted rules (gate)
     failures: list[str] = field(default_factory=list)   # gates and conflicts: nothing written
     warnings: list[str] = field(default_factory=list)
-    target_plan: dict | None = None
-    new_text: str | None = None
+    new_text: str | None = None       # the target file as it would be written
     message: str | None = None
-    branch: str | None = None
+    branch: str | None = None         # set once committed
     commit: str | None = None
 
     @property
