@@ -456,6 +456,40 @@ def test_v1_rate_limited_login_falls_back_to_basic_without_waiting():
     assert all(r.headers["authorization"].startswith("Basic ") for r in lists)
 
 
+def is_probe(request) -> bool:
+    """AF2's "are we logged in" GET /dags?limit=1 (the session check and the 403 probe)."""
+    return (request.method == "GET" and request.url.path == "/api/v1/dags"
+            and "only_active" not in request.url.params)
+
+
+def test_v1_session_check_has_the_byte_cap_of_every_request():
+    """The check after the form login goes through the same bounded exchange as every other
+    request: a 40 MB answer to it is not read, and the backend falls back to HTTP basic."""
+    fake = FakeAirflow("v1", n=2)
+    fake.faults.append(lambda r: httpx.Response(200, content=b" " * (40 * 1024 * 1024))
+                       if is_probe(r) else None)
+    with make(fake) as b:
+        assert len(b.list_dags()) == 2
+        assert b.auth.session is False
+    assert fake.form_logins == 1
+    lists = [r for r in fake.requests("GET", "/api/v1/dags") if "only_active" in r.url.params]
+    assert lists and all(r.headers["authorization"].startswith("Basic ") for r in lists)
+
+
+def test_v1_403_probe_has_the_whole_request_deadline():
+    """The probe that tells AF2's ambiguous 403 apart runs within `timeout` in total, like
+    every request: a server that stalls it makes a one-line timeout, not a hang."""
+    fake = FakeAirflow("v1", n=1, login_form=False)
+    fake.faults.append(lambda r: _json(403, {"title": "Forbidden"}) if r.method == "PATCH"
+                       else (time.sleep(1.5) or None) if is_probe(r) else None)
+    started = time.monotonic()
+    with make(fake, bulk=False, timeout=0.3, retries=0) as b:
+        res = b.set_paused(["dag_0000"], True)
+    assert time.monotonic() - started < 1.4
+    assert res.errors["dag_0000"] == ("prod: PATCH /api/v1/dags/dag_0000 timed out after 0.3s "
+                                      "(1 attempt) at https://airflow.test")
+
+
 def test_v1_dead_session_logs_in_again_once():
     fake = FakeAirflow("v1", n=3)
     with make(fake) as b:
