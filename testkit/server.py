@@ -244,7 +244,9 @@ class AirflowServer(DagRegistry, OtherActors):
     def stop(self) -> None:
         """Kill every process this server started (whole trees), then drop the home."""
         procs, self._procs = self._procs, {}
-        kill_trees(list(procs.values()))
+        # the home is deleted next, so nothing needs a graceful exit: AF2's webserver takes the
+        # whole grace (10 s measured) and every stop of a test's server is waited for
+        kill_trees(list(procs.values()), grace=10.0 if self.keep_home else 2.0)
         self.started = False
         with _LIVE_LOCK:
             _LIVE.discard(self)

@@ -57,6 +57,17 @@ def _airflow_version_ok(venv: Path, version: str) -> bool:
 _VERIFIED: set[Path] = set()
 
 
+def _untouched_since(marker: Path, venv: Path) -> bool:
+    """Nothing was installed into or removed from the venv since its marker was written (after
+    a working `airflow version`): site-packages and bin are unchanged since then."""
+    try:
+        stamp = marker.stat().st_mtime
+        dirs = [venv / "bin", *(venv / "lib").glob("python*/site-packages")]
+        return len(dirs) == 2 and all(d.stat().st_mtime <= stamp for d in dirs)
+    except OSError:
+        return False
+
+
 def resolve_version(version: str | int) -> str:
     """A matrix version string from a version ("3.1.8") or a major (3 -> its default)."""
     if isinstance(version, int) and not isinstance(version, bool):
@@ -103,8 +114,8 @@ def ensure_venv(version: str | int, root: Path) -> Path:
     with open(base / f"venv-{version}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists() and marker.read_text().split() == want:
-            if venv in _VERIFIED:        # `airflow version` costs 2-10 s: once per process
-                return venv
+            if venv in _VERIFIED or _untouched_since(marker, venv):
+                return venv              # `airflow version` costs 2-18 s: not in every process
             if _airflow_version_ok(venv, version):
                 _VERIFIED.add(venv)
                 return venv

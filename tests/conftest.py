@@ -95,6 +95,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if set(getattr(item, "fixturenames", ())) & (set(_FIXTURE_MAJORS) | {MATRIX_FIXTURE}):
             item.add_marker(pytest.mark.airflow)
+        if _matrix_version(item) is not None:
+            item.add_marker(pytest.mark.matrix)     # `make test` runs these in a 2nd process
 
 
 def _uses_airflow(item) -> bool:
@@ -121,6 +123,8 @@ class _MatrixLast:
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "matrix: a version-matrix test (the matrix_server "
+                            "fixture); `-m matrix` / `-m 'not matrix'` split the run in two")
     # a plugin object: a conftest module holds only one pytest_collection_modifyitems
     config.pluginmanager.register(_MatrixLast(), "pausectl-matrix-last")
 

@@ -276,6 +276,32 @@ def test_background_install_skips_marked_venvs_and_never_adopts_a_half_install(t
     assert removed == [venv.resolve()] and not (venv / harness.MARKER).exists()
 
 
+def test_kill_trees_waits_once_for_all_processes_and_their_children():
+    """A server's processes stop together: one grace for all of them (not one each), and
+    children that ignore SIGTERM, in their own session, are SIGKILLed after it."""
+    import subprocess
+    import sys
+    import time
+
+    from testkit.procs import _alive, _descendants, kill_trees
+    stubborn = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, "
+                "signal.SIG_IGN); subprocess.Popen([sys.executable, '-c', 'import signal, "
+                "time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'], "
+                "start_new_session=True); time.sleep(60)")
+    procs = [subprocess.Popen([sys.executable, "-c", stubborn], start_new_session=True)
+             for _ in range(3)]
+    deadline = time.monotonic() + 20
+    while any(not _descendants(p.pid) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [pid for p in procs for pid in (p.pid, *_descendants(p.pid))]
+    assert len(pids) == 6
+    t = time.monotonic()
+    kill_trees(procs, grace=1.0)
+    took = time.monotonic() - t
+    assert not [pid for pid in pids if _alive(pid)]
+    assert 1.0 <= took < 2.5, took            # one grace for the three, not three
+
+
 def test_harness_cli_rejects_a_version_of_the_other_major(tmp_path):
     import subprocess
     import sys
