@@ -38,16 +38,17 @@ test:
 # The version matrix (its own 8 servers, ~13 min of scenarios) runs in a second pytest process
 # alongside all other tests: their Airflow tests mostly wait on one server or one pausectl
 # process at a time, which leaves the second core idle. The matrix output follows at the end.
-# PYTEST_SPLIT=0: one sequential `pytest -q`.
+# PYTEST_SPLIT=0: one sequential `pytest -q`. Each run lists its slowest tests (where time goes).
 PYTEST_SPLIT ?= 1
+DURATIONS := --durations=25
 pytest:
 ifeq ($(PYTEST_SPLIT),0)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(DURATIONS)
 else
 	@echo "$(PY) -m pytest -q -m 'not matrix'  (alongside: $(PY) -m pytest -q -m matrix)"
 	@mkdir -p .airflow
-	@$(PY) -m pytest -q -m matrix -p no:cacheprovider > .airflow/matrix-tests.log 2>&1 & m=$$!; \
-	$(PY) -m pytest -q -m "not matrix"; rc=$$?; wait $$m; mrc=$$?; \
+	@$(PY) -m pytest -q $(DURATIONS) -m matrix -p no:cacheprovider > .airflow/matrix-tests.log 2>&1 & m=$$!; \
+	$(PY) -m pytest -q $(DURATIONS) -m "not matrix"; rc=$$?; wait $$m; mrc=$$?; \
 	echo; echo "== the version matrix, run alongside: $(PY) -m pytest -q -m matrix (exit $$mrc)"; \
 	cat .airflow/matrix-tests.log; [ $$rc -eq 0 ] && [ $$mrc -eq 0 ]
 endif
