@@ -2,7 +2,8 @@
 DAG details (start_date, catchup, max_active_runs, active runs), import errors of a DAG's file,
 and task instances waiting to start. Same shapes as the dagmodel backend's methods.
 
-They go through the airflow-api backend's own request path (auth, retries, one-line errors):
+The backend's Diagnostics methods (base.Diagnostics) delegate here; they go through its own
+request path (auth, retries, one-line errors):
     v2 (AF3): GET /dags/{id}/details, /dags/{id}/dagRuns?state=..., /importErrors?filename=
               &bundle_name=, /dags/{id}/dagRuns/~/taskInstances?state=..., /pools
     v1 (AF2): the same paths; /importErrors has no filter there, so it is paged and matched
@@ -13,14 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 from urllib.parse import quote
-
-
-def extras_for(backend) -> "ApiExtras | None":
-    """Kept for callers of the old shape: the airflow-api backend now has the Diagnostics
-    methods itself (base.Diagnostics)."""
-    if type(backend).__name__ == "AirflowApiBackend":
-        return ApiExtras(backend)
-    return None
 
 
 def _int(v: Any) -> int | None:
