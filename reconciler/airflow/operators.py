@@ -55,7 +55,7 @@ def state_checkout(state: str, ref: str | None = None,
         if not ref:
             yield Path(state)
             return
-        from reconciler.cli.core import desired_state
+        from reconciler.state.gitref import desired_state
         with desired_state(state, ref) as (root, _):
             yield Path(root)
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.core.errors import PausectlError
+from reconciler.state.gitref import desired_state
 from reconciler.cli.common import (at_option, exit_with, force_option, format_option, metrics_option,
                      output_path, parse_at, state_option)
 
@@ -113,25 +114,6 @@ def plan(env, state_dir, at, ref, fmt, detailed_exitcode, out, snapshot, metrics
 def snapshot_backend(env: str, path: str):
     from reconciler.live.snapshot import SnapshotBackend
     return SnapshotBackend(env, Path(path), path)
-
-
-class desired_state:
-    """The state repo directory to read: the working tree, or a git ref materialised read-only."""
-
-    def __init__(self, state_dir, ref):
-        self.state_dir, self.ref, self._tmp = state_dir, ref, None
-
-    def __enter__(self):
-        if not self.ref:
-            return self.state_dir, None
-        from reconciler.state.gitref import checkout_ref
-        self._tmp, root, sha = checkout_ref(self.state_dir, self.ref)
-        return root, f"{self.ref}@{sha[:12]}"
-
-    def __exit__(self, *exc):
-        if self._tmp is not None:
-            self._tmp.cleanup()
-        return False
 
 
 @click.command()

@@ -227,3 +227,21 @@ def git(repo, *args: str, env: dict | None = None, input: str | None = None) -> 
     if proc.returncode != 0:
         raise PausectlError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip()[:300]}")
     return proc.stdout
+
+
+class desired_state:
+    """The state repo directory to read: the working tree, or a git ref materialised read-only."""
+
+    def __init__(self, state_dir, ref):
+        self.state_dir, self.ref, self._tmp = state_dir, ref, None
+
+    def __enter__(self):
+        if not self.ref:
+            return self.state_dir, None
+        self._tmp, root, sha = checkout_ref(self.state_dir, self.ref)
+        return root, f"{self.ref}@{sha[:12]}"
+
+    def __exit__(self, *exc):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        return False
