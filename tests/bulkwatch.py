@@ -2,7 +2,7 @@
 bulk PATCH matching (emulated from Airflow's source, independently of pausectl's own
 emulation), concurrent changes made between pausectl's GET and its bulk PATCH, a DB check
 after every forwarded write, and Airflow's event log read back through its API.
-Used by tests/test_bulk_faults.py."""
+Used by tests/live/test_bulk_faults.py."""
 
 from __future__ import annotations
 

@@ -149,7 +149,7 @@ def pytest_collection_finish(session):
     for v in versions:                  # in the order their tests run
         _begin(f"m{v}")
     # test modules that run a dedicated Airflow of their own define `prestart()`: it starts
-    # that server in the background now, while earlier tests run (see tests/test_doctor.py)
+    # that server in the background now, while earlier tests run (see tests/operate/test_doctor.py)
     started: set[str] = set()
     for item in session.items:
         module = getattr(item, "module", None)

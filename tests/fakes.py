@@ -108,7 +108,7 @@ def fleet() -> FakeBackend:
 
 class FakeBulk(FakeBackend):
     """FakeBackend with the BulkPauser capability (the airflow-api backend's real bulk path
-    is tested against real Airflow in tests/test_capabilities_live.py)."""
+    is tested against real Airflow in tests/live/test_capabilities_live.py)."""
 
     def __init__(self, dags):
         super().__init__(dags)

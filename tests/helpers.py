@@ -212,3 +212,78 @@ def api_states(server) -> dict[str, bool]:
             out.update({d["dag_id"]: bool(d["is_paused"]) for d in data["dags"]})
             if not data["dags"] or len(out) >= data["total_entries"]:
                 return out
+
+
+def run_inprocess(args: list[str], cwd: Path, env: dict | None = None):
+    """pausectl's main() in this process, as the CLI runs it: (returncode, stdout, stderr)."""
+    import contextlib
+    import io
+    from reconciler.cli.main import main
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = {k: os.environ.get(k) for k in [*(env or {}), "PAUSECTL_DEBUG", "PAUSECTL_STATE"]}
+    old = os.getcwd()
+    code = 0
+    try:
+        os.environ.pop("PAUSECTL_DEBUG", None)
+        os.environ.pop("PAUSECTL_STATE", None)
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(args)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(old)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(["pausectl", *args], code, out.getvalue(), err.getvalue())
+
+
+class Repo:
+    """A git repo in a temp dir holding ./state; commits with chosen authors and dates."""
+
+    def __init__(self, base: Path, files: dict | None = None):
+        self.path = base
+        base.mkdir(parents=True, exist_ok=True)
+        self.state = base / "state"
+        self.n = 0
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.name", "Test Runner")
+        self.git("config", "user.email", "runner@example.com")
+        self.git("config", "commit.gpgsign", "false")
+        write_files(self.state, {**BASE_FILES, **(files or {})})
+        self.commit("initial state", author="Alice Admin <alice@example.com>")
+
+    def git(self, *args: str, env: dict | None = None) -> str:
+        e = dict(os.environ)
+        e.update(env or {})
+        return subprocess.run(["git", *args], cwd=self.path, check=True, capture_output=True,
+                              text=True, env=e).stdout
+
+    def write(self, files: dict) -> None:
+        write_files(self.state, files)
+
+    def commit(self, message: str, files: dict | None = None,
+               author: str = "Bob Builder <bob@example.com>") -> str:
+        if files:
+            self.write(files)
+        self.n += 1
+        date = f"2026-01-{self.n:02d}T10:00:00+00:00"
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message, f"--author={author}",
+                 env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date})
+        return self.git("rev-parse", "HEAD").strip()
+
+    def read(self, rel: str) -> str:
+        return (self.state / rel).read_text(encoding="utf-8")
+
+    def cli(self, *args: str, env: dict | None = None, subprocess: bool = False):
+        """Run pausectl here. In-process by default (fast: no interpreter start per call);
+        `subprocess=True` runs the real console entry point in a child process."""
+        if subprocess:
+            return run_cli(list(args), cwd=self.path, env=env)
+        return run_inprocess(list(args), cwd=self.path, env=env)

@@ -15,7 +15,7 @@ owner `airflow-task:<dag>.<task>`), to XCom and to the task log. pausectl's `dri
 attributes that pause to the operator, like any other live change.
 
 Works on Airflow 3 (airflow.sdk) and Airflow 2. Airflow 3 blocks the metadata DB inside tasks
-run by an executor: there, `dagmodel` needs `sql_alchemy_conn_env` (see backends/dagmodel.py),
+run by an executor: there, `dagmodel` needs `sql_alchemy_conn_env` (see live/dagmodel.py),
 or use `backend={"type": "airflow-api", ...}` for this Airflow's own API server.
 """
 

@@ -194,7 +194,7 @@ def fast_pause(backend, live, targets: list[str], is_excepted, log) -> dict[str,
     """Pause exactly `targets` (running DAGs, just listed in `live`) and never a DAG that
     `is_excepted`. A backend with the BulkPauser capability (airflow-api) does it in a few
     bulk requests, the way its Airflow version does them correctly, verified by listing
-    (backends/bulk.py); elsewhere (dagmodel: one transaction; snapshot) `set_paused`, which
+    (live/bulk.py); elsewhere (dagmodel: one transaction; snapshot) `set_paused`, which
     changes exactly the ids it is given. Returns errors by dag_id."""
     if isinstance(backend, BulkPauser):
         res = backend.pause_except(live, targets, is_excepted)

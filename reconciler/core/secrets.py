@@ -3,7 +3,7 @@
 A backend registers each credential it reads from the environment (the variables pausectl.yaml
 names: password_env, token_env, ...) and the tokens it is given; from then on `scrub` replaces
 every form of them with `***`. It runs at the edges: on every error and JSON body from the
-Airflow API (backends/airflow_api.py), on every data value the sinks render (sanitize.py), and
+Airflow API (live/airflow_api.py, live/rest/), on every data value the sinks render (sanitize.py), and
 on every line the CLI writes to stdout/stderr (sanitize.GuardedStream). Forms covered:
 
 - the literal, JSON-escaped (ASCII and not), Python repr, HTML-escaped;

@@ -6,7 +6,7 @@ basic, bearer, JWT re-login, AF2 session), dialect (REST v1 vs v2), reads, write
 path is bulk.py, event normalisation (shared with dagmodel) events.py.
 
 Design notes (measured against real Airflow 2.9 through 3.3; tests in
-tests/test_airflow_api_faults.py, tests/test_airflow_api_live.py, tests/test_compat.py):
+tests/live/test_airflow_api_faults.py, tests/live/test_airflow_api_live.py, tests/test_compat.py):
 
 * Detection (`api: auto`): GET {url}/api/v2/version (unauthenticated on AF3), then
   /api/v1/version (unauthenticated on AF2). 401/403 on a version path also proves it exists.

@@ -42,7 +42,7 @@ class LiveDag:
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """A live pause/unpause event from Airflow's event log, normalised across AF2/AF3 and the
-    dagmodel backend (backends/events.py is the one normalisation)."""
+    dagmodel backend (live/events.py is the one normalisation)."""
 
     dag_id: str | None          # None: a bulk pattern or CLI regex not attributed to a DAG
     event: str                  # patch_dag | patch_dags | paused | cli_dag_pause | ...

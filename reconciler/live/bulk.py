@@ -30,10 +30,9 @@ import math
 from reconciler.core.errors import BackendError
 from reconciler.live.base import SetPausedResult
 from reconciler.live.capabilities import Capabilities
-# MATCH_ALL, compact_terms, chunk_terms, _ilike_rx are also read as bulk.* (tests)
+# MATCH_ALL, compact_terms, chunk_terms are also read as bulk.* (tests)
 from reconciler.live.patterns import (MATCH_ALL, chunk_terms, compact_terms,  # noqa: F401
                                       term_matcher)
-from reconciler.live.patterns import ilike_rx as _ilike_rx  # noqa: F401
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The airflow-api backend reads `/api/v2/version` (Airflow 3) or `/api/v1/version`
 once and derives a `Capabilities` value from that version; the bulk path, the pattern syntax
 and the event-log reading follow it. Every fact below was read in Airflow's own source for
 each version of the test matrix (docs/airflow-versions.md has the table with the file and
-function of each) and measured on real servers (tests/test_capabilities_live.py):
+function of each) and measured on real servers (tests/live/test_capabilities_live.py):
 
 * `PATCH /dags` (bulk) on 3.0.0 .. 3.2.1 updates only the page it selects (`limit`, capped by
   `[api] maximum_page_limit`, with `offset`, no ORDER BY) while `total_entries` counts every

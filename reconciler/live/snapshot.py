@@ -19,7 +19,7 @@ from reconciler.live.base import AssetEdge, AuditEvent, DagRun, LiveDag, SetPaus
 _FIELDS = {"dag_id": str, "is_paused": bool, "is_stale": bool, "has_import_errors": bool}
 
 
-def _json_line(raw: str, index: int, key: str | None) -> int:
+def json_line(raw: str, index: int, key: str | None) -> int:
     """Best-effort line of dags[index] (or of its key) in a JSON text, for error messages."""
     from reconciler.state.yamlload import load_yaml_bytes
     try:
@@ -33,26 +33,26 @@ def _json_line(raw: str, index: int, key: str | None) -> int:
 def _diagnose(raw: str, shown: str, i: int, d) -> None:
     """Raise the precise error for dags[i], naming its line."""
     if not isinstance(d, dict):
-        raise PausectlError(f"dags[{i}]: expected an object", shown, _json_line(raw, i, None))
+        raise PausectlError(f"dags[{i}]: expected an object", shown, json_line(raw, i, None))
     for key, typ in _FIELDS.items():
         if key not in d and key in ("dag_id", "is_paused"):
-            raise PausectlError(f"dags[{i}].{key}: missing", shown, _json_line(raw, i, None))
+            raise PausectlError(f"dags[{i}].{key}: missing", shown, json_line(raw, i, None))
         if key in d and (type(d[key]) is not typ or (typ is str and not d[key])):
             raise PausectlError(f"dags[{i}].{key}: expected a {'non-empty string' if typ is str else 'boolean'}",
-                                shown, _json_line(raw, i, key))
+                                shown, json_line(raw, i, key))
     for key in ("tags", "owners"):
         v = d.get(key, [])
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
             raise PausectlError(f"dags[{i}].{key}: expected a list of strings", shown,
-                                _json_line(raw, i, key))
+                                json_line(raw, i, key))
     for key in _OPTIONAL_STR:
         if d.get(key) is not None and type(d[key]) is not str:
             raise PausectlError(f"dags[{i}].{key}: expected a string or null", shown,
-                                _json_line(raw, i, key))
+                                json_line(raw, i, key))
     if not _optional_ok(d):
         raise PausectlError(f"dags[{i}].max_active_runs: expected an integer from 0 to "
-                            "1000000 or null", shown, _json_line(raw, i, "max_active_runs"))
-    raise PausectlError(f"dags[{i}]: invalid DAG entry", shown, _json_line(raw, i, None))
+                            "1000000 or null", shown, json_line(raw, i, "max_active_runs"))
+    raise PausectlError(f"dags[{i}]: invalid DAG entry", shown, json_line(raw, i, None))
 
 
 _OPTIONAL_STR = ("fileloc", "last_parsed_time", "timetable_summary", "next_dagrun_run_after")
@@ -98,7 +98,7 @@ def parse_snapshot(raw: str, shown: str) -> list[LiveDag]:
             _diagnose(raw, shown, i, d)
         if dag.dag_id in seen:
             raise PausectlError(f"dags[{i}]: duplicate dag_id {dag.dag_id!r}", shown,
-                                _json_line(raw, i, "dag_id"))
+                                json_line(raw, i, "dag_id"))
         seen.add(dag.dag_id)
         append(dag)
     return out

@@ -129,7 +129,7 @@ def drift_text(r: dict, stream=None) -> None:
 
 
 def drift_markdown(reports: list[dict]) -> str:
-    from reconciler.plan.render import _md_escape as md
+    from reconciler.plan.render import md_escape as md
     from reconciler.core.sanitize import md_cap, md_code
     out = []
     for r in reports:
@@ -145,7 +145,7 @@ def drift_markdown(reports: list[dict]) -> str:
             out.append("No drift.")
         out.append("")
         if r.get("auto_paused"):
-            from reconciler.plan.render import _md_escape as esc
+            from reconciler.plan.render import md_escape as esc
             out += [f"Auto-paused by Airflow ({len(r['auto_paused'])}):", "",
                     "| dag_id | why | failed runs | outcome |", "|---|---|---|---|"]
             for x in r["auto_paused"]:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from reconciler.live.base import LiveDag
-from reconciler.live.snapshot import _json_line, parse_snapshot, snapshot_document
+from reconciler.live.snapshot import json_line, parse_snapshot, snapshot_document
 from reconciler.core.errors import PausectlError
 from reconciler.plan.model import Change, Plan, live_hash
 from reconciler.plan.records import Action, Missing, Skip
@@ -70,7 +70,7 @@ def restore_plan(env: str, file: Path, live: list[LiveDag], skip_missing: bool =
         raise PausectlError(f"{len(absent)} DAG(s) of this snapshot do not exist in {env} "
                             f"({names}{' ...' if len(absent) > 5 else ''}): is it from another "
                             "environment? nothing was changed (--skip-missing restores the "
-                            "others)", str(file), _json_line(raw, absent[0], "dag_id"))
+                            "others)", str(file), json_line(raw, absent[0], "dag_id"))
     for dag_id in sorted(saved):
         want = saved[dag_id].is_paused
         cur = by_id.get(dag_id)

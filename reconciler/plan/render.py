@@ -128,7 +128,7 @@ def batch_lines(plan: Plan, names: int = 8) -> list[str]:
     return out
 
 
-def _md_escape(text: str | None) -> str:
+def md_escape(text: str | None) -> str:
     """Data in Markdown text or a table cell (sanitize.md_text; gitdiff.py uses it too)."""
     return md_text(text) if text else ""
 
@@ -147,7 +147,7 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
            f"| {s['pause']} | {s['unpause']} | {s['unchanged']} | {s['unmanaged']} | "
            f"{s['missing']} | {s['held']} | {s['skipped']} | {s['conflicts']} |", ""]
     for w in plan.warnings:
-        out.append(f"> :warning: {_md_escape(w)}")
+        out.append(f"> :warning: {md_escape(w)}")
     if plan.warnings:
         out.append("")
     if not plan.changes:
@@ -155,17 +155,17 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
     sections = [
         ("Changes", ["| action | dag_id | rule | reason | owner | last changed by |",
                      "|---|---|---|---|---|---|"],
-         [f"| {c.action} | {_c(c.dag_id)} | {_md_escape(c.rule)} | {_md_escape(c.reason)} | "
-          f"{_md_escape(c.owner)} | {_md_escape(c.last_changed_by)} |" for c in plan.changes]),
-        ("Conflicts", [], [f"- {md_code(c['dag_id'])}: {_md_escape(c['message'])}"
+         [f"| {c.action} | {_c(c.dag_id)} | {md_escape(c.rule)} | {md_escape(c.reason)} | "
+          f"{md_escape(c.owner)} | {md_escape(c.last_changed_by)} |" for c in plan.changes]),
+        ("Conflicts", [], [f"- {md_code(c['dag_id'])}: {md_escape(c['message'])}"
                            for c in plan.conflicts]),
-        ("Held", [], [f"- {md_code(h['dag_id'])}: {_md_escape(h['why'])}" for h in plan.held]),
-        ("Skipped", [], [f"- {md_code(k['dag_id'])}: {_md_escape(k['why'])}"
+        ("Held", [], [f"- {md_code(h['dag_id'])}: {md_escape(h['why'])}" for h in plan.held]),
+        ("Skipped", [], [f"- {md_code(k['dag_id'])}: {md_escape(k['why'])}"
                          for k in plan.skipped]),
-        ("Missing in Airflow", [], [f"- {md_code(m['dag_id'])} ({_md_escape(m['rule'])})"
+        ("Missing in Airflow", [], [f"- {md_code(m['dag_id'])} ({md_escape(m['rule'])})"
                                     for m in plan.missing]),
         ("Unmanaged", [], [f"- {md_code(d)}" for d in plan.unmanaged]),
-        ("Rollout batches", [], [f"- {_md_escape(line)}" for line in batch_lines(plan)]),
+        ("Rollout batches", [], [f"- {md_escape(line)}" for line in batch_lines(plan)]),
     ]
     budget = limit - sum(len(x) + 1 for x in out) - 200
     for title, header, rows in sections:

@@ -1,6 +1,6 @@
 """Capabilities by version, the one event-log normalisation, and the bulk path's term
 building: pure functions, no server (the same facts are measured on every real version in
-tests/test_capabilities_live.py). The event rows are the exact shapes each writer produces,
+tests/live/test_capabilities_live.py). The event rows are the exact shapes each writer produces,
 copied from Airflow's source (docs/airflow-versions.md names the functions)."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from reconciler.apply import emergency as em
-from reconciler.live import bulk
+from reconciler.live import bulk, patterns
 from reconciler.apply.executor import ApplyOptions, apply_plan, resume, rollback_journal
 from reconciler.live.base import DagRun
 from reconciler.core.errors import PausectlError
@@ -165,7 +165,7 @@ def test_compact_terms_match_every_target_and_nothing_avoided():
         avoid = [d for d in ids if rng.random() < 0.25]
         targets = [d for d in ids if d not in avoid]
         terms, rest = bulk.compact_terms(targets, avoid)
-        rx = [bulk._ilike_rx(t) for t in terms]
+        rx = [patterns.ilike_rx(t) for t in terms]
         for d in avoid:
             assert not any(r.search(d.lower()) for r in rx), (d, terms)
         for d in targets:

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import EXAMPLE_STATE, make_state, run_cli
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCUMENTED = {"pausectl_paused_dags", "pausectl_drift_dags", "pausectl_pauses_past_until",
               "pausectl_apply_duration_seconds", "pausectl_gate_total", "pausectl_plan_changes"}
 

@@ -296,10 +296,11 @@ def test_kill_trees_waits_once_for_all_processes_and_their_children():
     pids = [pid for p in procs for pid in (p.pid, *_descendants(p.pid))]
     assert len(pids) == 6
     t = time.monotonic()
-    kill_trees(procs, grace=1.0)
+    kill_trees(procs, grace=2.0)
     took = time.monotonic() - t
     assert not [pid for pid in pids if _alive(pid)]
-    assert 1.0 <= took < 2.5, took            # one grace for the three, not three
+    # one grace for the three (2 s), not one each (6 s); the margin absorbs a loaded CI box
+    assert 2.0 <= took < 5.5, took
 
 
 def test_harness_cli_rejects_a_version_of_the_other_major(tmp_path):
@@ -326,7 +327,7 @@ def test_the_wheel_holds_no_testkit_and_the_product_never_imports_it():
     import tomllib
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     build = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
     assert build["targets"]["wheel"]["packages"] == ["reconciler"]
     assert not [k for k in build["targets"]["wheel"].get("force-include", {})

@@ -31,7 +31,7 @@ from inside_airflow import inside_env, last_json_line, run_python
 from testkit.harness import AirflowServer, DagSpec
 
 pytestmark = pytest.mark.airflow
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 PAUSECTL = """\
 environments:

@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 
-from test_git import Repo
+from helpers import Repo
 
 WAVE = [f"report_{i:03d}" for i in range(10)]           # report_000/001 carry the canary tag
 FAILING = "report_004"                                    # schedule None: its run is "now"

@@ -134,7 +134,7 @@ def _prepare() -> AirflowServer:
     """The part of the start without processes (venv, home, DB, DAG files registered): safe to
     run early, in the background, while other test modules run."""
     server = _DoctorServer(major=3, dags=SPECS, scheduler=True,
-                           root=Path(__file__).resolve().parent.parent)
+                           root=Path(__file__).resolve().parents[2])
     try:
         server.prepare()
     except BaseException:
