@@ -45,14 +45,19 @@ class Flip:
 
 
 def flips(data: dict) -> list[Flip]:
-    """Every DAG flip one journal records, with its time window."""
-    dags = data.get("dags") or {}
-    user = data.get("user")
+    """Every DAG flip one journal records, with its time window. A journal mirrored in an
+    Airflow Variable is anyone's to write: entries of the wrong shape prove nothing."""
+    dags = data.get("dags")
+    events = data.get("events")
+    if not isinstance(dags, dict) or not isinstance(events, list):
+        return []
+    dags = {d: v for d, v in dags.items() if isinstance(v, dict)}
+    user = data.get("user") if isinstance(data.get("user"), str) else None
     times = []
-    for e in data.get("events") or []:
+    for e in events:
         try:
             times.append((parse_timestamp(str(e["at"])), str(e["event"])))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, PausectlError):
             continue
     if not times:
         return []
@@ -62,7 +67,9 @@ def flips(data: dict) -> list[Flip]:
     rollback_from = None
     for when, text in times:
         words = text.split()
-        if len(words) == 3 and words[0] == "batch" and words[1].isdigit():
+        # ASCII digits, bounded: int() of "²" or of a 5,000-digit word would raise
+        if len(words) == 3 and words[0] == "batch" and words[1].isascii() \
+                and words[1].isdigit() and len(words[1]) <= 6:
             i = int(words[1])
             if words[2] == "applying":
                 open_batch[i] = when

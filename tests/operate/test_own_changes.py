@@ -50,6 +50,21 @@ def test_same_dag_same_direction_inside_the_window_is_pausectls_own():
     assert own.is_own(_ev("b", True, 62.5), True)       # the rollback put b back
 
 
+def test_a_journal_of_the_wrong_shape_proves_nothing_and_never_raises():
+    """The mirrored journal is an Airflow Variable: anyone with Variable access writes it."""
+    good = {"at": _at(0), "event": "batch 0 applying"}
+    for data in ({**JOURNAL, "dags": [1, 2]}, {**JOURNAL, "dags": "a"}, {**JOURNAL, "events": 7},
+                 {**JOURNAL, "events": {"at": 1}}, {**JOURNAL, "user": ["x"]},
+                 {**JOURNAL, "dags": {"a": [1], "b": None}},
+                 {**JOURNAL, "events": [good, {"at": _at(1), "event": "batch \u00b2 applied"},
+                                        {"at": _at(1), "event": "batch " + "9" * 5000 + " applied"},
+                                        {"at": "not a time", "event": "rolling back"}, "x", None]}):
+        got = flips(data)
+        assert all(f.dag_id in JOURNAL["dags"] for f in got), data
+    assert flips({**JOURNAL, "dags": {"a": [1], "b": None}}) == []
+    assert flips({**JOURNAL, "user": ["x"]})[0].user is None
+
+
 def test_a_recorded_user_must_match():
     own = OwnChanges(flips({**JOURNAL, "user": "pausectl-bot"}))
     assert own.is_own(_ev("a", True, 1, user="pausectl-bot"), True)
