@@ -214,6 +214,20 @@ def api_states(server) -> dict[str, bool]:
                 return out
 
 
+def main_captured(cwd, args, capsys, monkeypatch) -> tuple[int, str, str]:
+    """pausectl's main() in this process from `cwd`, output read from pytest's capsys:
+    (exit code, stdout, stderr)."""
+    from reconciler.cli.main import main
+    monkeypatch.chdir(cwd)
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def run_inprocess(args: list[str], cwd: Path, env: dict | None = None):
     """pausectl's main() in this process, as the CLI runs it: (returncode, stdout, stderr)."""
     import contextlib

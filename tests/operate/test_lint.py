@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import main_captured
+
 from reconciler.live.base import AuditEvent, DagRun, LiveDag
 
 try:
@@ -365,15 +367,7 @@ def test_unknown_ids_are_errors_with_a_location(tmp_path):
 # ---- the command ------------------------------------------------------------------------------
 
 def _cli(cwd, args, capsys, monkeypatch):
-    from reconciler.cli.main import main
-    monkeypatch.chdir(cwd)
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return main_captured(cwd, args, capsys, monkeypatch)
 
 
 def test_cli_formats_and_exit_codes(tmp_path, capsys, monkeypatch):

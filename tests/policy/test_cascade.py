@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from helpers import main_captured
+
 from reconciler.live.base import AssetEdge, LiveDag
 from reconciler.policy.resolve import resolve
 
@@ -157,16 +159,9 @@ def test_cycles_terminate(repo):
 
 
 def _cli(cwd, args, capsys, monkeypatch, code=0):
-    from reconciler.cli.main import main
-    monkeypatch.chdir(cwd)
-    try:
-        main(args)
-        got = 0
-    except SystemExit as e:
-        got = e.code
-    out = capsys.readouterr()
-    assert got == code, out.out + out.err
-    return out.out
+    got, out, err = main_captured(cwd, args, capsys, monkeypatch)
+    assert got == code, out + err
+    return out
 
 
 def test_plan_and_explain_show_the_chain(repo, capsys, monkeypatch):

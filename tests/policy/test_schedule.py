@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from helpers import main_captured
+
 try:
     from helpers import EXAMPLE_STATE, PAUSECTL_YAML, dag, load, make_state, snapshot_json
 except ImportError:  # pragma: no cover
@@ -60,16 +62,9 @@ def repo(tmp_path):
 
 
 def _cli(cwd, args, capsys, monkeypatch):
-    from reconciler.cli.main import main
-    monkeypatch.chdir(cwd)
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    assert code == 0, out.out + out.err
-    return out.out
+    code, out, err = main_captured(cwd, args, capsys, monkeypatch)
+    assert code == 0, out + err
+    return out
 
 
 def test_budget_and_from_until_transitions(repo, capsys, monkeypatch):

@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from helpers import main_captured
+
 try:
     from helpers import PAUSECTL_YAML, dag, load, make_state, snapshot_json
 except ImportError:  # pragma: no cover
@@ -79,15 +81,7 @@ def repo(tmp_path):
 
 
 def _cli(cwd, args, capsys, monkeypatch):
-    from reconciler.cli.main import main
-    monkeypatch.chdir(cwd)
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return main_captured(cwd, args, capsys, monkeypatch)
 
 
 def _violations(root):
