@@ -45,11 +45,11 @@ pytest:
 ifeq ($(PYTEST_SPLIT),0)
 	$(PY) -m pytest -q $(DURATIONS)
 else
-	@echo "$(PY) -m pytest -q -m 'not matrix'  (alongside: $(PY) -m pytest -q -m matrix)"
+	@echo "$(PY) -m pytest -q -m 'not matrix and not lane2'  (alongside: $(PY) -m pytest -q -m 'matrix or lane2')"
 	@mkdir -p .airflow
-	@$(PY) -m pytest -q $(DURATIONS) -m matrix -p no:cacheprovider > .airflow/matrix-tests.log 2>&1 & m=$$!; \
-	$(PY) -m pytest -q $(DURATIONS) -m "not matrix"; rc=$$?; wait $$m; mrc=$$?; \
-	echo; echo "== the version matrix, run alongside: $(PY) -m pytest -q -m matrix (exit $$mrc)"; \
+	@$(PY) -m pytest -q $(DURATIONS) -m "matrix or lane2" -p no:cacheprovider > .airflow/matrix-tests.log 2>&1 & m=$$!; \
+	$(PY) -m pytest -q $(DURATIONS) -m "not matrix and not lane2"; rc=$$?; wait $$m; mrc=$$?; \
+	echo; echo "== the version matrix and lane2, run alongside: $(PY) -m pytest -q -m 'matrix or lane2' (exit $$mrc)"; \
 	cat .airflow/matrix-tests.log; [ $$rc -eq 0 ] && [ $$mrc -eq 0 ]
 endif
 

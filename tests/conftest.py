@@ -119,12 +119,17 @@ class _MatrixLast:
         matrix.sort(key=lambda i: order[_matrix_version(i)])    # stable: file order within
         live_files = {i.nodeid.split("::")[0] for i in rest if _uses_airflow(i)}
         rest.sort(key=lambda i: i.nodeid.split("::")[0] in live_files)      # stable
-        items[:] = rest + matrix
+        # lane2: long scenarios `make test` runs in the matrix's process, after the matrix
+        lane2 = [i for i in rest if i.get_closest_marker("lane2") is not None]
+        rest = [i for i in rest if i.get_closest_marker("lane2") is None]
+        items[:] = rest + matrix + lane2
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "matrix: a version-matrix test (the matrix_server "
                             "fixture); `-m matrix` / `-m 'not matrix'` split the run in two")
+    config.addinivalue_line("markers", "lane2: a long scenario `make test` runs in the second "
+                            "process with the matrix (`-m 'matrix or lane2'`), to balance them")
     # a plugin object: a conftest module holds only one pytest_collection_modifyitems
     config.pluginmanager.register(_MatrixLast(), "pausectl-matrix-last")
 
@@ -134,20 +139,25 @@ def pytest_collection_finish(session):
             or session.config.option.collectonly:
         return      # xdist workers start lazily, only if they get an Airflow test
     needed: set[int] = set()
+    late: set[int] = set()          # needed only by lane2 tests, which run after the matrix
     versions: list[str] = []
     for item in session.items:
         for name in getattr(item, "fixturenames", ()):
-            needed |= _FIXTURE_MAJORS.get(name, set())
+            (late if item.get_closest_marker("lane2") else needed).update(
+                _FIXTURE_MAJORS.get(name, set()))
         v = _matrix_version(item)
         if v is not None and v not in versions:
             versions.append(v)
-    wanted = [harness.AIRFLOW_VERSIONS[m] for m in sorted(needed, reverse=True)] + versions
+    late -= needed
+    wanted = [harness.AIRFLOW_VERSIONS[m] for m in sorted(needed | late, reverse=True)] + versions
     for v in install.missing(ROOT, [v for v in harness.MATRIX if v in wanted]):
         _installs.submit(harness.ensure_venv, v, ROOT)
     for major in sorted(needed, reverse=True):
         _begin(major)
     for v in versions:                  # in the order their tests run
         _begin(f"m{v}")
+    for major in sorted(late, reverse=True):
+        _begin(major)
     # test modules that run a dedicated Airflow of their own define `prestart()`: it starts
     # that server in the background now, while earlier tests run (see tests/operate/test_doctor.py)
     started: set[str] = set()

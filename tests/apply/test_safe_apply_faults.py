@@ -19,6 +19,10 @@ from testkit.harness import AirflowServer
 from compat.matrix_support import Cli as InProcess
 from early import Early
 from faultproxy import FaultProxy
+
+# the two longest scenarios (~9 min) run in `make test`'s second process, after the matrix,
+# to balance the two processes (conftest: lane2)
+pytestmark = pytest.mark.lane2
 from helpers import REPO, db_states, set_states, write_files
 from safe_apply_support import (ENV, fast_settle, latest_journal, report, state_repo,
                                 variable, warm_up)
