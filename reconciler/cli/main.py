@@ -28,6 +28,7 @@ COMMANDS = {
     "codeowners": "reconciler.cli.policy:codeowners",
     "doctor": "reconciler.cli.operate:doctor",
     "emergency": "reconciler.cli.emergency:emergency",
+    "report": "reconciler.cli.report:report",
 }
 
 HELP = {
@@ -47,6 +48,7 @@ HELP = {
     "codeowners": "CODEOWNERS lines for the tenants' state files.",
     "doctor": "Why isn't DAG_ID running in ENV? Finding first, evidence after.",
     "emergency": "Pause everything in ENV now (emergency pause) / put it back (recover).",
+    "report": "The fleet dashboard: ENVs side by side, pause age, windows timeline (HTML).",
 }
 
 

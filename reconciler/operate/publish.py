@@ -1,9 +1,12 @@
-"""The one publish stage every command ends in: notify, metrics, then render.
+"""The one publish stage every command ends in: notify, status, metrics, then render.
 
 A command (CLI or the Airflow operator) collects one `Outcome` per environment it worked on
 and hands them to `publish`: each outcome is announced to the `notify:` webhooks (apply,
-gate failure, drift, auto-pause, emergency), all of them go into one metrics file, and the
-command's own `render` (terminal output, or the task log) runs last. Notifications and
+gate failure, drift, auto-pause, emergency); an outcome that carries a `store` (the
+environment's backend, a live.base.VariableStore) gets its status document written to the
+Variable `pausectl.status.<env>` (operate/status_doc.py; the Airflow plugin shows it); all of
+them go into one metrics file, and the command's own `render` (terminal output, or the task
+log) runs last. Notifications and
 metrics never change what a command did, only what it reports: their failures come back as
 warnings for the caller to show.
 """
@@ -27,6 +30,8 @@ class Outcome:
     seconds: float = 0.0               # wall time of the apply
     emergency: dict | None = None      # {"action": pause|recover, reason, owner, count, detail}
     extra: dict = field(default_factory=dict)
+    store: object | None = None        # where the status document goes (None: not written)
+    events: dict | None = None         # newest pause event per DAG (Observation.last_events())
 
 
 def notify_outcome(cfg, o: Outcome) -> list[str]:
@@ -41,6 +46,24 @@ def notify_outcome(cfg, o: Outcome) -> list[str]:
         fields = dict(o.emergency)
         warnings += notify_emergency(cfg, o.env, fields.pop("action"), **fields)
     return warnings
+
+
+def publish_status(command: str, o: Outcome) -> list[str]:
+    """Write the status document of one outcome to its store; a failure is a warning (the
+    command did its work; only what Airflow's UI shows is late)."""
+    if o.store is None or o.resolution is None or o.live is None:
+        return []
+    from reconciler.operate import status_doc
+    try:
+        extra = o.extra.get("status_extra") if isinstance(o.extra, dict) else None
+        doc = status_doc.build(o.env, command=command, live=o.live, resolution=o.resolution,
+                               plan=o.plan, report=o.report, events=o.events, extra=extra,
+                               desired_ref=getattr(o.plan, "desired_ref", None))
+        status_doc.write(o.store, doc)
+    except Exception as e:  # noqa: BLE001 - any store failure is reported, never raised
+        return [f"{o.env}: status document not written to "
+                f"{status_doc.variable_key(o.env)}: {str(e).splitlines()[0] if str(e) else e!r}"]
+    return []
 
 
 def observe_outcome(m, o: Outcome) -> None:
@@ -64,6 +87,8 @@ def publish(cfg, command: str, outcomes: Iterable[Outcome], *, metrics_file: str
     if notify:
         for o in outcomes:
             warnings += notify_outcome(cfg, o)
+    for o in outcomes:
+        warnings += publish_status(command, o)
     if metrics_file:
         from reconciler.operate.metrics import write_metrics
         warnings += write_metrics(metrics_file, command,
