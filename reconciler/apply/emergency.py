@@ -24,6 +24,7 @@ import json
 import time
 from typing import Callable
 
+from reconciler.core import progress
 from reconciler.live.base import BulkPauser, UnconfirmedCreate
 from reconciler.core.errors import PausectlError
 from reconciler.policy.resolve import Emergency
@@ -92,8 +93,10 @@ def covered(data: dict, dags) -> set[str]:
 
 def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protect: list[str],
           by: str, log: Callable[[str], None] = lambda s: None,
-          clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Declare (or complete) an emergency in `env`. Returns a summary with timings."""
+          clock: Callable[[], float] = time.perf_counter,
+          confirm: Callable[[int, int], None] | None = None) -> dict:
+    """Declare (or complete) an emergency in `env`. Returns a summary with timings.
+    `confirm(to_pause, kept_running)` may refuse (raise) before anything is written."""
     t0 = clock()
     specs = except_specs(excepts, protect)
     live = backend.list_dags()
@@ -110,6 +113,8 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
     hold = covered(data, live)
     targets = sorted(d.dag_id for d in live if not d.is_paused and d.dag_id in hold)
     kept = sorted(d.dag_id for d in live if not d.is_paused and d.dag_id not in hold)
+    if confirm is not None:
+        confirm(len(targets), len(kept))
     prior = data["prior"]
     for d in targets:
         prior.setdefault(d, False)
@@ -196,10 +201,11 @@ def fast_pause(backend, live, targets: list[str], is_excepted, log) -> dict[str,
     bulk requests, the way its Airflow version does them correctly, verified by listing
     (live/bulk.py); elsewhere (dagmodel: one transaction; snapshot) `set_paused`, which
     changes exactly the ids it is given. Returns errors by dag_id."""
-    if isinstance(backend, BulkPauser):
-        res = backend.pause_except(live, targets, is_excepted)
-    else:
-        res = backend.set_paused(targets, True)
+    with progress.task(f"emergency: pausing {len(targets)} DAG(s)"):   # a spinner, terminal only
+        if isinstance(backend, BulkPauser):
+            res = backend.pause_except(live, targets, is_excepted)
+        else:
+            res = backend.set_paused(targets, True)
     for w in res.warnings:
         log(f"warning: {w}")
     return dict(res.errors)

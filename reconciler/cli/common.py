@@ -159,18 +159,30 @@ def run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_t
                         gates=not no_gates, progress=is_tty(sys.stderr), **extra)
 
 
+def confirm_live(yes: bool, question: str, pipe_ok: bool = False) -> None:
+    """The one confirmation of every command that changes live state (apply, restore,
+    rollback, emergency pause/recover, hold, ...): `--yes` skips it; on a terminal it asks
+    `question`, which names the count ("pause 624 DAGs in prod except 176"), default no, and
+    `n` changes nothing (Abort: "aborted", exit 1). Without a terminal it refuses, unless
+    `pipe_ok`: an emergency pause from a runbook script must not wait for a --yes."""
+    from reconciler.core.sanitize import term
+    from reconciler.plan.render import is_tty
+    terminal = is_tty(sys.stdin) and is_tty(sys.stdout)
+    if yes or (pipe_ok and not terminal):
+        return
+    if not terminal:
+        raise PausectlError(f"refusing to {term(question)} without confirmation: not a "
+                            "terminal (pass --yes in pipelines)")
+    if not click.confirm(f"{term(question)}?", default=False, err=True):
+        raise click.exceptions.Abort()
+
+
 def confirmer(yes: bool, what: str = "Apply"):
-    """confirm(plan) for the operations: asks on a terminal unless --yes; refuses in pipes."""
+    """confirm(plan) for the operations: `confirm_live` with the plan's counts."""
     def confirm(plan) -> None:
-        from reconciler.plan.render import is_tty
-        if yes:
-            return
-        if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
-            raise PausectlError(f"refusing to {what.lower()} without confirmation: not a "
-                                "terminal (pass --yes in pipelines)")
-        if not click.confirm(f"{what} {len(plan.changes)} change(s) to {plan.environment}?",
-                             default=False):
-            raise click.exceptions.Abort()
+        pause = sum(c.action == "pause" for c in plan.changes)
+        confirm_live(yes, f"{what.lower()} {len(plan.changes)} change(s) in {plan.environment} "
+                          f"(pause {pause}, unpause {len(plan.changes) - pause})")
     return confirm
 
 

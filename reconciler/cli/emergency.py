@@ -8,8 +8,9 @@ import socket
 import click
 
 from reconciler.core.errors import PausectlError
-from reconciler.cli.common import (confirmer, exit_with, finish_apply, format_option,
-                                   run_flags, run_options, state_option)
+from reconciler.cli.common import (confirm_live, confirmer, exit_with, finish_apply,
+                                   format_option, run_flags, run_options, state_option,
+                                   yes_option)
 
 
 @click.group()
@@ -26,7 +27,8 @@ def emergency():
               help="Keep these running: tag:NAME, dag_id:GLOB, owner:NAME; `,` = or, "
                    "`+` = and (repeatable). safety.protect DAGs always keep running.")
 @format_option("text", "json")
-def pause(env, state_dir, reason, owner, excepts, fmt):
+@yes_option
+def pause(env, state_dir, reason, owner, excepts, fmt, yes):
     """Pause every DAG of ENV except the exceptions, saving the prior state first.
 
     Writes the marker Variable pausectl.emergency.ENV (reason, owner, exceptions, the prior
@@ -44,7 +46,9 @@ def pause(env, state_dir, reason, owner, excepts, fmt):
     backend = open_backend(ctx.cfg, env)
     try:
         summary = em.pause(backend, env, reason.strip(), owner, list(excepts), protect,
-                           by=f"{_user()}@{socket.gethostname()}", log=_log)
+                           by=f"{_user()}@{socket.gethostname()}", log=_log,
+                           confirm=lambda n, kept: confirm_live(
+                               yes, f"pause {n} DAGs in {env} except {kept}", pipe_ok=True))
         holder = _apply_holder(backend, env)
     finally:
         backend.close()

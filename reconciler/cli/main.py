@@ -28,6 +28,10 @@ COMMANDS = {
     "codeowners": "reconciler.cli.policy:codeowners",
     "doctor": "reconciler.cli.operate:doctor",
     "emergency": "reconciler.cli.emergency:emergency",
+    "test": "reconciler.cli.watch:test",
+    "reconcile": "reconciler.cli.watch:reconcile",
+    "hold": "reconciler.cli.hold:hold",
+    "completion": "reconciler.cli.completion:completion",
     "report": "reconciler.cli.report:report",
 }
 
@@ -48,6 +52,10 @@ HELP = {
     "codeowners": "CODEOWNERS lines for the tenants' state files.",
     "doctor": "Why isn't DAG_ID running in ENV? Finding first, evidence after.",
     "emergency": "Pause everything in ENV now (emergency pause) / put it back (recover).",
+    "test": "Run the state repo's tests (state/tests/*.yaml): expected pause state per DAG and time.",
+    "reconcile": "Keep ENV... reconciled; --watch runs the controller (/metrics, lease, SIGTERM).",
+    "hold": "Pause (or keep running) DAGs now, for a while, with a reason; ends by itself.",
+    "completion": "Shell completion script: bash, zsh or fish.",
     "report": "The fleet dashboard: ENVs side by side, pause age, windows timeline (HTML).",
 }
 
@@ -61,7 +69,8 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        from reconciler.cli.terminal import decorate
+        return decorate(name, getattr(importlib.import_module(module), attr))
 
     def format_commands(self, ctx, formatter):
         rows = [(name, HELP.get(name, "")) for name in sorted(COMMANDS)]
@@ -69,25 +78,49 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="\b\nExamples:\n  pausectl plan prod\n  pausectl --state ./state drift prod "
+                    "staging")
 @click.version_option(__version__, prog_name="pausectl")
-def cli():
+@click.option("--state", "state_dir", metavar="DIR", default=None,
+              help="State repo directory, for any command (also accepted after it).")
+@click.option("--format", "fmt", metavar="FORMAT", default=None,
+              help="Output format, for any command that has one (also accepted after it).")
+@click.option("--no-color", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda c, p, v: _terminal().no_color(v),
+              help="No colour or styles (like NO_COLOR=1); also accepted after the command.")
+@click.option("--wide", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda c, p, v: _terminal().wide(v),
+              help="Show free text (reasons) whole in tables instead of cutting it.")
+@click.pass_context
+def cli(ctx, state_dir, fmt):
     """pausectl: the pause state of every Airflow DAG, in git, reconciled.
 
     Exit codes: 0 ok / no changes, 1 error or invalid input, 2 changes pending
     (--detailed-exitcode), 3 a health gate failed or the apply was rolled back.
     """
+    # the commands' own --state/--format read these when not given after the command
+    ctx.meta["pausectl.state_dir"], ctx.meta["pausectl.fmt"] = state_dir, fmt
+
+
+def _terminal():
+    from reconciler.cli import terminal
+    return terminal
 
 
 def main(argv=None) -> None:
     # every byte the CLI writes goes through the output guard (reconciler/core/sanitize.py): no
     # control or escape sequence, no workflow command a data value could start, no secret
     from reconciler.core.sanitize import install_guards
+    undo_terminal = _terminal().setup()   # folds wide lines on a terminal (below the guard)
     restore = install_guards()
+    undo_progress = _terminal().progress_on(sys.stderr)
     try:
         _run(argv)
     finally:
+        undo_progress()
         restore()
+        undo_terminal()
 
 
 def _line(e: BaseException) -> str:

@@ -10,6 +10,7 @@ from typing import IO
 from reconciler.plan.model import Plan
 from reconciler.core.sanitize import GITHUB_COMMENT_LIMIT, md_cap, md_code, md_text, term
 from reconciler.core.sanitize import rich as _r
+from reconciler.core.tables import Col
 
 
 def _q(value) -> str:
@@ -25,9 +26,9 @@ def is_tty(stream: IO | None = None) -> bool:
 def console(stream: IO | None = None):
     """A rich console on the stream below the output guard (rich's own escape codes must
     pass); whatever data it prints is escaped with sanitize.rich first."""
-    from rich.console import Console
     from reconciler.core.sanitize import raw
-    return Console(file=raw(stream or sys.stdout), highlight=False, soft_wrap=True)
+    from reconciler.core.tables import console as make
+    return make(raw(stream or sys.stdout))
 
 
 def dump_json(data, stream: IO | None = None) -> None:
@@ -80,23 +81,35 @@ def plan_text(plan: Plan, stream: IO | None = None) -> None:
         w("No changes. Live state matches git.\n")
 
 
+# a terminal's plan table: identifiers first and never cut; free text last
+PLAN_COLS = (Col("action", "id", "yellow"), Col("dag_id", "id", "bold"), Col("change", "id"),
+             Col("rule", "id"), Col("owner", "id"), Col("reason", "text"),
+             Col("last changed by", "text"))
+
+
+def _state(paused: bool) -> str:
+    return "paused" if paused else "running"
+
+
+def _change_line(row) -> tuple[str, str]:
+    """The one-line form below the width a table fits: `~ dag_id  running -> paused  rule`."""
+    _, dag, change, rule, owner, reason, last = row
+    extra = "  ".join(x for x in (reason, f"owner {owner}" if owner else "",
+                                  f"last changed by {last}" if last else "") if x)
+    return f"~ {dag}  {change}  {rule}", extra
+
+
 def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
-    from rich.table import Table
+    from reconciler.core.tables import show
     con = console(stream)
     for warning in plan.warnings:
         con.print(f"[yellow]warning:[/] {_r(warning)}")
     if plan.changes:
-        t = Table(title=f"pausectl plan: {_r(plan.environment)}", title_justify="left")
-        for col in ("action", "dag_id", "live", "desired", "rule", "reason", "owner",
-                    "last changed by"):
-            t.add_column(col, overflow="fold")
-        for c in plan.changes:
-            color = "red" if c.action == "pause" else "green"
-            t.add_row(f"[{color}]{c.action}[/]", _r(c.dag_id),
-                      "paused" if c.live_paused else "running",
-                      "paused" if c.desired_paused else "running", _r(c.rule), _r(c.reason),
-                      _r(c.owner), _r(c.last_changed_by))
-        con.print(t)
+        rows = [(c.action, term(c.dag_id),
+                 f"{_state(c.live_paused)} -> {_state(c.desired_paused)}", term(c.rule),
+                 term(c.owner), term(c.reason), term(c.last_changed_by)) for c in plan.changes]
+        show(con, PLAN_COLS, rows, _change_line, title=f"pausectl plan: {term(plan.environment)}",
+             row_style=lambda r: "red" if r[2].endswith("paused") else "green")
     for c in plan.conflicts:
         con.print(f"[bold red]conflict[/] {_r(c['dag_id'])}: {_r(c['message'])}")
     for h in plan.held:
