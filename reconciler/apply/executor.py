@@ -41,6 +41,9 @@ class ApplyOptions:
     sleep: Callable[[float], None] = time.sleep
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
     progress: bool = False            # rich progress bar (terminal only)
+    # asked before every batch; a reason stops the apply there, halted with a complete journal
+    # (the controller's SIGTERM: `reconcile --watch` finishes the batch it is in, then exits)
+    stop: Callable[[], str | None] = field(default=lambda: None)
 
 
 @dataclass
@@ -175,6 +178,11 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
             ids = b["dag_ids"]
             killpoint("batch_begin")
             lock.check()
+            if opts.stop():
+                journal.event(f"stopped before batch {i}: {opts.stop()}")
+                journal.finish(JournalStatus.HALTED)
+                result.status = ApplyStatus.HALTED
+                return result
             if fresh:
                 fresh = False
             elif not ignore_emergency:
