@@ -54,15 +54,18 @@ def _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0) ->
     if wait and dag_ids and settings["wait_seconds"]:
         log(f"gate: waiting {settings['wait_seconds']:g}s before checking {len(dag_ids)} DAG(s)")
         _sleep_slices(sleep, settings["wait_seconds"])
+    # one listing serves the schedules, import errors and staleness (no per-DAG read); it is
+    # read again only if waiting for runs let time pass (a deploy meanwhile may break a file)
+    live = {d.dag_id: d for d in backend.list_dags()} if dag_ids else {}
+    slept = False
     if need and dag_ids:
-        live = {d.dag_id: d for d in backend.list_dags()}
         waiting = [d for d in dag_ids if d in live and live[d].timetable_summary is not None]
         if waiting:
             log(f"gate: waiting for {need} finished run(s) of {len(waiting)} scheduled DAG(s) "
                 f"(timeout {settings['timeout_seconds']:g}s)")
         step = min(10.0, max(1.0, settings["timeout_seconds"] / 100))
         while waiting:
-            runs = _runs_since(backend, dag_ids, since)
+            runs = runs_since(backend, dag_ids, since)
             if sum(r.state == "failed" for rs in runs.values() for r in rs) > max_failed:
                 break                                           # fail fast
             waiting = [d for d in waiting
@@ -70,12 +73,14 @@ def _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0) ->
             if not waiting or clock() - t0 >= settings["timeout_seconds"]:
                 break
             sleep(step)
-    runs = _runs_since(backend, dag_ids, since)
+            slept = True
+    runs = runs_since(backend, dag_ids, since)
     failed = {d: sum(r.state == "failed" for r in rs) for d, rs in runs.items()}
     failed = {d: n for d, n in failed.items() if n}
     missing_runs = sorted(d for d in waiting
                           if sum(r.state in FINISHED for r in runs[d]) < need)
-    live = {d.dag_id: d for d in backend.list_dags()} if dag_ids else {}
+    if slept:
+        live = {d.dag_id: d for d in backend.list_dags()}
     import_errors = sorted(d for d in dag_ids if d in live and live[d].has_import_errors)
     stale = sorted(d for d in dag_ids if d in live and live[d].is_stale)
     reasons = []
@@ -103,10 +108,12 @@ def _sleep_slices(sleep, seconds: float, most: float = 30.0) -> None:
         seconds -= most
 
 
-def _runs_since(backend, dag_ids: list[str], since: datetime) -> dict[str, list]:
+def runs_since(backend, dag_ids: list[str], since: datetime) -> dict[str, list]:
     """Runs of each DAG that started (or, not started yet, are due) since `since`. A backend
-    with `dag_runs_since(dag_ids, since)` answers for the whole batch at once (REST: one paged
-    `GET /dags/~/dagRuns`); otherwise one `dag_runs` call per DAG."""
+    with `dag_runs_since(dag_ids, since)` answers for the whole batch at once (REST: the batch
+    endpoint `POST /dags/~/dagRuns/list`, a constant number of requests; dagmodel: one query);
+    otherwise one `dag_runs` call per DAG. The batch read filters on the start: a run that is
+    due but not started has no outcome a gate counts yet."""
     out: dict[str, list] = {d: [] for d in dag_ids}
     if isinstance(backend, BatchedRuns) and len(dag_ids) > 1:
         for r in backend.dag_runs_since(dag_ids, since):

@@ -128,20 +128,15 @@ def rollback(env, state_dir, journal_file, yes):
 def drift(envs, state_dir, fmt, detailed_exitcode, metrics_file):
     """Live changes not in git, with who made them, when and how."""
     metrics_file = output_path(metrics_file, "--metrics-file", False, state_dir)
-    from reconciler.engine import load, open_backend
     from reconciler.operate.drift import drift_markdown, drift_text
     from reconciler.operate.publish import publish_cli
     from reconciler.operations import drift_env
     from reconciler.plan.render import dump_json
-    outcomes, cfg = [], None
-    for env in envs:
-        ctx = load(state_dir, env)
-        cfg = ctx.cfg
-        backend = open_backend(ctx.cfg, env)
-        try:
-            outcomes.append(drift_env(ctx, backend))
-        finally:
-            backend.close()
+    from reconciler.operate import fleet
+    # every environment at once (a bounded thread per env), results in the order given
+    runs = fleet.run_envs(state_dir, envs, drift_env, jobs=fleet.DEFAULT_JOBS)
+    outcomes = fleet.values(runs)
+    cfg = runs[-1].cfg
     reports = [o.report for o in outcomes]
 
     def render() -> None:
@@ -152,6 +147,8 @@ def drift(envs, state_dir, fmt, detailed_exitcode, metrics_file):
         else:
             for r in reports:
                 drift_text(r)
+            if len(reports) > 1:
+                fleet.summary_text(fleet.drift_summary(reports), sys.stdout)
     publish_cli(cfg, "drift", outcomes, metrics_file=metrics_file, render=render)
     if detailed_exitcode and any(r["drifted"] for r in reports):
         exit_with(2)

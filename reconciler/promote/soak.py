@@ -16,6 +16,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.apply.gates import runs_since
 from reconciler.core.errors import PausectlError
 from reconciler.engine import open_backend, plan_env
 from reconciler.observe import Context, Observation, observe, resolve
@@ -94,9 +95,10 @@ def _soak(c: Candidate, dags: list[str], obs: Observation, backend, env: str, at
         ran_for = (at - since).total_seconds() / 3600
         if ran_for < soak:
             msg.append(f"ran {ran_for:.2f}h in {env}, less than promotion.soak_hours {soak:g}")
+        # the runs of every DAG since the earliest change, in one batched read (gates.py)
+        runs = runs_since(backend, list(dags), min(since_by_dag.values()))
         for d in dags:
-            n = sum(1 for r in backend.dag_runs(d, limit=50)
-                    if r.state == "failed"
+            n = sum(1 for r in runs[d] if r.state == "failed"
                     and (r.start_date or r.run_after or since) >= since_by_dag[d])
             if n:
                 failed[d] = n
