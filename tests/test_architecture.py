@@ -5,7 +5,9 @@
   and TYPE_CHECKING ones too: an import hidden in a function is still a dependency);
 - nothing outside reconciler/live/ reaches into a backend's private attributes or asks which
   API version it talks to;
-- the wheel ships the product only, never the test kit.
+- the wheel ships the product and, beside it, the `testkit` harness that the user-facing
+  `reconciler.testing` plugin needs (issue 17 made it a supported API); never tests/, and no
+  harness inside the product package.
 """
 
 from __future__ import annotations
@@ -233,14 +235,17 @@ def test_reach_around_checker_sees_each_form():
     assert why("other._private") is None
 
 
-def test_wheel_excludes_the_test_kit():
+def test_wheel_ships_testkit_beside_the_product_never_the_tests():
+    # issue 17: the harness is the supported backend of reconciler.testing's pausectl_airflow
+    # fixture, so it ships as its own top-level package; the project's tests never ship
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     wheel = meta["tool"]["hatch"]["build"]["targets"]["wheel"]
     shipped = list(wheel.get("packages", [])) + list(wheel.get("only-include", [])) + \
         list(wheel.get("force-include", {}).values())
-    bad = [p for p in shipped if "testkit" in p.split("/") or p.split("/")[0] in ("tests",)]
+    bad = [p for p in shipped if p.split("/")[0] == "tests"
+           or ("testkit" in p.split("/") and p != "testkit")]
     assert not bad, f"the wheel ships test code: {bad}"
-    assert "reconciler" in wheel.get("packages", []), wheel
+    assert sorted(wheel.get("packages", [])) == ["reconciler", "testkit"], wheel
     inside = [_rel(p) for p in PKG.rglob("*") if p.name in ("testkit", "harness.py")]
     assert not inside, f"test kit inside the product package: {inside}"
     assert (ROOT / "testkit" / "harness.py").is_file()   # it moved, it did not vanish

@@ -199,7 +199,7 @@ def _backend(ctx, case: Case, live: bool, scratch: Path | None):
             shutil.rmtree(path.parent, ignore_errors=True)
 
 
-def _states(plan, resolution) -> dict[str, str]:
+def dag_states(plan, resolution) -> dict[str, str]:
     """Every DAG the plan knows, with the state `expect.dags` compares (module doc)."""
     out = {d: ("unmanaged" if dec.unmanaged else "paused" if dec.paused else "running")
            for d, dec in resolution.decisions.items()}
@@ -239,7 +239,7 @@ def _deciding(resolution, dag_id: str, live_by_id: dict) -> str | None:
 
 
 def _check_dags(case: Case, result: CaseResult, plan, resolution, live, shown_root) -> None:
-    states = _states(plan, resolution)
+    states = dag_states(plan, resolution)
     batch_of = {d: i + 1 for i, b in enumerate(plan.batches) for d in b.dag_ids}
     by_id = {d.dag_id: d for d in live}
     named = {m.dag_id: m.rule for m in plan.missing}
