@@ -59,7 +59,7 @@ def plan_env(ctx: Context, backend: Backend, at: datetime | None = None,
     """Observe, resolve and plan one environment (observe.py), in one call."""
     at = at or utcnow()
     obs = observe(ctx, backend, at, events_for=DIFFERING if with_events else None, live=live,
-                  desired_ref=desired_ref)
+                  desired_ref=desired_ref, impact=True)
     plan, resolution = plan_observed(ctx, obs, at, desired_ref, rollout=rollout)
     return plan, resolution, list(obs.live)
 
@@ -82,6 +82,8 @@ def plan_observed(ctx: Context, obs: Observation, at: datetime | None = None,
         plan.emergency = emergency.started
         plan.warnings.insert(0, f"EMERGENCY active since {emergency.started}: {emergency.reason} "
                                 f"({emergency.owner}); only `pausectl emergency recover` ends it")
+    from reconciler.plan.impact import attach
+    levels = attach(plan, obs, at)     # the impact preview, and the coordinated unpause order
     from reconciler.plan.rollout import resolve_rollout
-    plan.freeze(resolve_rollout(ctx.cfg, ctx.env) if rollout is None else rollout, live)
+    plan.freeze(resolve_rollout(ctx.cfg, ctx.env) if rollout is None else rollout, live, levels)
     return plan, resolution

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterable, Mapping
 
-from reconciler.live.base import AssetEdge, AuditEvent, Backend, LiveDag
-from reconciler.policy.cascade import load_edges
+from reconciler.core.errors import PausectlError
+from reconciler.live.base import AssetEdge, AuditEvent, Backend, ImpactReads, LiveDag
+from reconciler.policy.cascade import all_edges, load_edges
 from reconciler.policy.resolve import Decision, Emergency, Resolution
 from reconciler.policy.resolve import resolve as resolve_rules
 from reconciler.state.loader import Config, EnvState
@@ -77,6 +78,11 @@ class Observation:
     auto: Mapping[str, object] = field(default_factory=dict)   # dag_id -> autopause.AutoPause
     unread: tuple[str, ...] = ()      # what could not be read, and why (tolerant observe)
     desired_ref: str | None = None
+    # issue 15, read only with observe(impact=True) and only for the DAGs the plan flips:
+    evidence: Mapping[str, object] = field(default_factory=dict)  # dag_id -> ImpactEvidence
+    impact_edges: tuple = ()          # every dependency edge (for sensors/consumers that wait)
+    impact_notes: tuple[str, ...] = ()   # what the preview could not read
+    edge_notes: tuple[str, ...] = ()  # Airflow's dependency graph not read (a plan warning)
     _resolved: dict = field(default_factory=dict, compare=False, repr=False)
 
     def dag(self, dag_id: str) -> LiveDag | None:
@@ -97,15 +103,20 @@ def read_emergency(backend: Backend, env: str) -> Emergency | None:
 def observe(ctx: Context, backend: Backend, at: datetime, *,
             events_for: EventsFor | None = DIFFERING, live: Iterable[LiveDag] | None = None,
             desired_ref: str | None = None, tolerant: bool = False,
-            journal_mirror: bool = False) -> Observation:
+            journal_mirror: bool = False, impact: bool = False) -> Observation:
     """Read everything a command needs from `backend` once. `live`: DAGs already listed.
     `tolerant`: an audit log that cannot be read is noted in `unread` instead of raised
     (doctor keeps diagnosing). Events of pausectl's own writes, recognised from its journals,
     come marked `via="pausectl"` (own_changes.py); `journal_mirror`: also from the journal
-    mirrored in Airflow when none is local (one Variable read; drift)."""
+    mirrored in Airflow when none is local (one Variable read; drift). `impact`: also the
+    impact preview's evidence for the DAGs whose decision differs (plan, diff)."""
     dags = tuple(backend.list_dags() if live is None else live)
+    notes: list[str] = []
     obs = Observation(ctx.env, at, dags, read_emergency(backend, ctx.env),
-                      tuple(load_edges(ctx.state, backend)), desired_ref=desired_ref)
+                      tuple(load_edges(ctx.state, backend, notes)), desired_ref=desired_ref,
+                      edge_notes=tuple(notes))
+    if impact:
+        obs = _impact_evidence(ctx, backend, obs)
     if events_for is None:
         return obs
     res = resolve(ctx, obs, at)
@@ -124,6 +135,27 @@ def observe(ctx: Context, backend: Backend, at: datetime, *,
     from reconciler.live.autopause import detect
     obs = replace(obs, events=tuple(events))
     return replace(obs, auto=detect(backend, list(dags), res, obs.last_events(), desired_ref))
+
+
+def _impact_evidence(ctx: Context, backend: Backend, obs: Observation) -> Observation:
+    """ImpactEvidence of the DAGs git flips (schedules only for the unpauses), and every
+    dependency edge when a pause needs them and no cascade read them already. Nothing is read
+    for a plan without changes; a server that cannot answer is a note of the preview."""
+    res = resolve(ctx, obs, obs.at)
+    flips = [d for d in obs.live if DIFFERING(d, res.decisions[d.dag_id]) and not d.is_stale]
+    if not flips or not isinstance(backend, ImpactReads):
+        return obs
+    notes: list[str] = []
+    evidence: Mapping[str, object] = {}
+    edges = obs.edges
+    try:
+        evidence = backend.impact_evidence([d.dag_id for d in flips],
+                                           [d.dag_id for d in flips if d.is_paused])
+        if not edges and any(not d.is_paused for d in flips):
+            edges = tuple(all_edges(ctx.state, backend, notes))
+    except PausectlError as e:      # BackendError too: the plan goes on without the preview
+        notes.append(f"impact preview incomplete: {e.message}")
+    return replace(obs, evidence=evidence, impact_edges=tuple(edges), impact_notes=tuple(notes))
 
 
 def resolve(ctx: Context, obs: Observation, at: datetime | None = None,

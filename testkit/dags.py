@@ -37,6 +37,11 @@ class DagSpec:
     max_active_runs: int | None = None
     paused_at_creation: bool | None = None
     max_consecutive_failed_dag_runs: int | None = None   # Airflow's auto-pause (2.9+)
+    # cross-DAG edges Airflow serialises (issue 15): an ExternalTaskSensor per DAG id waited
+    # on (`sensor_timeout` seconds), a TriggerDagRunOperator per DAG id triggered
+    sensors: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
+    sensor_timeout: int = 3600
 
     def __post_init__(self) -> None:
         ok = self.dag_id and all(c.isalnum() or c in "_-." for c in self.dag_id)
@@ -44,7 +49,7 @@ class DagSpec:
             raise ValueError(f"invalid dag_id {self.dag_id!r}")
         if self.import_error and self.stale:
             raise ValueError(f"{self.dag_id}: a DAG cannot be both stale and an import error")
-        for name in ("tags", "outlets", "inlets"):
+        for name in ("tags", "outlets", "inlets", "sensors", "triggers"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if isinstance(self.schedule, list):
             object.__setattr__(self, "schedule", tuple(self.schedule))
@@ -60,7 +65,7 @@ class DagSpec:
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
-        for name in ("tags", "outlets", "inlets"):
+        for name in ("tags", "outlets", "inlets", "sensors", "triggers"):
             data[name] = list(data[name])
         if isinstance(self.schedule, tuple):
             data["schedule"] = list(self.schedule)
@@ -198,17 +203,27 @@ for _s in _SPECS:
                            outlets=_outlets, inlets=_inlets)
         else:
             EmptyOperator(task_id="noop", inlets=_inlets)
+        for _up in _s.get("sensors") or ():
+            ExternalTaskSensor(task_id=f"wait_{{_up}}", external_dag_id=_up,
+                               external_task_id=None, timeout=_s["sensor_timeout"],
+                               mode="reschedule")
+        for _down in _s.get("triggers") or ():
+            TriggerDagRunOperator(task_id=f"trigger_{{_down}}", trigger_dag_id=_down)
     globals()[_s["dag_id"]] = _dag
 '''
 
 _IMPORTS = {
     3: "from airflow.sdk import DAG, Asset\n"
        "from airflow.providers.standard.operators.empty import EmptyOperator\n"
-       "from airflow.providers.standard.operators.python import PythonOperator",
+       "from airflow.providers.standard.operators.python import PythonOperator\n"
+       "from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator\n"
+       "from airflow.providers.standard.sensors.external_task import ExternalTaskSensor",
     2: "from airflow import DAG\n"
        "from airflow.datasets import Dataset as Asset\n"
        "from airflow.operators.empty import EmptyOperator\n"
-       "from airflow.operators.python import PythonOperator",
+       "from airflow.operators.python import PythonOperator\n"
+       "from airflow.operators.trigger_dagrun import TriggerDagRunOperator\n"
+       "from airflow.sensors.external_task import ExternalTaskSensor",
 }
 _BREAK = ("\n# pausectl harness: this DAG file was broken on purpose\n"
           "import pausectl_missing_module  # noqa: F401\n")

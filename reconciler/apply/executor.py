@@ -34,6 +34,7 @@ class ApplyOptions:
     batches: object = None            # override rollout.batches ("1,25%,100%" or a list)
     rollout_overrides: dict = field(default_factory=dict)  # canary, on_gate_failure, gate keys
     allow_mass_change: bool = False
+    allow_catchup: bool = False       # unpauses creating more than safety.max_catchup_runs
     gates: bool = True
     mirror_journal: bool = False      # also keep the journal in an Airflow Variable
     ignore_emergency: bool = False    # emergency recover: the apply that ends the emergency
@@ -77,6 +78,11 @@ def check_guards(ctx, plan: Plan, opts: ApplyOptions) -> None:
     if plan.conflicts:
         raise PausectlError(f"plan has {len(plan.conflicts)} conflict(s) (tie: error); "
                             "resolve them in git first")
+    # the impact preview's catch-up count (plan/impact.py), before anything is changed
+    from reconciler.plan.impact_render import guard_line
+    refused = None if opts.allow_catchup else guard_line(plan, ctx.cfg.max_catchup_runs)
+    if refused:
+        raise PausectlError(refused)
 
 
 def apply_plan(ctx, backend, plan: Plan, opts: ApplyOptions,

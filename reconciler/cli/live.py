@@ -24,6 +24,8 @@ from reconciler.cli.common import (confirmer, exit_with, finish_apply, force_opt
 @yes_option
 @rollout_override_options
 @click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
+@click.option("--allow-catchup", is_flag=True,
+              help="Allow unpauses creating more catch-up runs than safety.max_catchup_runs.")
 @click.option("--resume", is_flag=True, help="Continue the last (or --journal) interrupted apply.")
 @click.option("--journal", "journal_file", metavar="FILE", help="Journal for --resume/--gate-only.")
 @click.option("--gate-only", is_flag=True, help="Re-evaluate the health gate of the last apply.")
@@ -33,8 +35,9 @@ from reconciler.cli.common import (confirmer, exit_with, finish_apply, force_opt
               help="Also keep the journal in an Airflow Variable (for runners without disks).")
 @metrics_option
 def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_runs,
-          max_failed_runs, gate_timeout, on_gate_failure, allow_mass_change, resume,
-          journal_file, gate_only, no_gates, force_unlock, mirror_journal, metrics_file):
+          max_failed_runs, gate_timeout, on_gate_failure, allow_mass_change, allow_catchup,
+          resume, journal_file, gate_only, no_gates, force_unlock, mirror_journal,
+          metrics_file):
     """Apply the plan for ENV in canary batches with health gates, a journal and a lock.
 
     The rollout (batches, canary, gate, on_gate_failure) comes from pausectl.yaml; the flags
@@ -52,7 +55,7 @@ def apply(env, state_dir, plan_file, yes, batches, canary, wait_seconds, min_run
         check_journal_dir()       # the output rules, before the lock and any change
     opts = run_options(batches, canary, wait_seconds, min_runs, max_failed_runs, gate_timeout,
                        on_gate_failure, no_gates, allow_mass_change=allow_mass_change,
-                       mirror_journal=mirror_journal)
+                       allow_catchup=allow_catchup, mirror_journal=mirror_journal)
     saved = ops.load_saved(plan_file) if plan_file else None
     backend = open_backend(ctx.cfg, env)
     try:

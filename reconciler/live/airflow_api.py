@@ -54,6 +54,7 @@ from reconciler.live.rest import config as _config
 from reconciler.live.rest.auth import Credentials, RestAuth, auth_for
 from reconciler.live.rest.dialect import Dialect, dialect_for
 from reconciler.live.rest.errors import Fatal, one_line
+from reconciler.live.rest.impact_reads import ImpactApiReads
 from reconciler.live.rest.reads import Reads
 from reconciler.live.rest.transport import Transport
 from reconciler.live.rest.writes import Writes
@@ -69,7 +70,7 @@ def _transport_attr(name: str) -> property:
                     lambda self, value: setattr(self.transport, name, value))
 
 
-class AirflowApiBackend(Reads, Writes):
+class AirflowApiBackend(Reads, Writes, ImpactApiReads):
     """Airflow over its REST API. Thread-safe; one httpx.Client, one small thread pool."""
 
     type = "airflow-api"

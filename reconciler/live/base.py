@@ -99,6 +99,38 @@ class AssetEdge(NamedTuple):
     asset: str | None = None
 
 
+class DagEdge(NamedTuple):
+    """A cross-DAG edge Airflow serialises itself (issue 15, live/deps.py): `kind` "sensor" (an
+    ExternalTaskSensor `task_id` in `consumer` waits on `producer`, for `timeout` seconds when
+    readable) or "trigger" (a TriggerDagRunOperator `task_id` in `producer` triggers
+    `consumer`). Cascades follow it like an AssetEdge; `sensors:` stays for what Airflow
+    cannot see."""
+
+    producer: str
+    consumer: str
+    kind: str
+    task_id: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactEvidence:
+    """What a flip of one DAG will touch, read from Airflow (plan/impact.py computes the preview
+    from it). None: not known on this server (`notes` says why)."""
+
+    dag_id: str
+    running: int | None = None
+    queued: int | None = None
+    backfills: tuple[dict, ...] | None = None   # active: {id, from_date, to_date, is_paused}
+    catchup: bool | None = None
+    schedule: str | None = None                 # timetable summary / schedule_interval
+    timezone: str | None = None
+    next_run_after: str | None = None           # when the next scheduled run is created
+    end_date: str | None = None
+    max_active_runs: int | None = None
+    notes: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class SetPausedResult:
     """What a set_paused call did: DAGs changed, and per-DAG errors (one line each).
@@ -183,6 +215,25 @@ class AssetGraph(Protocol):
     """Optional capability (airflow-api, snapshot): asset dependency edges for cascades."""
 
     def asset_edges(self) -> list[AssetEdge]: ...
+
+
+@runtime_checkable
+class DependencyGraph(Protocol):
+    """Optional capability (airflow-api, dagmodel): the ExternalTaskSensor and
+    TriggerDagRunOperator edges Airflow serialises (live/deps.py documents the sources)."""
+
+    def dag_dependencies(self) -> list[DagEdge]: ...
+
+
+@runtime_checkable
+class ImpactReads(Protocol):
+    """Optional capability (airflow-api, dagmodel): the evidence of what pausing or unpausing
+    these DAGs will touch (runs in flight, backfills, schedule and catch-up)."""
+
+    def impact_evidence(self, dag_ids: Iterable[str],
+                        schedules_of: Iterable[str] = ()) -> dict[str, ImpactEvidence]:
+        """Runs in flight and backfills of `dag_ids`; also schedule, catchup and next run of
+        `schedules_of` (the unpauses: one more read each on REST)."""
 
 
 @runtime_checkable

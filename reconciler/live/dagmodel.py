@@ -40,6 +40,7 @@ from reconciler.core.errors import BackendError, PausectlError
 from reconciler.live.base import AuditEvent, DagRun, LiveDag, Progress, SetPausedResult
 from reconciler.live.capabilities import for_orm
 from reconciler.live.dagmodel_doctor import OrmDiagnostics, _iso, _schedule_text, _utc
+from reconciler.live.dagmodel_impact import OrmImpact
 from reconciler.live.events import ALL_EVENTS, PAUSECTL_EVENTS, attribute, normalise_rows
 
 # every event name Airflow (AF3, AF2 with its api./ui. prefixes, the scheduler's `paused`)
@@ -55,7 +56,7 @@ def _chunks(items: list, n: int = _CHUNK) -> Iterator[list]:
         yield items[i:i + n]
 
 
-class DagModelBackend(OrmDiagnostics):
+class DagModelBackend(OrmDiagnostics, OrmImpact):
     """Reads/writes pause state through Airflow's ORM. See the module docstring."""
 
     def __init__(self, name: str, config: Mapping[str, Any] | None = None, *,

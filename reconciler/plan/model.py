@@ -71,6 +71,8 @@ class Plan:
     # the effective rollout (pausectl.yaml's with this run's flags) the batches were cut
     # with; apply journals it and gates by it. Not in the JSON (the plan format is stable)
     rollout: dict = field(default_factory=dict)
+    # the impact preview (plan/impact.py; issue 15): in the JSON only when it has something
+    impact: object = None
     frozen: bool = field(default=False, compare=False)
 
     def __setattr__(self, name, value):
@@ -78,11 +80,12 @@ class Plan:
             raise TypeError(f"a frozen plan is not changed (tried to set {name})")
         object.__setattr__(self, name, value)
 
-    def freeze(self, rollout: dict, live=()) -> "Plan":
+    def freeze(self, rollout: dict, live=(), levels=()) -> "Plan":
         """Cut the batches (from the effective `rollout` and the live DAGs' tags/owners) and
-        seal the plan. Every planner ends here: engine.plan_observed, recover, restore."""
+        seal the plan. Every planner ends here: engine.plan_observed, recover, restore.
+        `levels`: the coordinated unpause order (impact.unpause_levels), upstream first."""
         from reconciler.plan.rollout import cut_batches
-        self.batches = cut_batches(self.changes, rollout, live)
+        self.batches = cut_batches(self.changes, rollout, live, levels)
         self.rollout = dict(rollout)
         return self._seal()
 
@@ -130,6 +133,7 @@ class Plan:
             "held": self.held, "skipped": self.skipped, "warnings": self.warnings,
             "batches": self.batches,
             **({"emergency": self.emergency} if self.emergency else {}),
+            **({"impact": self.impact.to_json()} if self.impact else {}),
         }
 
     @classmethod
@@ -147,6 +151,8 @@ class Plan:
         plan.warnings = list(data.get("warnings") or [])
         plan.live_hash = data.get("live_hash", "")
         plan.emergency = data.get("emergency")
+        from reconciler.plan.impact import Impact
+        plan.impact = Impact.of(data.get("impact")) if data.get("impact") else None
         try:
             plan.batch_changes()
         except PausectlError as e:       # a bad plan file: its loader names the file

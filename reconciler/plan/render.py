@@ -10,6 +10,7 @@ from typing import IO
 from reconciler.plan.model import Plan
 from reconciler.core.sanitize import GITHUB_COMMENT_LIMIT, md_cap, md_code, md_text, term
 from reconciler.core.sanitize import rich as _r
+from reconciler.plan.impact_render import markdown_rows as impact_md, text_lines as impact_lines
 from reconciler.core.tables import Col
 
 
@@ -62,6 +63,8 @@ def plan_text(plan: Plan, stream: IO | None = None) -> None:
           f"{'  reason=' + _q(c.reason) if c.reason else ''}"
           f"{'  owner=' + t(c.owner) if c.owner else ''}"
           f"{'  last_changed_by=' + _q(c.last_changed_by) if c.last_changed_by else ''}\n")
+    for line in impact_lines(plan):         # only when the impact has something to say
+        w(line + "\n")
     for c in plan.conflicts:
         w(f"conflict {t(c['dag_id'])}  {t(c['message'])}\n")
     for h in plan.held:
@@ -110,6 +113,8 @@ def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
                  term(c.owner), term(c.reason), term(c.last_changed_by)) for c in plan.changes]
         show(con, PLAN_COLS, rows, _change_line, title=f"pausectl plan: {term(plan.environment)}",
              row_style=lambda r: "red" if r[2].endswith("paused") else "green")
+    for line in impact_lines(plan):         # neutralised by term(); no markup in them
+        con.print(line, markup=False)
     for c in plan.conflicts:
         con.print(f"[bold red]conflict[/] {_r(c['dag_id'])}: {_r(c['message'])}")
     for h in plan.held:
@@ -170,6 +175,7 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
                      "|---|---|---|---|---|---|"],
          [f"| {c.action} | {_c(c.dag_id)} | {md_escape(c.rule)} | {md_escape(c.reason)} | "
           f"{md_escape(c.owner)} | {md_escape(c.last_changed_by)} |" for c in plan.changes]),
+        ("Impact", [], impact_md(plan)),
         ("Conflicts", [], [f"- {md_code(c['dag_id'])}: {md_escape(c['message'])}"
                            for c in plan.conflicts]),
         ("Held", [], [f"- {md_code(h['dag_id'])}: {md_escape(h['why'])}" for h in plan.held]),

@@ -123,11 +123,21 @@ def resolve_rollout(cfg, env: str, overrides: dict | None = None) -> dict:
     return effective_rollout(cfg.rollout_for(env), overrides)
 
 
-def cut_batches(changes: list, rollout: dict, live) -> list[Batch]:
+def cut_batches(changes: list, rollout: dict, live, levels=()) -> list[Batch]:
     """The batches apply will run, from the effective rollout and the live DAGs' tags/owners.
-    The only place batches are computed (Plan.freeze calls it)."""
+    The only place batches are computed (Plan.freeze calls it).
+
+    Coordinated unpause (issue 15): with `levels` (impact.unpause_levels: dag_id lists,
+    upstream first, when a dependency chain is unpaused), each level is rolled out on its own
+    (canary and sizes within it) after the level before, so upstream DAGs run first and the
+    gate after each batch (apply/executor.py) stands between levels. Pauses stay in batch 1."""
     tags = {d.dag_id: d.tags for d in live}
     owners = {d.dag_id: d.owners for d in live}
-    cut = make_batches(changes, rollout.get("batches"), rollout.get("canary"), tags, owners)
+    level_of = {d: i for i, lv in enumerate(levels) for d in lv}
+    cut: list[list] = []
+    for i in range(max(1, len(levels))):
+        part = [c for c in changes if (c.action == Action.PAUSE and i == 0) or
+                (c.action == Action.UNPAUSE and level_of.get(c.dag_id, 0) == i)]
+        cut += make_batches(part, rollout.get("batches"), rollout.get("canary"), tags, owners)
     return [Batch([c.dag_id for c in b], sum(c.action == Action.PAUSE for c in b),
                   sum(c.action == Action.UNPAUSE for c in b)) for b in cut]

@@ -6,7 +6,11 @@ Edges come from two places:
   it. The backend's optional `asset_edges()` returns them (airflow-api: AF3
   `GET /api/v2/assets` `producing_tasks` -> `scheduled_dags` + `consuming_tasks`; AF2
   `GET /api/v1/datasets` `producing_tasks` -> `consuming_dags`; snapshot: its `assets` key).
-- `sensors:` in the state file: `{dag: [dags whose sensors wait on it]}`.
+- What Airflow serialises of cross-DAG operators (issue 15, live/deps.py): an
+  ExternalTaskSensor in C waiting on P, a TriggerDagRunOperator in P triggering C. The
+  backend's optional `dag_dependencies()` returns them as DagEdges; they join the asset edges.
+- `sensors:` in the state file: `{dag: [dags whose sensors wait on it]}`, for what Airflow
+  cannot see (ExternalTaskMarker, sensors built at run time, a backend without the graph).
 
 Resolution: when a cascade rule R is the winning rule that pauses DAG P, every live DAG C
 reachable from P through the edges (transitively: consumers of consumers) gets a derived rule:
@@ -22,7 +26,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Iterable
 
-from reconciler.live.base import AssetEdge, AssetGraph, LiveDag
+from reconciler.core.errors import PausectlError
+from reconciler.live.base import AssetEdge, AssetGraph, DagEdge, DependencyGraph, LiveDag
+from reconciler.live.deps import operator_name
 from reconciler.state.loader import EnvState, Rule
 
 SPEC_CASCADE = -1      # below tags/owners (0): an explicit rule of the same layer always wins
@@ -37,19 +43,50 @@ def sensor_edges(state: EnvState) -> list[AssetEdge]:
             for waiter in waiters if waiter != dag]
 
 
-def load_edges(state: EnvState, backend) -> list[AssetEdge]:
-    """Every dependency edge, or [] when no rule cascades (no API calls then)."""
+def load_edges(state: EnvState, backend, notes: list | None = None) -> list[AssetEdge]:
+    """Every dependency edge, or [] when no rule cascades (no API calls then). A dependency
+    graph the server does not serve (AF2 without a login session, a user without the
+    DEPENDENCIES permission) is a note in `notes` (a warning of the plan), not a failure:
+    the asset and declared edges still cascade."""
     if not cascade_rules(state):
         return []
-    edges: list[AssetEdge] = []
+    return all_edges(state, backend, notes)
+
+
+def all_edges(state: EnvState, backend, notes: list | None = None) -> list:
+    """Asset, discovered and declared edges, whether or not a rule cascades (impact.py)."""
+    edges: list = []
     if isinstance(backend, AssetGraph):
         edges.extend(AssetEdge(*e) if not isinstance(e, AssetEdge) else e
                      for e in backend.asset_edges())
+    if isinstance(backend, DependencyGraph):
+        try:
+            edges.extend(backend.dag_dependencies())
+        except PausectlError as e:      # BackendError too
+            if notes is None:
+                raise
+            notes.append(f"Airflow's DAG dependencies not read ({e.message}); cascades use "
+                         "assets and `sensors:` only")
     edges.extend(sensor_edges(state))
     return edges
 
 
+class Discovered(str):
+    """The `via` of a chain step through an edge Airflow serialised: shown as
+    `ExternalTaskSensor wait_up` / `TriggerDagRunOperator trigger_down` (not `asset ...`)."""
+
+
+def edge_via(e) -> str | None:
+    """What a chain step through edge `e` says: the asset name, None for a declared sensor."""
+    if isinstance(e, DagEdge):
+        return Discovered(f"{operator_name(e.kind)} {e.task_id}" if e.task_id
+                          else operator_name(e.kind))
+    return e.asset
+
+
 def via_text(via: str | None) -> str:
+    if isinstance(via, Discovered):
+        return str(via)
     return f"asset {via}" if via else "sensor"
 
 
@@ -89,8 +126,9 @@ def apply_cascade(resolver, decisions: dict, live: list[LiveDag],
     for e in edges:
         if e.producer != e.consumer and e.consumer in by_id:
             lst = out.setdefault(e.producer, [])
-            if (e.consumer, e.asset) not in lst:
-                lst.append((e.consumer, e.asset))
+            step = (e.consumer, edge_via(e))
+            if step not in lst:
+                lst.append(step)
     for targets in out.values():
         targets.sort(key=lambda t: (t[0], t[1] or ""))
     for rule in rules:

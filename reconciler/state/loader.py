@@ -74,6 +74,7 @@ def load_config(root: Path) -> Config:
                  hold_manual_hours=float(drift.get("hold_manual_hours", 0)),
                  auto_paused=drift.get("auto_paused", "keep"),
                  rollout=data.get("rollout") or {}, max_changes=safety.get("max_changes"),
+                 max_catchup_runs=safety.get("max_catchup_runs"),
                  protect=list(safety.get("protect") or []), tenants=data.get("tenants") or {},
                  notify=data.get("notify") or {}, promotion=data.get("promotion") or {},
                  lint=data.get("lint") or {}, doc=doc)

@@ -130,6 +130,7 @@ class Config:
     auto_paused: str = "keep"          # drift.auto_paused: keep | enforce (autopause.py)
     rollout: dict = field(default_factory=dict)
     max_changes: int | None = None
+    max_catchup_runs: int | None = None   # safety.max_catchup_runs: the apply guard (impact.py)
     protect: list[str] = field(default_factory=list)
     tenants: dict = field(default_factory=dict)
     notify: dict = field(default_factory=dict)

@@ -1,0 +1,122 @@
+"""The airflow-api backend's reads for the impact preview and discovered dependencies (issue 15):
+the capabilities `ImpactReads` and `DependencyGraph` of live/base.py. Mixed into
+AirflowApiBackend (which provides _call, _send, _get_all, _executor, dialect, url, name).
+
+Requests, for the N DAGs a plan flips (never for a plan without changes):
+- runs in flight: one `POST /dags/~/dagRuns/list` (v1 and v2: dag_ids + states) per 100 runs;
+- AF3 backfills: `GET /backfills?dag_id=` per DAG (the public route requires dag_id);
+  AF2 has no backfill model, so the preview says so;
+- unpauses of scheduled DAGs: `GET /dags/{id}/details` each (catchup, end_date, timezone).
+Per-version facts live in `_API` (the dialect's api name picks the row): one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+from urllib.parse import quote
+
+from reconciler.core.errors import PausectlError
+from reconciler.live.base import DagEdge, ImpactEvidence
+from reconciler.live.deps import from_af2_page, from_ui_graph
+
+_API = {
+    # (dependency graph path from the server root, page parser, backfills?)
+    "v2": ("/ui/dependencies", "json", True),
+    "v1": ("/dag-dependencies", "html", False),
+}
+_NO_BACKFILLS = "Airflow 2 has no backfill model in its API (backfills run as CLI jobs)"
+_MAX_RUNS = 10_000            # runs in flight read at most (a count beyond is still "many")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def af2_timezone(value: Any) -> str | None:
+    """AF2 details' `timezone` is a repr like "Timezone('UTC')"; AF3 a plain name."""
+    text = _str(value)
+    if text and text.startswith("Timezone(") and text.endswith(")"):
+        text = text[len("Timezone("):-1].strip("'\"")
+    return text or None
+
+
+class ImpactApiReads:
+    """ImpactReads and DependencyGraph over REST (see the module doc)."""
+
+    def dag_dependencies(self) -> list[DagEdge]:
+        self._ensure_ready()
+        path, kind, _ = _API[self.dialect.api]
+        url = self.url.rstrip("/") + path
+        if kind == "json":
+            _, data = self._send("GET", url)
+            return from_ui_graph(data)
+        resp, _ = self._send("GET", url, expect_json=False, allow=(302, 303))
+        edges = from_af2_page(resp.text) if resp.status_code == 200 else None
+        if edges is None:
+            raise PausectlError(f"{self.name}: {path} did not answer the dependency graph "
+                                "(it needs the webserver's login session; auth: "
+                                "password-token)")
+        return edges
+
+    def impact_evidence(self, dag_ids: Iterable[str],
+                        schedules_of: Iterable[str] = ()) -> dict[str, ImpactEvidence]:
+        self._ensure_ready()
+        ids = sorted(set(dag_ids))
+        sched = sorted(set(schedules_of) & set(ids))
+        if not ids:
+            return {}
+        counts = self._in_flight(ids)
+        _, _, has_backfills = _API[self.dialect.api]
+        pool = self._executor()
+        backfills = (dict(zip(ids, pool.map(self._backfills, ids))) if has_backfills else {})
+        details = dict(zip(sched, pool.map(self._details, sched)))
+        out = {}
+        for d in ids:
+            det = details.get(d) or {}
+            summary, next_run = self.dialect.details_fields(det) if det else (None, None)
+            out[d] = ImpactEvidence(
+                dag_id=d, running=counts.get((d, "running"), 0),
+                queued=counts.get((d, "queued"), 0),
+                backfills=backfills.get(d) if has_backfills else None,
+                catchup=det.get("catchup") if isinstance(det.get("catchup"), bool) else None,
+                schedule=_str(summary), timezone=af2_timezone(det.get("timezone")),
+                next_run_after=_str(next_run), end_date=_str(det.get("end_date")),
+                max_active_runs=_int(det.get("max_active_runs")),
+                notes=() if has_backfills else (_NO_BACKFILLS,))
+        return out
+
+    def _in_flight(self, ids: list[str]) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        wanted = set(ids)
+        offset = 0
+        while offset < _MAX_RUNS:
+            _, data = self._call("POST", "/dags/~/dagRuns/list", json_body={
+                "dag_ids": ids, "states": ["running", "queued"], "page_limit": 100,
+                "page_offset": offset, "order_by": "id"})
+            rows = data.get("dag_runs") if isinstance(data, dict) else None
+            if not isinstance(rows, list) or not rows:
+                break
+            for r in rows:
+                if isinstance(r, dict) and r.get("dag_id") in wanted \
+                        and r.get("state") in ("running", "queued"):
+                    key = (r["dag_id"], r["state"])
+                    counts[key] = counts.get(key, 0) + 1
+            offset += len(rows)
+            total = data.get("total_entries")
+            if isinstance(total, int) and offset >= total:
+                break
+        return counts
+
+    def _backfills(self, dag_id: str) -> tuple[dict, ...]:
+        rows = self._get_all("/backfills", {"dag_id": dag_id}, "backfills", max_items=100)
+        return tuple({"id": _int(r.get("id")), "from_date": _str(r.get("from_date")),
+                      "to_date": _str(r.get("to_date")), "is_paused": bool(r.get("is_paused"))}
+                     for r in rows if r.get("completed_at") is None)
+
+    def _details(self, dag_id: str) -> dict | None:
+        resp, data = self._call("GET", f"/dags/{quote(dag_id, safe='')}/details", allow=(404,))
+        return data if resp.status_code == 200 and isinstance(data, dict) else None
