@@ -18,9 +18,9 @@ from reconciler.core.timeutil import (check_cron, local_to_utc, next_fires, wind
                                  window_start_at)
 
 try:
-    from helpers import make_state, snapshot_json, dag
+    from helpers import BASE_FILES
 except ImportError:  # pragma: no cover
-    from tests.helpers import make_state, snapshot_json, dag
+    from tests.helpers import BASE_FILES
 
 UTC = timezone.utc
 BERLIN = "Europe/Berlin"
@@ -248,7 +248,9 @@ def test_until_cuts_a_window_short_and_from_starts_late():
     assert r.inactive_reason(t("2026-10-25T03:00")) == "outside its maintenance windows"
 
 
-# ---- plan --at at the boundaries, through the CLI ---------------------------------------------
+# ---- plan --at at the boundaries, through the CLI and the testing kit -------------------------
+# (the state repo comes from reconciler.testing's pausectl_state fixture, the pytest plugin
+# users get; its verdict must agree with the CLI's plan at every boundary)
 
 PLAN_PROD = """\
 environment: prod
@@ -268,11 +270,10 @@ groups:
 
 
 @pytest.fixture
-def window_repo(tmp_path):
-    make_state(tmp_path, {"prod.yaml": PLAN_PROD, "snapshots/prod.json": snapshot_json(
-        [dag("etl_orders", False, ["etl"], ["data-eng"]),
-         dag("billing_daily", False, ["billing"], ["team-billing"])], "prod")})
-    return tmp_path
+def window_repo(pausectl_state):
+    return pausectl_state({**BASE_FILES, "prod.yaml": PLAN_PROD}, dags={"prod": [
+        {"dag_id": "etl_orders", "tags": ["etl"], "owners": ["data-eng"]},
+        {"dag_id": "billing_daily", "tags": ["billing"], "owners": ["team-billing"]}]})
 
 
 def _plan(cwd, at, capsys, monkeypatch):
@@ -307,4 +308,8 @@ def _plan(cwd, at, capsys, monkeypatch):
     ("2026-11-01T06:15:00Z", {}),
 ])
 def test_plan_at_boundaries(window_repo, at, want, capsys, monkeypatch):
-    assert _plan(window_repo, at, capsys, monkeypatch) == want
+    assert _plan(window_repo.root.parent, at, capsys, monkeypatch) == want
+    if want:
+        window_repo.assert_paused("prod", "etl_orders", at=at)
+    else:
+        window_repo.assert_running("prod", "etl_orders", at=at)
