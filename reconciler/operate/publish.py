@@ -61,8 +61,9 @@ def publish_status(command: str, o: Outcome) -> list[str]:
                                desired_ref=getattr(o.plan, "desired_ref", None))
         status_doc.write(o.store, doc)
     except Exception as e:  # noqa: BLE001 - any store failure is reported, never raised
-        return [f"{o.env}: status document not written to "
-                f"{status_doc.variable_key(o.env)}: {str(e).splitlines()[0] if str(e) else e!r}"]
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return [f"{o.env}: status document not written to {status_doc.variable_key(o.env)}: "
+                f"{why}"]
     return []
 
 

@@ -10,7 +10,7 @@ from reconciler.core.errors import PausectlError
 from reconciler.state.yamlload import LoadedYaml
 
 SCHEMA_FILES = ("pausectl.schema.json", "state.schema.json", "snapshot.schema.json",
-                "plan.schema.json", "statetest.schema.json")
+                "plan.schema.json", "statetest.schema.json", "status.schema.json")
 
 
 def schema_dir() -> Path:
