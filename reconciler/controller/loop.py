@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 from reconciler.core.errors import PausectlError
@@ -30,6 +30,10 @@ from reconciler.controller.source import StateSource
 from reconciler.operate.publish import Outcome, observe_outcome, publish
 
 SLICE = 0.25           # seconds: how often a sleep looks at the stop flag
+# a tick for a transition starts this much early: it reloads the state, renews the lease, takes
+# the environment lock and plans for the transition's instant, then waits for it and applies
+# (operations.apply_env `at` and `ready`): a window opens within one batch's writes of its start
+LEAD = 2.0
 
 
 @dataclass
@@ -121,6 +125,7 @@ class _Env:
     backend_key: str | None = None
     leading: bool = False
     resumed: bool = False
+    target: datetime | None = None      # the transition this tick was woken early for
 
 
 @dataclass
@@ -242,19 +247,22 @@ class Controller:
             ctx = load(root, e.name, now)
             backend = self._open(e, ctx)
             if not self._lead(e, backend):
+                leader = e.lease.leader(backend)
+                if st.role != "standby":
+                    self.log(f"{e.name}: standing by, the lease is held by {leader}")
                 with self.status.lock:
-                    st.role, st.ok, st.leader = "standby", True, e.lease.leader(backend)
-                    st.last_tick = iso(now)
+                    st.role, st.ok, st.leader, st.last_tick = "standby", True, leader, iso(now)
                 return self.settings.standby_poll
             if not e.resumed and self.settings.mode == "apply":
                 e.resumed = True
                 self._resume(ctx, backend)
-            outcome, live, line = self._reconcile(ctx, backend)
+            outcome, live, line = self._reconcile(e, ctx, backend)
             warnings = publish(ctx.cfg, "reconcile", [outcome],
                                render=lambda: self.log(f"{iso(now)} {e.name}: {line}"))
             for w in warnings:
                 self.log(f"warning: {w}")
-            wait, wake = self._next_wake(ctx, live)
+            wait, e.target = self._next_wake(ctx, live)
+            wake = iso(e.target) if e.target else None
         result = outcome.result
         with self.status.lock:
             self.status.outcomes[e.name] = outcome
@@ -295,40 +303,38 @@ class Controller:
         except PausectlError as ex:      # still locked by a live apply: it finishes its own
             self.log(f"{ctx.env}: not resumed: {ex}")
 
+    def _until(self, target: datetime | None) -> None:
+        """Wait (under the lock, planned) for the transition the tick was woken early for."""
+        if target is not None:
+            self._sleep((target - utcnow()).total_seconds())
+
     def _options(self):
         opts = self.settings.options()
         opts.stop = lambda: self.stop_reason
         opts.log = self.log
         return opts
 
-    def _reconcile(self, ctx, backend) -> tuple[Outcome, list, str]:
+    def _reconcile(self, e: _Env, ctx, backend) -> tuple[Outcome, list, str]:
         from reconciler import operations as ops
         from reconciler.engine import plan_env
+        target, e.target = e.target, None
         if self.settings.mode == "report":
-            plan, resolution, live = plan_env(ctx, backend)
+            plan, resolution, live = plan_env(ctx, backend, at=target)
+            self._until(target)
             n = len(plan.changes)
             return (Outcome(ctx.env, plan, live, resolution), live,
                     f"{n} change(s) pending (report mode)" if n else "in sync")
-        applied = ops.apply_env(ctx, backend, self._options())
-        self._expire_holds(ctx, backend)
+        # apply_env also ends holds whose time is up, after a successful apply
+        applied = ops.apply_env(ctx, backend, self._options(), at=target,
+                                ready=lambda: self._until(target))
         r, s = applied.result, applied.plan.summary()
         line = (f"{r.status}: {r.changed} DAG(s) changed (pause {s['pause']}, unpause "
                 f"{s['unpause']})" if applied.plan.changes else "in sync")
         return applied.outcome(ctx.env), applied.live or [], line
 
-    def _expire_holds(self, ctx, backend) -> None:
-        """Holds (`pausectl hold`) that ended are removed each tick, after the apply."""
-        try:
-            from reconciler.apply.holds_flow import expire, notify
-        except ImportError:              # a build without holds
-            return
-        outcome = expire(ctx, backend, locked=False, log=self.log)
-        for w in list(outcome.warnings) + notify(ctx.cfg, outcome):
-            self.log(f"warning: {w}")
-
-    def _next_wake(self, ctx, live) -> tuple[float, str | None]:
-        """Seconds until the next transition within --interval (a hair after it, so the
-        window is in force when the tick plans), or the interval."""
+    def _next_wake(self, ctx, live) -> tuple[float, datetime | None]:
+        """Seconds until the tick for the next transition within --interval (LEAD early: the
+        tick waits for the instant under the lock), and that transition; or the interval."""
         from reconciler.policy.schedule import compute
         interval = self.settings.interval
         now = utcnow()
@@ -341,4 +347,7 @@ class Controller:
         if not times:
             return interval, None
         nxt = min(times)
-        return min(interval, (nxt - utcnow()).total_seconds() + 0.05), iso(nxt)
+        left = (nxt - utcnow()).total_seconds()
+        if left > interval:
+            return interval, None
+        return max(0.0, left - LEAD), nxt

@@ -1,0 +1,139 @@
+"""`pausectl reconcile` without Airflow (snapshot environments): one-shot apply and report,
+the state reloaded every tick and /readyz following it, /metrics in Prometheus' format, an
+apply killed mid-batch resumed by the next controller from its journal, a git URL as the
+source, and bad flags as one line with exit 1. The real-Airflow behaviour (timing, SIGTERM,
+standby) is test_controller_live.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from controller_support import REPO, ControllerProc
+from helpers import Repo, make_state, run_inprocess
+
+
+def snapshot(root, env="prod") -> dict:
+    data = json.loads((root / "snapshots" / f"{env}.json").read_text())
+    return {d["dag_id"]: d["is_paused"] for d in data["dags"]}
+
+
+def test_one_tick_applies_and_releases_its_lease(tmp_path):
+    root = make_state(tmp_path)
+    env = {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "j")}
+    r = run_inprocess(["reconcile", "prod", "--mode", "report"], tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    assert "prod: 2 change(s) pending (report mode)" in r.stderr
+    assert snapshot(root)["billing_daily"] is False and not (tmp_path / "j").exists()
+    r = run_inprocess(["reconcile", "prod"], tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    assert "prod: done: 2 DAG(s) changed (pause 1, unpause 1)" in r.stderr
+    assert snapshot(root) == {"billing_daily": True, "etl_orders": False, "report_daily": False}
+    assert json.loads((root / "snapshots" / "prod.json.vars.json").read_text()) == {}
+    r = run_inprocess(["reconcile", "prod", "staging"], tmp_path, env)
+    assert r.returncode == 0 and "prod: in sync" in r.stderr and "staging: done" in r.stderr
+
+
+def test_a_broken_state_fails_the_tick_not_the_controller(tmp_path):
+    root = make_state(tmp_path)
+    good = (root / "prod.yaml").read_text()
+    (root / "prod.yaml").write_text(good.replace("    owner: team-billing\n", ""))
+    r = run_inprocess(["reconcile", "prod"], tmp_path, {"PAUSECTL_JOURNAL_DIR": str(tmp_path)})
+    assert r.returncode == 1
+    [line] = [ln for ln in r.stderr.splitlines() if "tick failed" in ln]
+    assert "state/prod.yaml:5" in line and "missing required key 'owner'" in line
+    assert "Traceback" not in r.stderr
+    # --watch: unready while broken, ready once the file is fixed (reloaded every tick)
+    c = ControllerProc(tmp_path, ["prod", "--watch", "--interval", "1", "--listen",
+                                  "127.0.0.1:0"], {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "j")})
+    try:
+        base = f"http://{c.address()}"
+        c.wait_for("tick failed", 30)
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert "missing required key" in ready.json()["environments"]["prod"]["error"]
+        (root / "prod.yaml").write_text(good)
+        c.wait_for("prod: done: 2 DAG(s) changed", 30)
+        ready = httpx.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["environments"]["prod"]["role"] == \
+            "leader"
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        assert httpx.get(f"{base}/nope", timeout=10).status_code == 404
+        assert c.terminate() == 0, c.output()
+    finally:
+        c.kill()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("pausectl_controller_ticks_total", (("env", "prod"), ("result", "error")))] >= 1
+    assert samples[("pausectl_controller_ready", (("env", "prod"),))] == 1.0
+    assert samples[("pausectl_paused_dags", (("env", "prod"),))] == 1.0
+    assert samples[("pausectl_plan_changes", (("action", "pause"), ("env", "prod")))] == 1.0
+
+
+def test_an_apply_killed_mid_batch_is_resumed_by_the_next_controller(tmp_path):
+    root = make_state(tmp_path)
+    cfg = (root / "pausectl.yaml").read_text() + "rollout: {batches: [1, \"100%\"]}\n"
+    (root / "pausectl.yaml").write_text(cfg)
+    dags = json.loads((root / "snapshots" / "prod.json").read_text())
+    dags["dags"].append({**dags["dags"][-1], "dag_id": "report_weekly"})   # paused, like daily
+    (root / "snapshots" / "prod.json").write_text(json.dumps(dags))
+    env = dict(os.environ, PAUSECTL_JOURNAL_DIR=str(tmp_path / "j"),
+               PAUSECTL_TEST_KILLPOINT="batch_applied:1",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("PAUSECTL_STATE", None)
+    p = subprocess.run([sys.executable, "-m", "reconciler", "reconcile", "prod", "--no-gates"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == -9, p.stderr
+    [path] = sorted((tmp_path / "j").glob("prod-*.json"))
+    journal = json.loads(path.read_text())
+    assert journal["status"] == "running"
+    assert [b["status"] for b in journal["batches"]] == ["applied", "pending"]
+    r = run_inprocess(["reconcile", "prod", "--no-gates"], tmp_path,
+                      {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "j")})
+    assert r.returncode == 0, r.stderr
+    assert f"prod: resuming the interrupted apply {path}" in r.stderr
+    assert "prod: resume done" in r.stderr and "prod: in sync" in r.stderr
+    journal = json.loads(path.read_text())
+    assert journal["status"] == "done" and "resumed" in [e["event"] for e in journal["events"]]
+    assert snapshot(root) == {"billing_daily": True, "etl_orders": False,
+                              "report_daily": False, "report_weekly": False}
+    assert len(list((tmp_path / "j").glob("prod-*.json"))) == 1    # no second apply
+
+
+def test_a_git_url_is_fetched_every_tick(tmp_path):
+    upstream = Repo(tmp_path / "upstream")
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ["reconcile", "prod", "--mode", "report", "--repo",
+            f"file://{upstream.path}", "--ref", "main", "--checkout-dir", str(work / "co")]
+    env = {"PAUSECTL_JOURNAL_DIR": str(work / "j")}
+    r = run_inprocess(args, work, env)
+    assert r.returncode == 0, r.stderr
+    assert "prod: 2 change(s) pending" in r.stderr
+    prod = upstream.read("prod.yaml").replace("paused: true\n    reason: \"vendor outage\"",
+                                              "paused: false\n    reason: \"vendor outage\"")
+    upstream.commit("billing runs again", {"prod.yaml": prod})
+    r = run_inprocess(args, work, env)
+    assert r.returncode == 0 and "prod: 1 change(s) pending" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["prod", "--watch", "--listen", "nonsense"], "--listen: 'nonsense' is not HOST:PORT"),
+    (["prod", "--repo", "-uhttps://x"], "--repo: '-uhttps://x' is not a git URL"),
+    (["prod", "--repo", "https://example.com/x.git", "--repo-path", "../etc"],
+     "--repo-path: '../etc' must stay inside the repository"),
+    (["prod", "--interval", "nan"], "is not a finite number"),
+    (["nowhere"], "unknown environment 'nowhere'"),
+])
+def test_bad_flags_are_one_line_and_exit_1(tmp_path, args, message):
+    make_state(tmp_path)
+    r = run_inprocess(["reconcile", *args], tmp_path, {"PAUSECTL_JOURNAL_DIR": str(tmp_path)})
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
