@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 from reconciler.apply.executor import (ApplyOptions, ApplyResult, apply_plan, check_guards,
@@ -78,9 +79,12 @@ def compare_saved(saved: Plan, fresh: Plan) -> None:
 
 
 def apply_env(ctx, backend, opts: ApplyOptions, saved: Plan | None = None,
-              show: Show = _nothing, confirm: Show = _nothing) -> Applied:
+              show: Show = _nothing, confirm: Show = _nothing, at: datetime | None = None,
+              ready: Callable[[], None] | None = None) -> Applied:
     """Lock, plan under the lock with this run's rollout, then apply exactly that plan (or
-    `saved`, once a fresh plan agrees with it: the saved value runs, with its batches)."""
+    `saved`, once a fresh plan agrees with it: the saved value runs, with its batches).
+    The controller plans a transition a moment ahead (`at`, default now) and `ready()` waits
+    for its instant before anything changes: the lock and the listing are not its latency."""
     from reconciler.apply.lock import EnvLock
     from reconciler.core.killpoint import killpoint
     from reconciler.engine import plan_env
@@ -94,7 +98,9 @@ def apply_env(ctx, backend, opts: ApplyOptions, saved: Plan | None = None,
     # lock first, then plan under it: no other apply can move live state in between
     with EnvLock(backend, ctx.env, log=opts.log) as lock:
         killpoint("after_lock")
-        plan, resolution, live = plan_env(ctx, backend, rollout=rollout)
+        plan, resolution, live = plan_env(ctx, backend, at=at, rollout=rollout)
+        if ready is not None:
+            ready()
         if saved is not None:
             compare_saved(saved, plan)
             plan = saved
