@@ -3,11 +3,11 @@ JSON for machines, markdown for pull-request comments, `::error` lines for GitHu
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import IO
 
-from reconciler.plan.model import Plan
+from reconciler.plan.model import Plan, drain_note
+from reconciler.plan.render_json import write_json
 from reconciler.core.sanitize import GITHUB_COMMENT_LIMIT, md_cap, md_code, md_text, term
 from reconciler.core.sanitize import rich as _r
 from reconciler.plan.impact_render import markdown_rows as impact_md, text_lines as impact_lines
@@ -33,9 +33,8 @@ def console(stream: IO | None = None):
 
 
 def dump_json(data, stream: IO | None = None) -> None:
-    stream = stream or sys.stdout
-    json.dump(data, stream, indent=2, sort_keys=False, default=str)
-    stream.write("\n")
+    # the bytes of json.dump(indent=2, default=str), streamed and fast (plan/render_json.py)
+    write_json(data, stream)
 
 
 # ---- plans ----------------------------------------------------------------------------------
@@ -62,7 +61,8 @@ def plan_text(plan: Plan, stream: IO | None = None) -> None:
           f"{'paused' if c.desired_paused else 'running'}  rule={t(c.rule)}"
           f"{'  reason=' + _q(c.reason) if c.reason else ''}"
           f"{'  owner=' + t(c.owner) if c.owner else ''}"
-          f"{'  last_changed_by=' + _q(c.last_changed_by) if c.last_changed_by else ''}\n")
+          f"{'  last_changed_by=' + _q(c.last_changed_by) if c.last_changed_by else ''}"
+          f"{'  ' + drain_note(c.drain) if c.drain else ''}\n")
     for line in impact_lines(plan):         # only when the impact has something to say
         w(line + "\n")
     for c in plan.conflicts:
@@ -117,6 +117,9 @@ def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
         con.print(line, markup=False)
     for c in plan.conflicts:
         con.print(f"[bold red]conflict[/] {_r(c['dag_id'])}: {_r(c['message'])}")
+    for c in plan.changes:
+        if c.drain:
+            con.print(f"[yellow]draining[/] {_r(c.dag_id)}: {_r(drain_note(c.drain))}")
     for h in plan.held:
         con.print(f"[yellow]held[/] {_r(h['dag_id'])}: {_r(h['why'])}")
     for sk in plan.skipped:
@@ -178,6 +181,8 @@ def plan_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT - 1_000) -> str:
         ("Impact", [], impact_md(plan)),
         ("Conflicts", [], [f"- {md_code(c['dag_id'])}: {md_escape(c['message'])}"
                            for c in plan.conflicts]),
+        ("Draining", [], [f"- {md_code(c.dag_id)}: {md_escape(drain_note(c.drain))}"
+                          for c in plan.changes if c.drain]),
         ("Held", [], [f"- {md_code(h['dag_id'])}: {md_escape(h['why'])}" for h in plan.held]),
         ("Skipped", [], [f"- {md_code(k['dag_id'])}: {md_escape(k['why'])}"
                          for k in plan.skipped]),
