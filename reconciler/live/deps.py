@@ -42,12 +42,18 @@ def _dag_id(node_id: Any) -> str | None:
     return None
 
 
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _edges_through(kinds: dict[str, tuple[str, str | None]],
                    pairs: Iterable[tuple[Any, Any]]) -> list[DagEdge]:
     """DAG -> dependency node -> DAG paths as DagEdges. `kinds`: node id -> (kind, label)."""
     into: dict[str, set[str]] = {}
     out_of: dict[str, set[str]] = {}
     for src, dst in pairs:
+        if not (isinstance(src, str) and isinstance(dst, str)):
+            continue
         up, down = _dag_id(src), _dag_id(dst)
         if up is not None and dst in kinds:
             into.setdefault(dst, set()).add(up)
@@ -67,11 +73,11 @@ def from_ui_graph(data: Any) -> list[DagEdge]:
     if not isinstance(data, dict):
         return []
     kinds = {}
-    for n in data.get("nodes") or ():
+    for n in _list(data.get("nodes")):
         if isinstance(n, dict) and n.get("type") in KINDS and isinstance(n.get("id"), str):
             label = n.get("label")
             kinds[n["id"]] = (n["type"], label if isinstance(label, str) else None)
-    pairs = [(e.get("source_id"), e.get("target_id")) for e in data.get("edges") or ()
+    pairs = [(e.get("source_id"), e.get("target_id")) for e in _list(data.get("edges"))
              if isinstance(e, dict)]
     return _edges_through(kinds, pairs)
 
@@ -90,13 +96,13 @@ def from_af2_page(html: str) -> list[DagEdge] | None:
     if set(found) != {"dagNodes", "edges"}:
         return None
     kinds = {}
-    for n in found["dagNodes"] if isinstance(found["dagNodes"], list) else ():
+    for n in _list(found["dagNodes"]):
         value = n.get("value") if isinstance(n, dict) else None
         if isinstance(value, dict) and value.get("class") in KINDS and isinstance(n.get("id"), str):
             label = value.get("label")
             kinds[n["id"]] = (value["class"], label if isinstance(label, str) else None)
-    edges = found["edges"] if isinstance(found["edges"], list) else []
-    return _edges_through(kinds, [(e.get("u"), e.get("v")) for e in edges if isinstance(e, dict)])
+    return _edges_through(kinds, [(e.get("u"), e.get("v")) for e in _list(found["edges"])
+                                  if isinstance(e, dict)])
 
 
 def from_serialized(deps: dict[str, list], timeouts: dict[tuple[str, str], float] | None = None
