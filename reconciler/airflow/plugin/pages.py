@@ -9,10 +9,12 @@ as key/value lists when a document has them.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from html import escape
 from typing import Iterable, Mapping
 from urllib.parse import quote
+
+from reconciler.core.timeutil import parse_timestamp
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'self'; base-uri 'none'")
@@ -45,13 +47,12 @@ def _page(title: str, body: str) -> str:
 
 
 def _when(value) -> datetime | None:
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str):
         return None
     try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_timestamp(value)
+    except ValueError:      # not a time (or out of range): "unknown", never an error page
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def paused_days(d: Mapping, now: datetime) -> float | None:
