@@ -5,6 +5,7 @@ the script calls pausectl back with _PAUSECTL_COMPLETE set)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
@@ -13,6 +14,8 @@ from click.shell_completion import CompletionItem, get_completion_class
 # parameters completed as environment names / DAG ids, by their name in the commands
 ENV_PARAMS = {"env", "envs", "source", "target", "from_env"}
 DAG_PARAMS = {"dag_id", "dag_ids"}
+# what Airflow allows in a dag_id (and pausectl in an environment name): nothing a shell reads
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,250}")
 
 
 def _state_dir(ctx: click.Context) -> Path:
@@ -74,7 +77,9 @@ class Completed(click.ParamType):
         return value
 
     def shell_complete(self, ctx, param, incomplete):
-        return [CompletionItem(c) for c in self.choices(ctx) if c.startswith(incomplete)]
+        # names from files go to the shell's completion code: only plain names pass
+        return [CompletionItem(c) for c in self.choices(ctx)
+                if c.startswith(incomplete) and SAFE_NAME.fullmatch(c)]
 
 
 ENV_TYPE = Completed(env_names)

@@ -111,6 +111,12 @@ def _terminal():
 def main(argv=None) -> None:
     # every byte the CLI writes goes through the output guard (reconciler/core/sanitize.py): no
     # control or escape sequence, no workflow command a data value could start, no secret
+    if os.environ.get("_PAUSECTL_COMPLETE"):
+        # a shell asks for completions: click writes them as bytes (the guard takes text);
+        # the only data in them, ENV and DAG names, are filtered to safe names
+        # (cli/completion.py), so they need no guard
+        cli.main(args=argv, prog_name="pausectl")
+        return
     from reconciler.core.sanitize import install_guards
     undo_terminal = _terminal().setup()   # folds wide lines on a terminal (below the guard)
     restore = install_guards()

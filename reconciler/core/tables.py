@@ -118,17 +118,24 @@ def show(con, cols: Sequence[Col], rows: list[Sequence[str]],
     if _fits(cols, rows, con.width):
         t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, expand=False)
-        for i, c in enumerate(cols):
-            longest = max([len(c.name)] + [len(r[i]) for r in rows])
+        longest = [max([len(c.name)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+        texts = sum(c.kind != "id" for c in cols)
+        # what the identifiers leave (SIMPLE_HEAD: 3 characters between columns), shared
+        spare = con.width - 3 * (len(cols) - 1) - sum(n for c, n in zip(cols, longest)
+                                                      if c.kind == "id")
+        share = max(MIN_TEXT, spare // max(1, texts))
+        for c, n in zip(cols, longest):
             if c.kind == "id":
-                t.add_column(c.name, no_wrap=True, min_width=longest, style=c.style or None)
+                t.add_column(c.name, no_wrap=True, min_width=n, style=c.style or None)
             elif WIDE:
                 t.add_column(c.name, overflow="fold", style=c.style or None)
             else:
                 t.add_column(c.name, no_wrap=True, overflow="ellipsis", style=c.style or None,
-                             max_width=max(MIN_TEXT, min(TEXT_MAX, longest)))
+                             width=min(n, share, TEXT_MAX))
+        cut = not WIDE
         for r in rows:
-            t.add_row(*(Text(x) for x in r))
+            t.add_row(*(Text(x, overflow="ellipsis", no_wrap=True) if cut and c.kind == "text"
+                        else Text(x) for c, x in zip(cols, r)))
         con.print(t)
         return
     if title:
@@ -143,9 +150,9 @@ def show(con, cols: Sequence[Col], rows: list[Sequence[str]],
 
 def _fits(cols: Sequence[Col], rows: list[Sequence[str]], cols_width: int) -> bool:
     """Whether every identifier column at full width plus MIN_TEXT per free-text column
-    (and rich's one-space padding on each side between columns) fits on one line."""
+    (and the 3 characters between two columns) fits on one line."""
     need = 0
     for i, c in enumerate(cols):
         longest = max([len(c.name)] + [len(r[i]) for r in rows])
         need += longest if c.kind == "id" else min(longest, MIN_TEXT)
-    return need + 2 * (len(cols) - 1) <= cols_width
+    return need + 3 * (len(cols) - 1) <= cols_width

@@ -84,10 +84,10 @@ def plan_text(plan: Plan, stream: IO | None = None) -> None:
         w("No changes. Live state matches git.\n")
 
 
-# a terminal's plan table: identifiers first and never cut; free text last
-PLAN_COLS = (Col("action", "id", "yellow"), Col("dag_id", "id", "bold"), Col("change", "id"),
-             Col("rule", "id"), Col("owner", "id"), Col("reason", "text"),
-             Col("last changed by", "text"))
+# a terminal's plan table: identifiers first and never cut; free text last ("change" says
+# the action: running -> paused is a pause)
+PLAN_COLS = (Col("dag_id", "id", "bold"), Col("change", "id"), Col("rule", "id"),
+             Col("owner", "id"), Col("reason", "text"), Col("last changed by", "text"))
 
 
 def _state(paused: bool) -> str:
@@ -96,7 +96,7 @@ def _state(paused: bool) -> str:
 
 def _change_line(row) -> tuple[str, str]:
     """The one-line form below the width a table fits: `~ dag_id  running -> paused  rule`."""
-    _, dag, change, rule, owner, reason, last = row
+    dag, change, rule, owner, reason, last = row
     extra = "  ".join(x for x in (reason, f"owner {owner}" if owner else "",
                                   f"last changed by {last}" if last else "") if x)
     return f"~ {dag}  {change}  {rule}", extra
@@ -108,11 +108,11 @@ def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
     for warning in plan.warnings:
         con.print(f"[yellow]warning:[/] {_r(warning)}")
     if plan.changes:
-        rows = [(c.action, term(c.dag_id),
+        rows = [(term(c.dag_id),
                  f"{_state(c.live_paused)} -> {_state(c.desired_paused)}", term(c.rule),
                  term(c.owner), term(c.reason), term(c.last_changed_by)) for c in plan.changes]
         show(con, PLAN_COLS, rows, _change_line, title=f"pausectl plan: {term(plan.environment)}",
-             row_style=lambda r: "red" if r[2].endswith("paused") else "green")
+             row_style=lambda r: "red" if r[1].endswith("paused") else "green")
     for line in impact_lines(plan):         # neutralised by term(); no markup in them
         con.print(line, markup=False)
     for c in plan.conflicts:
