@@ -183,6 +183,7 @@ def test_pr_workflow_shape():
     steps = doc["jobs"]["plan"]["steps"]
     text = json.dumps(steps)
     assert "pausectl validate --format github" in text
+    assert "pausectl test --format github" in text          # state tests, annotated
     assert "<!-- pausectl-plan -->" in text and "updateComment" in text       # one comment
     assert "GITHUB_STEP_SUMMARY" in text and "pausectl plan" in text
     assert steps[0]["with"]["fetch-depth"] == 0
@@ -209,6 +210,17 @@ def test_drift_and_promote_workflow_shape():
     assert promote["concurrency"]["cancel-in-progress"] is False
     ci = _load(ROOT / ".github/workflows/ci.yml")
     assert "bash .ci/run" in json.dumps(ci)
+
+
+def test_pre_commit_hooks_validate_and_test():
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert hooks["pausectl-validate"]["entry"] == "pausectl validate"
+    # state tests are not state files: validate never sees them, `pausectl test` runs them
+    assert hooks["pausectl-validate"]["exclude"] == "^state/tests/"
+    assert hooks["pausectl-test"]["entry"] == "pausectl test"
+    assert hooks["pausectl-test"]["pass_filenames"] is False
+    assert re.search(hooks["pausectl-test"]["files"], "state/tests/prod.yaml")
+    assert re.search(hooks["pausectl-test"]["files"], "state/snapshots/prod.json")
 
 
 def test_composite_action():
