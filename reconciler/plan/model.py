@@ -208,6 +208,9 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
     held_now = holds.active if holds else {}
     for dag in sorted(live, key=attrgetter("dag_id")):
         dec = decisions[dag.dag_id]
+        if held_now and dag.dag_id in held_now:
+            plan.held.append(_held(held_now[dag.dag_id], dag, dec, at))
+            continue
         if dec.conflict:
             plan.conflicts.append(Conflict(dag.dag_id, [r.where for r in dec.conflict],
                                            resolution.why(dec, dag)))
@@ -246,11 +249,11 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
         manual = event is not None and event.via != "pausectl" and event.is_paused in (None, dag.is_paused)
         if ap is not None and ap.changed_after:
             manual = False   # a human acted in git after Airflow's pause: a plain git change
+        if holds and dag.dag_id in holds.expired:
+            manual = False   # the flip was the hold's: its end puts back git
         if manual and rule.layer != "emergency":
             held_why = None
             what = ap.summary() if ap is not None else event.describe()
-        if holds and dag.dag_id in holds.expired:
-            manual = False   # the flip was the hold's: its end puts back git
             if cfg.drift_mode in ("report", "adopt"):
                 held_why = f"manual change kept (drift.mode {cfg.drift_mode}): {what}"
             elif cfg.hold_manual_hours and event.when > hold_until:
@@ -272,9 +275,9 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
             drain=_drain(rule, dag, dec, in_flight)))
     for dag_id, rule in sorted(resolution.missing):
         plan.missing.append(Missing(dag_id, rule.where, rule.paused))
-    return plan
     if holds:
         plan.warnings.extend(holds.warnings)
+    return plan
 
 
 def _held(h, dag: LiveDag, dec, at: datetime) -> Hold:
