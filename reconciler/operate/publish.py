@@ -3,8 +3,9 @@
 A command (CLI or the Airflow operator) collects one `Outcome` per environment it worked on
 and hands them to `publish`: each outcome is announced to the `notify:` webhooks (apply,
 gate failure, drift, auto-pause, emergency); an outcome that carries a `store` (the
-environment's backend, a live.base.VariableStore) gets its status document written to the
-Variable `pausectl.status.<env>` (operate/status_doc.py; the Airflow plugin shows it); all of
+environment's backend, a live.base.VariableStore), or any outcome of a live environment when
+PAUSECTL_STATUS_VARIABLE=1, gets its status document written to the Variable
+`pausectl.status.<env>` (operate/status_doc.py; the Airflow plugin shows it); all of
 them go into one metrics file, and the command's own `render` (terminal output, or the task
 log) runs last. Notifications and
 metrics never change what a command did, only what it reports: their failures come back as
@@ -13,6 +14,7 @@ warnings for the caller to show.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -48,22 +50,55 @@ def notify_outcome(cfg, o: Outcome) -> list[str]:
     return warnings
 
 
-def publish_status(command: str, o: Outcome) -> list[str]:
+STATUS_SWITCH = "PAUSECTL_STATUS_VARIABLE"
+
+
+def _status_store(cfg, o: Outcome):
+    """(store, opened here): the outcome's own store, else - with PAUSECTL_STATUS_VARIABLE=1 -
+    the environment's live backend (never a snapshot file: a plan must not rewrite it)."""
+    if o.store is not None:
+        return o.store, False
+    if os.environ.get(STATUS_SWITCH, "").lower() not in ("1", "true", "yes"):
+        return None, False
+    if (cfg.env(o.env).backend or {}).get("type") == "snapshot":
+        return None, False
+    from reconciler.engine import open_backend
+    return open_backend(cfg, o.env), True
+
+
+def _applied(o: Outcome) -> set[str] | None:
+    """The DAGs a finished apply changed: its plan's changes less the failed ones (the
+    outcome's `live` is what was read before the apply). A rolled back or halted apply: none."""
+    r = o.result
+    if r is None or o.plan is None or str(r.status) != "done":
+        return None
+    return {c.dag_id for c in o.plan.changes} - set(r.errors or {})
+
+
+def publish_status(cfg, command: str, o: Outcome) -> list[str]:
     """Write the status document of one outcome to its store; a failure is a warning (the
     command did its work; only what Airflow's UI shows is late)."""
-    if o.store is None or o.resolution is None or o.live is None:
+    if o.resolution is None or o.live is None:
         return []
     from reconciler.operate import status_doc
+    store, opened = None, False
     try:
+        store, opened = _status_store(cfg, o)
+        if store is None:
+            return []
         extra = o.extra.get("status_extra") if isinstance(o.extra, dict) else None
         doc = status_doc.build(o.env, command=command, live=o.live, resolution=o.resolution,
                                plan=o.plan, report=o.report, events=o.events, extra=extra,
-                               desired_ref=getattr(o.plan, "desired_ref", None))
-        status_doc.write(o.store, doc)
+                               desired_ref=getattr(o.plan, "desired_ref", None),
+                               applied=_applied(o))
+        status_doc.write(store, doc)
     except Exception as e:  # noqa: BLE001 - any store failure is reported, never raised
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         return [f"{o.env}: status document not written to {status_doc.variable_key(o.env)}: "
                 f"{why}"]
+    finally:
+        if opened:
+            store.close()
     return []
 
 
@@ -89,7 +124,7 @@ def publish(cfg, command: str, outcomes: Iterable[Outcome], *, metrics_file: str
         for o in outcomes:
             warnings += notify_outcome(cfg, o)
     for o in outcomes:
-        warnings += publish_status(command, o)
+        warnings += publish_status(cfg, command, o)
     if metrics_file:
         from reconciler.operate.metrics import write_metrics
         warnings += write_metrics(metrics_file, command,

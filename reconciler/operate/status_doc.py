@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
@@ -124,10 +125,12 @@ def dag_entry(dag, dec, *, drift: Mapping | None, event, nxt: dict | None,
 def build(env: str, *, command: str, live: Iterable, resolution, plan=None,
           report: Mapping | None = None, events: Mapping | None = None,
           emergency=None, at: datetime | None = None, desired_ref: str | None = None,
-          state_dir: str = "", extra: Mapping[str, Mapping] | None = None) -> dict:
+          state_dir: str = "", extra: Mapping[str, Mapping] | None = None,
+          applied: set[str] | None = None) -> dict:
     """The status document of one environment. `events`: the newest pause event per DAG
     (Observation.last_events()); `extra`: optional per-DAG fields (`hold`, `draining`,
-    `impact`) keyed by dag_id, added as they are."""
+    `impact`) keyed by dag_id, added as they are; `applied`: DAGs an apply just set to their
+    desired state (`live` was read before it)."""
     at = at or utcnow()
     live = list(live)
     repo = repo_link()
@@ -136,8 +139,14 @@ def build(env: str, *, command: str, live: Iterable, resolution, plan=None,
     for key in ("drifted", "auto_paused", "pending_git_changes"):
         for item in (report or {}).get(key, ()):
             drifted.setdefault(item["dag_id"], item)
+    applied = set(applied or ())
+    if applied:
+        live = [replace(d, is_paused=resolution.decisions[d.dag_id].paused)
+                if d.dag_id in applied and d.dag_id in resolution.decisions else d for d in live]
     if plan is not None and report is None:
         for c in plan.changes:
+            if c.dag_id in applied:
+                continue
             drifted.setdefault(c.dag_id, {"cause": "git", "description": "differs from git"
                                           f"; apply will {c.action.value}"})
     events = dict(events or {})

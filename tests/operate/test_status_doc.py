@@ -89,3 +89,26 @@ def test_report_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
     code, out, err = main_captured(REPO, ["report", "prod", "--state", "state"], capsys,
                                    monkeypatch)
     assert code == 1 and "--html" in err
+
+
+def test_switch_never_writes_a_snapshot_and_apply_state_is_after(monkeypatch):
+    ctx, obs, plan, res = _observed("prod")
+    snapshot = (REPO / "state" / "snapshots" / "prod.json").read_bytes()
+    monkeypatch.setenv("PAUSECTL_STATUS_VARIABLE", "1")
+    assert publish(ctx.cfg, "plan", [Outcome("prod", plan, list(obs.live), res)],
+                   notify=False) == []
+    assert (REPO / "state" / "snapshots" / "prod.json").read_bytes() == snapshot
+    # a finished apply: its changes are the live state now, and no longer pending
+    from reconciler.apply.executor import ApplyResult
+    from reconciler.plan.records import ApplyStatus
+    store = _Store()
+    done = ApplyResult(ApplyStatus.DONE, None, changed=len(plan.changes))
+    assert publish(ctx.cfg, "apply", [Outcome("prod", plan, list(obs.live), res, result=done,
+                                              store=store)], notify=False) == []
+    doc = json.loads(store.values["pausectl.status.prod"])
+    changed = {c.dag_id: c.desired_paused for c in plan.changes}
+    assert changed
+    for d in doc["dags"]:
+        if d["dag_id"] in changed:
+            assert d["live_paused"] is changed[d["dag_id"]] and d["drift"] is None
+    assert doc["summary"]["pending"] == 0

@@ -38,8 +38,8 @@ def _drop_unused_servers():
 
 
 def _publish(server, tmp, monkeypatch) -> None:
-    """`pausectl apply` (pauses three DAGs through the API), then the publish stage writes the
-    status document of what it sees into the Variable, as apply/plan/drift/watch do."""
+    """`pausectl apply` (pauses three DAGs through the API) with PAUSECTL_STATUS_VARIABLE=1: its
+    publish stage writes the status document; then one with the audit events (pause times)."""
     from reconciler.engine import load, open_backend, plan_observed
     from reconciler.observe import PAUSED, observe
     from reconciler.operate.publish import Outcome, publish
@@ -47,11 +47,19 @@ def _publish(server, tmp, monkeypatch) -> None:
     monkeypatch.setenv("UI_USER", "admin")
     monkeypatch.setenv("UI_PASS", "admin")
     out = run_cli(["apply", "ui", "--state", str(state), "--yes"], tmp, env={
-        "UI_USER": "admin", "UI_PASS": "admin"})
+        "UI_USER": "admin", "UI_PASS": "admin", "PAUSECTL_STATUS_VARIABLE": "1"})
     assert out.returncode == 0, out.stdout + out.stderr
+    assert "warning" not in out.stderr
     ctx = load(state, "ui")
     backend = open_backend(ctx.cfg, "ui")
     try:
+        # the apply's own publish stage wrote it, with the state after the apply
+        applied = json.loads(backend.get_variable("pausectl.status.ui"))
+        assert applied["command"] == "apply"
+        assert {d["dag_id"]: d["live_paused"] for d in applied["dags"]} == {
+            "ui_paused": True, "ui_running": False, "ui_script": True, "ui_secret": True}
+        assert all(d["drift"] is None for d in applied["dags"])
+        # a publish with the observation's events adds each pause's time
         obs = observe(ctx, backend, utcnow(), events_for=PAUSED)
         plan, res = plan_observed(ctx, obs)
         warnings = publish(ctx.cfg, "apply", [Outcome("ui", plan, list(obs.live), res,
