@@ -6,6 +6,7 @@ a terminal stderr and wide lines folded on a terminal stdout. Piped output is no
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import click
@@ -36,11 +37,9 @@ EXAMPLES = {
                           "pausectl emergency recover prod --batches 10%,100% --yes"],
     "completion": ["pausectl completion bash > ~/.local/share/bash-completion/completions/pausectl",
                    'eval "$(pausectl completion zsh)"'],
-    "report": ["pausectl report --html fleet.html"],
-    "hold": ["pausectl hold prod etl_orders --reason 'backfill running'"],
-    "test": ["pausectl test"],
-    "reconcile": ["pausectl reconcile prod --watch"],
 }
+# a command whose docstring has its own `Examples:` block keeps it, moved to the very end
+_OWN_EXAMPLES = re.compile(r"\n\s*(?:\x08\s*\n\s*)?Examples?:\s*\n")
 
 _DONE = "_pausectl_decorated"
 
@@ -64,6 +63,11 @@ def decorate(name: str, cmd: click.Command) -> click.Command:
                                        callback=lambda c, p, v: wide(v),
                                        help="Free text (reasons) whole in tables."))
     examples = EXAMPLES.get(name)
+    own = _OWN_EXAMPLES.search(cmd.help or "")
+    if own and not cmd.epilog:
+        block = (cmd.help or "")[own.end():]
+        cmd.help = (cmd.help or "")[:own.start()].rstrip()
+        examples = [x.strip() for x in block.splitlines() if x.strip() not in ("", "\b")]
     if examples and not cmd.epilog:
         cmd.epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples)
     if isinstance(cmd, click.Group):

@@ -220,7 +220,8 @@ def test_help_ends_with_examples():
         out = res.output.rstrip().splitlines()
         at = max(i for i, r in enumerate(out) if r.strip() == "Examples:")
         examples = [r.strip() for r in out[at + 1:]]
-        assert 1 <= len(examples) <= 2, (name, examples)
+        # ours: one or two; a command's own docstring block (hold, test, ...) moves here whole
+        assert 1 <= len(examples) <= 5, (name, examples)
         assert all(e.startswith(("pausectl ", 'eval "$(pausectl')) for e in examples), name
 
 
