@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from reconciler.core import progress
 from reconciler.core.errors import GateFailed, PausectlError
+from reconciler.apply.drain import drain_batch, drain_ids, journal_drains
 from reconciler.apply.gates import evaluate, gate_settings
 from reconciler.apply.journal import Journal
 from reconciler.core.killpoint import killpoint
@@ -129,6 +131,7 @@ def _journaled(ctx, backend, plan, opts, batches, rollout, lock) -> ApplyResult:
     journal = Journal.start(ctx.env, plan.to_json(), batches,
                             backend if opts.mirror_journal else None,
                             rollout=rollout, emergency=plan.emergency, kind=opts.kind)
+    journal_drains(journal, plan)       # paused: drain: each drained DAG's deadline
     killpoint("journal_started")
     opts.log(f"journal: {journal.path}")
     # the emergency marker was read a moment ago (by the plan, or above): batch 1 needs no re-read
@@ -206,7 +209,11 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
             started = utcnow()
             journal.set_batch(i, BatchStatus.APPLYING)
             killpoint("batch_marked")
-            errors = _set(backend, [(d, dags[d]["after"]) for d in ids], tick, opts.log)
+            drained = set(drain_ids(journal, ids))    # paused after their runs (drain.py)
+            errors = _set(backend, [(d, dags[d]["after"]) for d in ids if d not in drained],
+                          tick, opts.log)
+            if drained and not errors:
+                errors = drain_batch(backend, journal, sorted(drained), opts, lock, tick)
             killpoint("batch_set")
             if errors:
                 result.errors.update(errors)
@@ -336,24 +343,20 @@ def rollback_journal(ctx, backend, journal: Journal, opts: ApplyOptions) -> None
 
 
 class _Progress:
-    """A rich progress bar on a terminal; nothing otherwise."""
+    """The apply's progress line, on whatever reporter the CLI installed (core/progress.py:
+    a rich bar on a terminal, nothing otherwise)."""
 
     def __init__(self, total: int, enabled: bool):
-        self._p = None
-        if enabled and total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-            self._p = Progress("[progress.description]{task.description}", BarColumn(),
-                               MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
-            self._p.start()
-            self._task = self._p.add_task("applying", total=total)
+        self._cm = progress.task("applying", total=total) if enabled and total else None
+        self._task = self._cm.__enter__() if self._cm is not None else None
 
     def advance(self, n: int) -> None:
-        if self._p is not None and n:
-            self._p.advance(self._task, n)
+        if self._task is not None and n:
+            self._task.advance(n)
 
     def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
+        if self._cm is not None:
+            self._cm.__exit__(None, None, None)
 
 
 __all__ = ["ApplyOptions", "ApplyResult", "apply_plan", "resume", "rollback_journal", "GateFailed"]

@@ -17,6 +17,7 @@ import time
 from datetime import datetime
 from typing import Callable
 
+from reconciler.core import progress
 from reconciler.core.errors import PausectlError
 from reconciler.core.timeutil import iso, utcnow
 from reconciler.live.base import BatchedRuns
@@ -53,7 +54,10 @@ def _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0) ->
     waiting: list[str] = []
     if wait and dag_ids and settings["wait_seconds"]:
         log(f"gate: waiting {settings['wait_seconds']:g}s before checking {len(dag_ids)} DAG(s)")
-        _sleep_slices(sleep, settings["wait_seconds"])
+        # in slices (a lock heartbeat wrapped into `sleep` keeps running); on a terminal a
+        # countdown naming what it waits for (core/progress.py)
+        progress.wait(sleep, settings["wait_seconds"], "gate: health of " + ", ".join(
+            dag_ids[:2]) + (f" +{len(dag_ids) - 2} more" if len(dag_ids) > 2 else ""))
     # one listing serves the schedules, import errors and staleness (no per-DAG read); it is
     # read again only if waiting for runs let time pass (a deploy meanwhile may break a file)
     live = {d.dag_id: d for d in backend.list_dags()} if dag_ids else {}
@@ -99,13 +103,6 @@ def _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0) ->
             "failed_runs": failed, "import_errors": import_errors, "stale": stale,
             "missing_runs": missing_runs, "waited_seconds": round(clock() - t0, 3),
             "message": "; ".join(reasons) if reasons else "healthy"}
-
-
-def _sleep_slices(sleep, seconds: float, most: float = 30.0) -> None:
-    """Sleep in slices, so a lock heartbeat wrapped into `sleep` keeps running."""
-    while seconds > 0:
-        sleep(min(seconds, most))
-        seconds -= most
 
 
 def runs_since(backend, dag_ids: list[str], since: datetime) -> dict[str, list]:

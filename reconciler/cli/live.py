@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from reconciler.core.errors import PausectlError
-from reconciler.cli.common import (confirmer, exit_with, finish_apply, force_option,
+from reconciler.cli.common import (confirm_live, confirmer, exit_with, finish_apply, force_option,
                                    format_option, metrics_option, output_path,
                                    rollout_override_options, run_flags, run_options,
                                    state_option, yes_option)
@@ -106,16 +106,12 @@ def rollback(env, state_dir, journal_file, yes):
     from reconciler.plan.records import JournalStatus
     from reconciler.engine import load, open_backend
     from reconciler.apply.journal import Journal
-    from reconciler.plan.render import is_tty
     ctx = load(state_dir, env)
     backend = open_backend(ctx.cfg, env)
     try:
         journal = Journal.load(Path(journal_file)) if journal_file else Journal.latest(env, backend)
         n = len(journal.started_dags()) if journal.status != JournalStatus.DONE else len(journal.data["dags"])
-        if not yes:
-            if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
-                raise PausectlError("refusing to roll back without confirmation (pass --yes)")
-            click.confirm(f"Roll back {n} DAG(s) in {env} ({journal.path})?", abort=True)
+        confirm_live(yes, f"roll back {n} DAG(s) in {env} ({journal.path})")
         rollback_journal(ctx, backend, journal, ApplyOptions())
         click.echo(f"Rolled back {n} DAG(s) in {env} to their state before {journal.data['started']}.")
     finally:

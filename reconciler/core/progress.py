@@ -113,8 +113,7 @@ class RichReporter(Reporter):
 
     def _start(self) -> None:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
         raw = self._guards[-1].raw
         con = Console(file=raw, highlight=False)
         self._progress = Progress(TextColumn("{task.description}", markup=False),

@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from reconciler.core import progress
+
 DEFAULT_JOBS = 8
 
 
@@ -50,14 +52,17 @@ def run_envs(state_dir, envs: Sequence[str], op: Callable[[Any, Any], Any], *,
         except Exception as e:          # kept, raised in env order by values()
             run.error = e
         run.seconds = time.monotonic() - t0
+        bar.advance(1)
         return run
 
     envs = list(dict.fromkeys(envs))    # an environment named twice is checked once
-    if len(envs) <= 1 or jobs <= 1:
-        return [one(e) for e in envs]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(envs)),
-                            thread_name_prefix="pausectl-fleet") as pool:
-        return list(pool.map(one, envs))
+    # one progress line for the fleet on a terminal (core/progress.py), nothing otherwise
+    with progress.task(f"{len(envs)} environment(s)", total=len(envs)) as bar:
+        if len(envs) <= 1 or jobs <= 1:
+            return [one(e) for e in envs]
+        with ThreadPoolExecutor(max_workers=min(jobs, len(envs)),
+                                thread_name_prefix="pausectl-fleet") as pool:
+            return list(pool.map(one, envs))
 
 
 def values(runs: list[EnvRun]) -> list:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from reconciler.core import progress
 from reconciler.live.base import AssetEdge, AuditEvent, DagRun, LiveDag
 from reconciler.live.events import attribute, bulk_event_names, event_names, normalise_rows
 from reconciler.live.rest.errors import parse_time
@@ -104,8 +105,9 @@ class Reads:
         return self.dialect.dag_params()
 
     def list_dags(self) -> list[LiveDag]:
-        rows = self._get_all("/dags", {**self._dag_params(), "order_by": "dag_id"}, "dags",
-                             parallel=self.parallel_pages)
+        with progress.task(f"{self.name}: listing DAGs"):      # a spinner on a terminal
+            rows = self._get_all("/dags", {**self._dag_params(), "order_by": "dag_id"}, "dags",
+                                 parallel=self.parallel_pages)
         seen: dict[str, LiveDag] = {}
         for row in rows:
             dag = self._live_dag(row)
