@@ -77,7 +77,8 @@ def plan_observed(ctx: Context, obs: Observation, at: datetime | None = None,
     emergency = obs.emergency
     events = None if obs.events is None else list(obs.events)
     auto = dict(obs.auto) or None
-    plan = build_plan(ctx.cfg, ctx.state, live, resolution, at, desired_ref, events, auto)
+    plan = build_plan(ctx.cfg, ctx.state, live, resolution, at, desired_ref, events, auto,
+                      holds=obs.holds, in_flight=obs.in_flight)
     if emergency is not None:
         plan.emergency = emergency.started
         plan.warnings.insert(0, f"EMERGENCY active since {emergency.started}: {emergency.reason} "

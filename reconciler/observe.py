@@ -77,6 +77,8 @@ class Observation:
     events: tuple[AuditEvent, ...] | None = None   # None: not read; newest first
     auto: Mapping[str, object] = field(default_factory=dict)   # dag_id -> autopause.AutoPause
     unread: tuple[str, ...] = ()      # what could not be read, and why (tolerant observe)
+    holds: object = None              # policy.holds.HoldView: `pausectl hold`s, in force or not
+    in_flight: Mapping[str, int] | None = None   # runs in flight of the DAGs a drain pauses
     desired_ref: str | None = None
     # issue 15, read only with observe(impact=True) and only for the DAGs the plan flips:
     evidence: Mapping[str, object] = field(default_factory=dict)  # dag_id -> ImpactEvidence
@@ -115,6 +117,7 @@ def observe(ctx: Context, backend: Backend, at: datetime, *,
     obs = Observation(ctx.env, at, dags, read_emergency(backend, ctx.env),
                       tuple(load_edges(ctx.state, backend, notes)), desired_ref=desired_ref,
                       edge_notes=tuple(notes))
+    obs = _holds_and_drains(ctx, obs, backend, at)
     if impact:
         obs = _impact_evidence(ctx, backend, obs)
     if events_for is None:
@@ -135,6 +138,23 @@ def observe(ctx: Context, backend: Backend, at: datetime, *,
     from reconciler.live.autopause import detect
     obs = replace(obs, events=tuple(events))
     return replace(obs, auto=detect(backend, list(dags), res, obs.last_events(), desired_ref))
+
+
+def _holds_and_drains(ctx: Context, obs: Observation, backend: Backend,
+                      at: datetime) -> Observation:
+    """The holds Variable (one read), and the runs in flight of the DAGs a `paused: drain`
+    rule pauses now (one batched read, only when the state has a drain rule)."""
+    from reconciler.policy.holds import HoldView, read
+    holds, warnings = read(backend, ctx.env)
+    view = HoldView.of(holds, at, warnings)
+    in_flight = None
+    if any(r.drain is not None for r in ctx.state.all_rules()):
+        decisions = resolve(ctx, obs, at).decisions
+        ids = [d.dag_id for d in obs.live if not d.is_paused and decisions[d.dag_id].paused
+               and decisions[d.dag_id].rule.drain is not None]
+        from reconciler.apply.drain import in_flight as read_in_flight
+        in_flight = read_in_flight(backend, ids) if ids else {}
+    return replace(obs, holds=view, in_flight=in_flight)
 
 
 def _impact_evidence(ctx: Context, backend: Backend, obs: Observation) -> Observation:

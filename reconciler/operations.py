@@ -106,12 +106,29 @@ def apply_env(ctx, backend, opts: ApplyOptions, saved: Plan | None = None,
             plan = saved
         show(plan)
         if not plan.changes:
+            expire_holds(ctx, backend, plan, opts.log)
             return Applied(plan, resolution, live, ApplyResult(ApplyStatus.NOTHING, None),
                            time.monotonic() - t0)
         check_guards(ctx, plan, opts)
         confirm(plan)
         result = apply_plan(ctx, backend, plan, opts, lock=lock)
+        if result.status == ApplyStatus.DONE:
+            expire_holds(ctx, backend, plan, opts.log)
     return Applied(plan, resolution, live, result, time.monotonic() - t0)
+
+
+def expire_holds(ctx, backend, plan: Plan | None = None, log=lambda s: None) -> list:
+    """End the holds whose time is up (`pausectl hold`), once git's state is back: call it
+    under the environment lock after an apply of `plan` succeeded (apply_env does; so does a
+    watch tick after its apply). Announces each (notify event `hold`); returns the records."""
+    from reconciler.apply.holds_flow import expire, notify
+    from reconciler.core.timeutil import parse_timestamp
+    at = parse_timestamp(plan.at) if plan is not None else None
+    outcome = expire(ctx, backend, at, locked=True)
+    for h in outcome.records:
+        log(f"hold on {h.dag_id} ended ({h.describe(at or h.until)}); git's state applies again")
+    notify(ctx.cfg, outcome, at)
+    return outcome.records
 
 
 def resume_env(ctx, backend, journal: Journal, opts: ApplyOptions) -> Applied:

@@ -268,3 +268,8 @@ class AirflowApiBackend(Reads, Writes, ImpactApiReads):
 
     def task_instances(self, dag_id: str, states) -> list[dict]:
         return ApiExtras(self).task_instances(dag_id, states)
+
+    def runs_in_flight(self, dag_ids) -> list:
+        """RunsInFlight (a drain's poll): running/queued runs of many DAGs, batched."""
+        from reconciler.live.rest.inflight import runs_in_flight
+        return runs_in_flight(self, dag_ids)

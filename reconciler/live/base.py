@@ -211,6 +211,14 @@ class BatchedRuns(Protocol):
 
 
 @runtime_checkable
+class RunsInFlight(Protocol):
+    """Optional capability (airflow-api): the running and queued runs of many DAGs in few
+    requests (a drain polls them); without it, one dag_runs call per DAG."""
+
+    def runs_in_flight(self, dag_ids: Iterable[str]) -> list[DagRun]: ...
+
+
+@runtime_checkable
 class AssetGraph(Protocol):
     """Optional capability (airflow-api, snapshot): asset dependency edges for cascades."""
 

@@ -26,6 +26,16 @@ def paused(f: Findings, dag, dec, res, obs, details, runs) -> None:
     """Why it is paused (or about to be): the first finding of most diagnoses."""
     last = obs.last_events().get(dag.dag_id)
     rule, env, emergency = dec.rule, f.ctx.env, obs.emergency
+    hold = obs.holds.active.get(dag.dag_id) if obs.holds else None
+    if hold is not None:          # `pausectl hold`: pausectl leaves it alone until it ends
+        git = f"git says {'paused' if dec.paused else 'running'} ({rule_text(rule)})" \
+            if rule is not None and dec.paused is not None else "no rule in git decides it"
+        f.add("held", "blocking" if hold.paused else "warning", hold.describe(f.at),
+              [f"Variable pausectl.holds.{env}: since {iso(hold.since)}, until "
+               f"{iso(hold.until)}", git],
+              f"it ends by itself at the first `pausectl apply {env}` after {iso(hold.until)}; "
+              f"`pausectl hold {env} --release {dag.dag_id}` ends it now")
+        return
     if not dag.is_paused:
         if dec.paused is True and rule is not None:
             f.add("will_pause", "warning",

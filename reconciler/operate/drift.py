@@ -16,6 +16,7 @@ import sys
 from reconciler.core.timeutil import utcnow
 from reconciler.engine import load, open_backend, plan_observed
 from reconciler.observe import observe
+from reconciler.plan.model import drain_note
 
 
 def drift_report(state_dir, env: str) -> dict:
@@ -42,11 +43,15 @@ def drift_for(ctx, backend):
         note = "will be reverted by apply" if ctx.cfg.drift_mode == "enforce" else ""
         if c.auto_paused:
             note = c.last_changed_by or ""
+        if c.drain:
+            note = drain_note(c.drain)          # paused: drain: apply waits for its runs
         items.append(_item(c.dag_id, c.live_paused, c.desired_paused, c.rule, last.get(c.dag_id),
                            note, c.auto_paused))
     for h in plan.held:
         items.append(_item(h["dag_id"], h["live_paused"], h["desired_paused"], h["rule"],
                            last.get(h["dag_id"]), h["why"], h.get("auto_paused")))
+        if h.get("hold"):                       # `pausectl hold`: not drift, a hold in force
+            items[-1].update(cause="hold", description=h["why"], hold=h["hold"])
     items.sort(key=lambda x: x["dag_id"])
     drifted = [x for x in items if x["cause"] == "manual"]
     auto = [x for x in items if x["cause"] == "airflow"]
@@ -63,6 +68,8 @@ def drift_for(ctx, backend):
         "unmanaged": plan.unmanaged, "conflicts": plan.conflicts,
         "warnings": plan.warnings, "checked_dags": len(by_id),
     }
+    if any(x["cause"] == "hold" for x in items):
+        report["holds"] = [x for x in items if x["cause"] == "hold"]
     return report, plan, live, resolution
 
 
@@ -115,6 +122,12 @@ def drift_text(r: dict, stream=None) -> None:
         w(f"{env}: {x['dag_id']} {a['reason']} at {a['when']}; git says "
           f"{_state(x['desired_paused'])} ({x['rule']}); {verb}"
           f"{'; runs: ' + runs if runs else ''}\n")
+    for x in r["pending_git_changes"]:
+        if x["note"].startswith("draining"):
+            w(f"{env}: {x['dag_id']} {x['note']}\n")
+    for x in r.get("holds") or []:
+        w(f"{env}: {x['dag_id']} {x['description']}; git says "
+          f"{_state(x['desired_paused'])} ({x['rule']})\n")
     if r["pending_git_changes"]:
         w(f"{env}: {len(r['pending_git_changes'])} git change(s) not applied yet: "
           + ", ".join(x["dag_id"] for x in r["pending_git_changes"][:20]) + "\n")

@@ -11,6 +11,7 @@
 | expired-until | warning | a rule whose `until` has passed, still in the file |
 | matches-nothing | warning | a rule that matches no DAG in Airflow |
 | auto-paused | warning | a DAG Airflow paused by itself after failed runs (max_consecutive_failed_dag_runs) |
+| renewed-hold | warning | a `pausectl hold` renewed more than `max_hold_renewals` (2) times |
 
 A rule's age is how long its `paused: true` line has been in git (`git blame` of that line,
 committer time; lines not committed yet are new). Outside git, the newest pause event in
@@ -37,7 +38,7 @@ from reconciler.operate.lint_config import (CONFIG_FILE, RULES, SEVERITIES, Find
                                             LintResult)
 from reconciler.operate.lint_git import check_rules
 from reconciler.operate.lint_live import (auto_paused, delete_candidate, pause_after_failure,
-                                          unknown_live_pause)
+                                          renewed_hold, unknown_live_pause)
 from reconciler.policy.resolve import Resolution
 from reconciler.state.loader import Config, EnvState
 
@@ -54,6 +55,7 @@ def lint_env(cfg: Config, state: EnvState, live: list, res: Resolution, backend,
     auto_paused(lint)
     delete_candidate(lint)
     pause_after_failure(lint)
+    renewed_hold(lint)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     lint.result.findings.sort(key=lambda f: (order[f.severity], f.file or "~", f.line or 0,
                                              f.id))

@@ -30,8 +30,12 @@ RULES = {
     "matches-nothing": ("warning", "remove the rule, or fix its dag_id/match"),
     "auto-paused": ("warning", "fix the failing task, then unpause the DAG in Airflow; if it "
                                "should stay off, pause it in git with a reason and a ticket"),
+    "renewed-hold": ("warning", "a hold renewed again and again is a pause: put it in git with "
+                                "a reason, an owner and a ticket, then `pausectl hold ENV "
+                                "--release DAG`"),
 }
-DEFAULTS = {"forgotten_pause_days": 30, "no_runs_days": 90, "failure_window_hours": 24}
+DEFAULTS = {"forgotten_pause_days": 30, "no_runs_days": 90, "failure_window_hours": 24,
+            "max_hold_renewals": 2}
 PLACEHOLDER = re.compile(r"^\s*(todo|tbd|tbc|n/?a|none|null|unknown|nobody|wip|temp|tmp|test|"
                          r"fixme|xxx|asdf|\?+|-+|\.+)\s*[.!]*\s*$", re.I)
 

@@ -1,5 +1,6 @@
 """lint rules about live Airflow: unknown-live-pause, auto-paused, delete-candidate,
-pause-after-failure (run history and the audit log; snapshots have neither)."""
+pause-after-failure (run history and the audit log; snapshots have neither), renewed-hold
+(the holds Variable of `pausectl hold`)."""
 
 from __future__ import annotations
 
@@ -125,3 +126,18 @@ def _failed_before(runs, when: datetime, window: timedelta) -> datetime | None:
     if last.state == "failed" and when - t <= window:
         return t
     return None
+
+
+def renewed_hold(lint: Lint) -> None:
+    """`pausectl hold`s renewed more than `max_hold_renewals` times: a pause in disguise."""
+    if not lint.st.enabled("renewed-hold", None):
+        return
+    from reconciler.policy.holds import holds_key, read
+    holds, _ = read(lint.backend, lint.state.name)     # its warnings are the plan's to show
+    limit = lint.st.values["max_hold_renewals"]
+    for dag_id, h in sorted(holds.items()):
+        if h.renewals > limit and h.active(lint.at):
+            lint.add("renewed-hold", f"{dag_id} is held {'paused' if h.paused else 'running'} "
+                                     f"since {iso(h.since)}, renewed {h.renewals} times "
+                                     f"(by {h.by}: {h.reason!r}); more than {limit}",
+                     None, [dag_id])

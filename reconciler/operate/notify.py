@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping
 
 from reconciler.plan.records import ApplyStatus
 
-EVENTS = ("drift", "apply", "gate_failure", "emergency", "auto_pause")
+EVENTS = ("drift", "apply", "gate_failure", "emergency", "auto_pause", "hold")
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2
 DEFAULT_BUDGET = 15.0
@@ -341,3 +341,14 @@ def notify_apply(cfg, env: str, plan, status: str, changed: int, gates=None, err
 
 def notify_emergency(cfg, env: str, action: str, **fields: Any) -> list[str]:
     return send(cfg.notify, emergency_message(env, action, **fields))
+
+
+def notify_hold(cfg, env: str, action: str, holds: list[tuple[str, str]]) -> list[str]:
+    """`hold`: a `pausectl hold` placed, released, or expired (apply/holds_flow.py);
+    `holds`: (dag_id, description) pairs."""
+    title = {"hold": f"pausectl: {len(holds)} DAG(s) held in {env}",
+             "release": f"pausectl: {len(holds)} hold(s) released in {env}",
+             "expire": f"pausectl: {len(holds)} hold(s) ended in {env}; git applies again"}[action]
+    return send(cfg.notify, Message("hold", env, title, "warning" if action == "hold" else "info",
+                                    [f"{d}: {text}" for d, text in holds],
+                                    {"action": action, "dag_ids": [d for d, _ in holds]}))

@@ -101,11 +101,13 @@ class Hold(Record):
     live_paused, desired_paused = _key("live_paused"), _key("desired_paused")
 
     def __init__(self, dag_id: str, why: str, live_paused: bool, desired_paused: bool,
-                 rule: str, auto_paused: dict | None = None):
+                 rule: str, auto_paused: dict | None = None, hold: dict | None = None):
         super().__init__(dag_id=dag_id, why=why, live_paused=live_paused,
                          desired_paused=desired_paused, rule=rule)
         if auto_paused is not None:
             self["auto_paused"] = auto_paused
+        if hold is not None:            # a `pausectl hold` (policy/holds.py)
+            self["hold"] = hold
 
 
 class Conflict(Record):

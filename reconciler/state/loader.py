@@ -28,6 +28,7 @@ __all__ = ["CONFIG_FILE", "DISPLAY_ALIASES", "LAYERS", "Config", "Defaults", "En
            "load_config", "load_env"]
 
 MAX_INCLUDE_DEPTH = 16
+DRAIN_DEADLINE = "1h"      # `paused: drain` without drain.deadline
 
 
 def find_root(state: str | os.PathLike | None) -> Path:
@@ -75,6 +76,7 @@ def load_config(root: Path) -> Config:
                  auto_paused=drift.get("auto_paused", "keep"),
                  rollout=data.get("rollout") or {}, max_changes=safety.get("max_changes"),
                  max_catchup_runs=safety.get("max_catchup_runs"),
+                 max_hold_hours=float(safety.get("max_hold_hours", 24)),
                  protect=list(safety.get("protect") or []), tenants=data.get("tenants") or {},
                  notify=data.get("notify") or {}, promotion=data.get("promotion") or {},
                  lint=data.get("lint") or {}, doc=doc)
@@ -167,7 +169,17 @@ def _rule(doc: LoadedYaml, path: tuple, spec: dict, layer: str, name: str, depth
             raise doc.error(path + ("budget",), f"unknown budget {budget!r} (pausectl.yaml "
                                                 f"budgets: {known})")
         windows = windows + budgets[budget]
-    return Rule(layer=layer, name=name, paused=spec["paused"], where=doc.where(path),
+    drain = None
+    if spec["paused"] == "drain" or spec.get("drain") is not None:
+        if spec["paused"] is False:
+            raise doc.error(path + ("drain",), "drain only applies to a pause (paused: drain "
+                                               "or paused: true)")
+        try:      # the schema checked the shape; the length is checked here
+            drain = parse_duration((spec.get("drain") or {}).get("deadline", DRAIN_DEADLINE))
+        except ValueError as e:
+            raise doc.error(path + ("drain", "deadline"), str(e)) from None
+    return Rule(layer=layer, name=name, paused=spec["paused"] is not False, drain=drain,
+                where=doc.where(path),
                 reason=spec.get("reason"), owner=spec.get("owner"), ticket=spec.get("ticket"),
                 until=until, from_=from_, windows=windows,
                 priority=spec.get("priority", 0), depth=depth,

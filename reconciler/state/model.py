@@ -55,6 +55,7 @@ class Rule:
     raw: dict | None = None    # the mapping as written (for promote/export)
     origin: "Rule | None" = None   # cascade: the rule whose pause this one follows
     chain: tuple = ()          # cascade: ((dag_id, via), ...) from the origin's DAG to this one
+    drain: timedelta | None = None   # `paused: drain`: pause once no run is in flight, by then
 
     def inactive_reason(self, at: datetime) -> str | None:
         """None when the rule is in force at `at`, else why not."""
@@ -131,6 +132,7 @@ class Config:
     rollout: dict = field(default_factory=dict)
     max_changes: int | None = None
     max_catchup_runs: int | None = None   # safety.max_catchup_runs: the apply guard (impact.py)
+    max_hold_hours: float = 24.0       # safety.max_hold_hours: the longest `pausectl hold`
     protect: list[str] = field(default_factory=list)
     tenants: dict = field(default_factory=dict)
     notify: dict = field(default_factory=dict)
