@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -51,9 +51,7 @@ class Failure:
     rule: str | None = None  # the deciding rule: "group x (state/common.yaml:9): why"
 
     def to_json(self) -> dict:
-        return {"file": self.file, "line": self.line, "test": self.test,
-                "subject": self.subject, "expected": self.expected, "got": self.got,
-                "rule": self.rule}
+        return asdict(self)
 
 
 @dataclass
