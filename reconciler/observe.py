@@ -171,7 +171,9 @@ def _impact_evidence(ctx: Context, backend: Backend, obs: Observation) -> Observ
     try:
         evidence = backend.impact_evidence([d.dag_id for d in flips],
                                            [d.dag_id for d in flips if d.is_paused])
-        if not edges and any(not d.is_paused for d in flips):
+        # pauses: who waits on them; two or more unpauses: their order (coordinated unpause)
+        if not edges and (any(not d.is_paused for d in flips)
+                          or sum(d.is_paused for d in flips) > 1):
             edges = tuple(all_edges(ctx.state, backend, notes))
     except PausectlError as e:      # BackendError too: the plan goes on without the preview
         notes.append(f"impact preview incomplete: {e.message}")

@@ -101,8 +101,8 @@ class AssetEdge(NamedTuple):
 
 class DagEdge(NamedTuple):
     """A cross-DAG edge Airflow serialises itself (issue 15, live/deps.py): `kind` "sensor" (an
-    ExternalTaskSensor `task_id` in `consumer` waits on `producer`, for `timeout` seconds when
-    readable) or "trigger" (a TriggerDagRunOperator `task_id` in `producer` triggers
+    ExternalTaskSensor `task_id` in `consumer` waits on `producer`; `timeout` seconds when known:
+    no Airflow version serialises it, see deps.py) or "trigger" (a TriggerDagRunOperator `task_id` in `producer` triggers
     `consumer`). Cascades follow it like an AssetEdge; `sensors:` stays for what Airflow
     cannot see."""
 

@@ -5,7 +5,6 @@ same values as the airflow-api backend's (rest/impact_reads.py). Mixed into DagM
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Iterable
 
 from reconciler.live.base import DagEdge, ImpactEvidence
@@ -13,14 +12,6 @@ from reconciler.live.dagmodel_doctor import _iso, _schedule_text
 from reconciler.live.deps import from_serialized
 
 _NO_BACKFILLS = "Airflow 2 has no backfill model (backfills run as CLI jobs)"
-
-
-def _seconds(value: Any) -> float | None:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
 
 
 def _tz_name(dag: Any) -> str | None:
@@ -33,26 +24,12 @@ class OrmImpact:
     """ImpactReads and DependencyGraph through the ORM (see the module doc)."""
 
     def dag_dependencies(self) -> list[DagEdge]:
+        """The serialized DAGs' `dag_dependencies` (sensor and trigger edges; deps.py)."""
         from airflow.models.serialized_dag import SerializedDagModel
         with self._session() as s:
             deps = {d: v for d, v in SerializedDagModel.get_dag_dependencies(session=s).items()
                     if self._mine(d)}
-            timeouts = {}
-            for dag_id, items in deps.items():
-                tasks = [x.dependency_id for x in items or ()
-                         if x.dependency_type == "sensor" and x.target == dag_id]
-                if not tasks:
-                    continue
-                try:
-                    dag = SerializedDagModel.get_dag(dag_id, session=s)
-                except Exception:   # an unreadable serialization: the edge stays, no timeout
-                    dag = None
-                for task_id in tasks:
-                    task = dag.task_dict.get(task_id) if dag is not None else None
-                    t = _seconds(getattr(task, "timeout", None))
-                    if t is not None:
-                        timeouts[(dag_id, task_id)] = t
-        return from_serialized(deps, timeouts)
+        return from_serialized(deps)
 
     def impact_evidence(self, dag_ids: Iterable[str],
                         schedules_of: Iterable[str] = ()) -> dict[str, ImpactEvidence]:

@@ -8,16 +8,20 @@ target=trigger_dag_id, "trigger", task_id)`; assets come through the asset endpo
 serialized_objects.py): it stays a `sensors:` entry. Where each backend reads them:
 
 - dagmodel: `SerializedDagModel.get_dag_dependencies()` (the serialized DAG's
-  `dag_dependencies`), and each sensor's `timeout` from its serialized task.
+  `dag_dependencies`).
 - REST AF3 (3.0 ... 3.3): `GET /ui/dependencies` (the UI's graph: nodes `{id, label, type}`,
   edges `{source_id, target_id}`; a node `sensor:<up>:<down>:<task>` sits between
   `dag:<up>` and `dag:<down>`). It is a UI route (`include_in_schema=False`): no public
-  `/api/v2` endpoint serves the DAG dependencies in any 3.x. The sensor timeout is not
-  exposed (TaskResponse has no `timeout`).
+  `/api/v2` endpoint serves the DAG dependencies in any 3.x.
 - REST AF2 (2.9 ... 2.11): `/api/v1` has none (`/dags/{id}/details` has no dependencies);
   `/object/dataset_dependencies` keeps only dataset/dag nodes (sensors and triggers dropped);
   the `/dag-dependencies` page embeds the full graph as `let dagNodes = [...]` and
   `let edges = [{u, v}]` (tojson) and needs the webserver login session.
+
+A sensor's `timeout` is serialised by no version (BaseOperator.get_serialized_fields: sensors
+add only `reschedule`) and no REST route shows it (TaskResponse has execution_timeout, not
+timeout): the preview names the waiting sensors and says so. ExternalTaskSensor's default is
+7 days.
 
 Every string here came from Airflow and is untrusted: ids are kept only when they are DAG
 ids of the live listing (the caller filters) and are never interpreted beyond splitting.
@@ -105,10 +109,8 @@ def from_af2_page(html: str) -> list[DagEdge] | None:
                                   if isinstance(e, dict)])
 
 
-def from_serialized(deps: dict[str, list], timeouts: dict[tuple[str, str], float] | None = None
-                    ) -> list[DagEdge]:
-    """dagmodel: {dag_id: [DagDependency]} from SerializedDagModel.get_dag_dependencies();
-    `timeouts`: (sensing dag, task_id) -> seconds."""
+def from_serialized(deps: dict[str, list]) -> list[DagEdge]:
+    """dagmodel: {dag_id: [DagDependency]} from SerializedDagModel.get_dag_dependencies()."""
     edges = set()
     for deps_of in deps.values():
         for d in deps_of or ():
@@ -119,8 +121,7 @@ def from_serialized(deps: dict[str, list], timeouts: dict[tuple[str, str], float
                 continue
             task = getattr(d, "dependency_id", None)
             task = task if isinstance(task, str) else None
-            timeout = (timeouts or {}).get((dst, task)) if kind == "sensor" else None
-            edges.add(DagEdge(src, dst, kind, task, timeout))
+            edges.add(DagEdge(src, dst, kind, task))
     return sorted(edges, key=lambda e: (e.producer, e.consumer, e.kind, e.task_id or ""))
 
 

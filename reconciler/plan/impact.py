@@ -83,10 +83,13 @@ class DagImpact:
                 out.append(f"creates {more}{c.runs} run(s) at once ({c.basis}; "
                            f"{c.first} .. {c.last})")
         if self.sensors:
+            unknown = any(s.get("task_id") and not s.get("timeout") for s in self.sensors)
             out.append("sensors will wait: " + ", ".join(
                 f"{s['dag_id']}.{s['task_id'] or 'sensor'}"
                 f"{' (timeout ' + _secs(s['timeout']) + ')' if s.get('timeout') else ''}"
-                for s in self.sensors))
+                for s in self.sensors) + (
+                " (until their timeout, which Airflow does not serialise; ExternalTaskSensor's "
+                "default is 7 days)" if unknown else ""))
         if self.triggered:
             out.append("no longer triggers: " + ", ".join(t["dag_id"] for t in self.triggered))
         if self.consumers:
@@ -292,13 +295,13 @@ def _uniq(items: list[dict]) -> list[dict]:
 def attach(plan, obs, at: datetime) -> tuple[tuple[str, ...], ...]:
     """Put the preview on `plan` (before it is frozen) from the observation: only where the
     backend read evidence (airflow-api, dagmodel; a snapshot has none, so offline plans stay
-    as they were). Returns the coordinated unpause levels for Plan.freeze: by the cascade
-    edges (obs.edges), when they order more than one level."""
+    as they were). Returns the coordinated unpause levels for Plan.freeze: by the dependency
+    edges (a cascade's, or those read for the preview), when they order more than one level."""
     plan.warnings.extend(obs.edge_notes)
     impact = compute(plan.changes, obs.evidence, obs.impact_edges or obs.edges, at,
                      obs.impact_notes)
     ups = [c.dag_id for c in plan.changes if getattr(c.action, "value", c.action) == "unpause"]
-    levels = unpause_levels(ups, obs.edges)
+    levels = unpause_levels(ups, obs.impact_edges or obs.edges)
     impact = Impact(impact.dags, levels, impact.notes)
     if (obs.evidence or obs.impact_notes or len(levels) > 1) and impact:
         plan.impact = impact

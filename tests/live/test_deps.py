@@ -62,8 +62,7 @@ def test_serialized_dependencies_of_the_dagmodel_backend():
                                 dependency_type="trigger", dependency_id="trigger_imp_triggered")],
             "imp_producer": [dep(source="imp_producer", target="asset", dependency_type="asset",
                                  dependency_id="imp_asset")]}
-    edges = from_serialized(deps, {("imp_sensor", "wait_imp_up"): 600.0})
-    assert edges == [EXPECTED[0], DagEdge("imp_up", "imp_sensor", "sensor", "wait_imp_up", 600.0)]
+    assert from_serialized(deps) == EXPECTED
 
 
 def test_hostile_graphs_are_ignored_not_raised():
