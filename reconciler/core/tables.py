@@ -102,6 +102,25 @@ def console(stream: IO):
                    color_system=None if plain else "auto", no_color=plain)
 
 
+def terminal(stream: IO | None):
+    """A console for `stream` when it is a terminal; None when piped or captured (the caller
+    writes its plain text, which stays byte for byte what it was)."""
+    import sys
+    stream = stream or sys.stdout
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    from reconciler.core.sanitize import raw
+    return console(raw(stream))
+
+
+def say(con, text: str, style: str = "") -> None:
+    """One line of program text with data already neutralised (sanitize.term) on a console:
+    no markup parsed; folded at spaces only (never inside an identifier), indented after."""
+    from rich.text import Text
+    for x in fold(text, con.width):
+        con.print(Text(x, style=style), soft_wrap=True)
+
+
 def show(con, cols: Sequence[Col], rows: list[Sequence[str]],
          lines: Callable[[Sequence[str]], tuple[str, str]], title: str | None = None,
          row_style: Callable[[Sequence[str]], str] | None = None) -> None:
@@ -124,6 +143,10 @@ def show(con, cols: Sequence[Col], rows: list[Sequence[str]],
         spare = con.width - 3 * (len(cols) - 1) - sum(n for c, n in zip(cols, longest)
                                                       if c.kind == "id")
         share = max(MIN_TEXT, spare // max(1, texts))
+        # what a short text column does not need goes to the others
+        short = [n for c, n in zip(cols, longest) if c.kind != "id" and n < share]
+        if texts > len(short):
+            share = max(share, (spare - sum(short)) // (texts - len(short)))
         for c, n in zip(cols, longest):
             if c.kind == "id":
                 t.add_column(c.name, no_wrap=True, min_width=n, style=c.style or None)

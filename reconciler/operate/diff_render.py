@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from reconciler.core.sanitize import GITHUB_COMMENT_LIMIT, line_writer, md_cap, md_code, md_text
+from reconciler.core.sanitize import (GITHUB_COMMENT_LIMIT, line_writer, md_cap, md_code,
+                                      md_text, term)
+from reconciler.core.tables import Col, say, show, terminal
 from reconciler.operate.diff import DagDiff, DiffResult, EnvDiff, Side
 from reconciler.plan.render import dump_json
 
@@ -42,7 +44,55 @@ def render_diff(result: DiffResult, fmt: str) -> None:
     diff_text(result)
 
 
+DIFF_COLS = (Col("", "id"), Col("dag_id", "id", "bold"), Col("change", "id"),
+             Col("rule", "id"), Col("owner", "id"), Col("live", "text"), Col("reason", "text"))
+
+
+def _diff_line(row) -> tuple[str, str]:
+    kind, dag, change, rule, owner, live, reason = row
+    return (f"~ {dag}  {change}  {rule}  ({kind})",
+            "  ".join(x for x in (reason, f"owner {owner}" if owner else "", live) if x))
+
+
+def _diff_rich(result: DiffResult, con) -> None:
+    """A terminal: one table per environment (core/tables: no identifier cut)."""
+    t = term
+    say(con, f"pausectl diff {t(result.base)} -> {t(result.head)}", "bold")
+    if not result.environments:
+        say(con, "No environment is affected.")
+    for e in result.environments:
+        say(con, "")
+        say(con, f"== {t(e.environment)} ==", "bold")
+        if e.error:
+            say(con, f"error: {t(e.error)}", "red")
+            continue
+        for n in e.notes:
+            say(con, f"note: {t(n)}", "yellow")
+        rows = [(c.kind, t(c.dag_id), _arrow(c),
+                 t(c.new.rule or c.old.rule or ""), t(c.new.owner), t(_live_word(c)),
+                 t(c.new.reason)) for c in e.changes]
+        if rows:
+            show(con, DIFF_COLS, rows, _diff_line)
+        say(con, t(_env_line(e)))
+
+
+def _env_line(e: EnvDiff) -> str:
+    k = e.counts()
+    line = (f"{e.environment}: {k['pause']} to pause, {k['unpause']} to unpause, "
+            f"{k['rule']} rule-only, {k['managed']} newly managed, {k['unmanaged']} "
+            f"no longer managed, {k['conflict']} conflicts")
+    if e.plan_summary is not None:
+        p = e.plan_summary
+        line += (f"; live plan at head: {p['pause']} pause, {p['unpause']} unpause, "
+                 f"{p['held']} held, {p['skipped']} skipped")
+    return line
+
+
 def diff_text(result: DiffResult, stream=None) -> None:
+    con = terminal(stream)
+    if con is not None:
+        _diff_rich(result, con)
+        return
     w = line_writer(stream or sys.stdout)      # data cannot add lines or commands
     w(f"pausectl diff {result.base} -> {result.head}\n")
     if not result.environments:
@@ -65,15 +115,7 @@ def diff_text(result: DiffResult, stream=None) -> None:
               f"{'  reason=' + reason if reason else ''}"
               f"{'  owner=' + c.new.owner if c.new.owner else ''}"
               f"{'  [' + extra + ']' if extra else ''}\n")
-        k = e.counts()
-        line = (f"{e.environment}: {k['pause']} to pause, {k['unpause']} to unpause, "
-                f"{k['rule']} rule-only, {k['managed']} newly managed, {k['unmanaged']} "
-                f"no longer managed, {k['conflict']} conflicts")
-        if e.plan_summary is not None:
-            p = e.plan_summary
-            line += (f"; live plan at head: {p['pause']} pause, {p['unpause']} unpause, "
-                     f"{p['held']} held, {p['skipped']} skipped")
-        w(line + "\n")
+        w(_env_line(e) + "\n")
 
 
 def _md(text) -> str:

@@ -17,6 +17,8 @@ from reconciler.live.base import LiveDag
 from reconciler.core.errors import PausectlError
 from reconciler.policy.resolve import Emergency, resolve
 from reconciler.state.loader import Config, EnvState, Rule
+from reconciler.core.sanitize import term
+from reconciler.core.tables import Col, say, show, terminal
 from reconciler.core.timeutil import iso, window_intervals
 
 
@@ -162,12 +164,45 @@ def compute(cfg: Config, state: EnvState, live: list[LiveDag], start: datetime,
     return Schedule(state.name, start, end, transitions, events)
 
 
+SCHEDULE_COLS = (Col("at", "id"), Col("", "id"), Col("dag_id", "id", "bold"),
+                 Col("rule", "id"), Col("from", "id"), Col("why", "text"))
+
+
+def _cause(t) -> str:
+    return "; ".join(f"{c.rule.label()} {c.kind} ({c.rule.where})" for c in t.causes) \
+        or "cascade"
+
+
+def _schedule_rich(s: Schedule, con) -> None:
+    """A terminal: the transitions as a table (core/tables: no identifier cut)."""
+    say(con, f"Schedule for {term(s.environment)}: {iso(s.start)} .. {iso(s.end)}", "bold")
+    rows = [(iso(t.at), t.action, term(t.dag_id),
+             term(t.rule.where) if t.rule is not None else "(no rule in force)",
+             # the cause's file:line and its text apart: free text may be cut, a place not
+             term(", ".join(c.rule.where for c in t.causes)),
+             term("; ".join(f"{c.rule.label()} {c.kind}" for c in t.causes) or "cascade"))
+            for t in s.transitions]
+    if rows:
+        show(con, SCHEDULE_COLS, rows,
+             lambda r: (f"~ {r[2]}  {r[1]} at {r[0]}  {r[3]}", f"{r[5]} ({r[4]})"))
+    if s.events:
+        say(con, "rule events:")
+        for e in s.events:
+            say(con, f"  {iso(e.at)}  {term(e.rule.label())} ({term(e.rule.where)}): {e.kind}")
+
+
 def schedule_text(s: Schedule, stream=None) -> None:
+    con = terminal(stream)
+    if con is not None:
+        _schedule_rich(s, con)
+        dags = len({t.dag_id for t in s.transitions})
+        say(con, f"{len(s.transitions)} transition(s) for {dags} DAG(s), "
+                 f"{len(s.events)} rule event(s)")
+        return
     w = (stream or sys.stdout).write
     w(f"Schedule for {s.environment}: {iso(s.start)} .. {iso(s.end)}\n")
     for t in s.transitions:
-        cause = "; ".join(f"{c.rule.label()} {c.kind} ({c.rule.where})" for c in t.causes) \
-            or "cascade"
+        cause = _cause(t)
         rule = f"  rule={t.rule.where}" if t.rule is not None else "  (no rule in force)"
         w(f"{iso(t.at)}  {t.action:8} {t.dag_id}  {cause}{rule}\n")
     if s.events:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from helpers import tree_hash
+from helpers import run_inprocess, tree_hash
 from tmuxkit import ESC, REPO, Tmux, env_for_pipe, split_identifiers
 
 AT = "2026-06-03T10:00:00Z"
@@ -133,7 +133,7 @@ def test_no_identifier_is_split_and_pipes_stay_plain(repo, tmux):
     problems = []
     for argv, (code_80, screen_80), (code_120, screen_120) in zip(
             COMMANDS, screens[0::2], screens[1::2]):
-        piped = _piped(repo, argv)
+        piped = run_inprocess(argv, repo)       # not a terminal, as a pipe (no interpreter start)
         assert not ESC.search(piped.stdout + piped.stderr), (argv, piped.stdout[:500])
         said = set(RULE.findall(piped.stdout)) | {d for d in dag_ids if d in piped.stdout}
         assert said or argv[0] in ("validate", "drift", "promote", "history"), argv
@@ -152,17 +152,17 @@ def test_no_identifier_is_split_and_pipes_stay_plain(repo, tmux):
 def test_big_plan_table_or_lines(repo, tmux):
     """250 changes of 500 DAGs: a table at 120 columns (reasons cut, full with --wide), one
     line per change at 80 with the reason on the next row; no escape code with --no-color."""
-    code, wide = tmux.run(120, 40, ["plan", "big", "--at", AT])
+    (code, wide), (_, narrow), (_, full) = tmux.run_all([
+        (120, 40, ["plan", "big", "--at", AT]), (80, 24, ["plan", "big", "--at", AT]),
+        (120, 40, ["plan", "big", "--at", AT, "--wide"])])
     assert code == 0
     header = next(r for r in wide if "dag_id" in r)
     assert "last changed by" not in header            # an empty column is dropped
     assert "rule" in header and "reason" in header
     assert any("state/big.yaml:" in r and "etl_customer_orders_hourly_0004" in r for r in wide)
-    code, narrow = tmux.run(80, 24, ["plan", "big", "--at", AT])
     at = next(i for i, r in enumerate(narrow) if r.startswith("~ etl_customer_orders_hourly_0004"))
     assert narrow[at].endswith("state/big.yaml:9") and "running -> paused" in narrow[at]
     assert narrow[at + 1].startswith("    warehouse migration")
-    code, full = tmux.run(120, 40, ["plan", "big", "--at", AT, "--wide"])
     assert any("caught up with" in r for r in full) and not any("caught up with" in r
                                                                  for r in wide)
     target = tmux.start(80, 24, ["--no-color", "plan", "prod", "--at", AT])
