@@ -185,7 +185,7 @@ def _observe(ctx: Context | None, backend, live, at: datetime, out: EnvDiff,
         return None
     try:
         return observe(ctx, backend, at, events_for=DIFFERING if head_ref else None,
-                       live=live, desired_ref=head_ref)
+                       live=live, desired_ref=head_ref, impact=head_ref is not None)
     except PausectlError as e:
         out.notes.append(f"live plan failed: {e}" if head_ref else
                          f"base side read without cascade edges: {e}")
@@ -242,6 +242,8 @@ def diff_env(env: str, base: RefTree | None, head: RefTree, at: datetime,
             try:
                 plan, _ = plan_observed(hctx, hobs, at, desired_ref=head.label)
                 out.plan_summary = plan.summary()
+                from reconciler.plan.impact_render import note_lines
+                out.notes.extend(note_lines(plan))      # the impact preview (issue 15)
             except PausectlError as e:
                 out.notes.append(f"live plan failed: {e}")
         actions = {}

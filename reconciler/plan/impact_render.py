@@ -63,3 +63,16 @@ def guard_line(plan, limit: int | None) -> str | None:
     what = ", ".join(f"{d} would create {n} catch-up runs" for d, n in over)
     return (f"{what}, more than safety.max_catchup_runs ({limit}); nothing changed. Re-run with "
             "--allow-catchup if that is intended")
+
+
+def note_lines(plan) -> list[str]:
+    """`diff`'s notes for its live plan at head: `impact: DAG pause: ...`, the order and the
+    notes, as the plan shows them (the diff renderers neutralise notes for their sink)."""
+    impact = _impact(plan)
+    if impact is None:
+        return []
+    out = [f"impact: {d.dag_id} {d.action}: {'; '.join(d.phrases())}" for d in impact.shown()]
+    if len(impact.levels) > 1:
+        out.append("impact: coordinated unpause, upstream first, a gate between levels: "
+                   + _levels_text(impact.levels, str))
+    return out + [f"impact: {n}" for n in impact.notes]
