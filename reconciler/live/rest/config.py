@@ -41,7 +41,10 @@ API_MODES = ("auto", "v1", "v2")
 DEFAULTS: dict[str, Any] = {
     "api": "auto", "auth": "password-token", "username_env": "AIRFLOW_USER",
     "password_env": "AIRFLOW_PASSWORD", "token_env": "AIRFLOW_TOKEN", "ca_bundle": None,
-    "insecure": False, "timeout": 10, "retries": 4, "concurrency": 8, "page_size": 100,
+    # page_size is what each page asks for; the server answers at most its [api]
+    # maximum_page_limit rows (100 unless raised, 2.9 through 3.3) and paging steps by the
+    # rows it got, so asking for more costs nothing and a raised limit is used unconfigured
+    "insecure": False, "timeout": 10, "retries": 4, "concurrency": 8, "page_size": 1000,
     "bulk": True, "bulk_min": 16, "max_pattern_length": 6000, "parallel_pages": False,
     "audit_limit": 1000, "max_retry_after": 60, "create_settle": 0.5,
 }
