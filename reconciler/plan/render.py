@@ -103,7 +103,7 @@ def _change_line(row) -> tuple[str, str]:
 
 
 def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
-    from reconciler.core.tables import show
+    from reconciler.core.tables import say, show
     con = console(stream)
     for warning in plan.warnings:
         con.print(f"[yellow]warning:[/] {_r(warning)}")
@@ -114,7 +114,7 @@ def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
         show(con, PLAN_COLS, rows, _change_line, title=f"pausectl plan: {term(plan.environment)}",
              row_style=lambda r: "red" if r[1].endswith("paused") else "green")
     for line in impact_lines(plan):         # neutralised by term(); no markup in them
-        con.print(line, markup=False)
+        say(con, line)
     for c in plan.conflicts:
         con.print(f"[bold red]conflict[/] {_r(c['dag_id'])}: {_r(c['message'])}")
     for c in plan.changes:
@@ -129,9 +129,9 @@ def _plan_rich(plan: Plan, head: str, stream: IO) -> None:
     if plan.unmanaged:
         shown = _r(", ".join(plan.unmanaged[:20]) + (" ..." if len(plan.unmanaged) > 20 else ""))
         con.print(f"[dim]unmanaged ({len(plan.unmanaged)}): {shown}[/]")
-    for line in batch_lines(plan):
-        con.print(line, markup=False)
-    con.print(f"[bold]{_r(head)}[/]")
+    for line in batch_lines(plan):          # folded at spaces, continuation indented
+        say(con, line)
+    say(con, head, "bold")
     if not plan.changes:
         con.print("[green]No changes. Live state matches git.[/]")
 

@@ -239,3 +239,23 @@ def test_completion_of_envs_and_dag_ids(repo):
     assert complete("pausectl plan pr") == ["prod"]
     assert complete("pausectl explain prod bil") == ["billing_daily"]
     assert "etl_inventory" in complete("pausectl explain prod etl_")     # from an include
+
+
+README_EXAMPLE = re.compile(r"<!-- 80 columns: (.+?) -->\n```text\n(.*?)\n```", re.S)
+
+
+def test_readme_examples_are_the_real_output_at_80_columns(tmp_path):
+    """Each README block marked `<!-- 80 columns: ARGS -->` is what `pausectl ARGS` draws in
+    an 80x24 terminal on the example state, row for row."""
+    examples = README_EXAMPLE.findall((REPO / "README.md").read_text())
+    assert len(examples) >= 3
+    shutil.copytree(REPO / "state", tmp_path / "state",
+                    ignore=shutil.ignore_patterns("tests", "*.vars.json"))
+    tmux = Tmux(tmp_path)
+    try:
+        screens = tmux.run_all([(80, 24, args.split()) for args, _ in examples])
+    finally:
+        tmux.close()
+    for (args, text), (code, rows) in zip(examples, screens):
+        assert code == 0, (args, rows[-3:])
+        assert rows == text.split("\n"), args

@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +23,7 @@ class Tmux:
     def __init__(self, cwd: Path, env: dict[str, str] | None = None):
         self.sock = f"pausectl-{uuid.uuid4().hex[:8]}"
         self.cwd = cwd
+        self.rcdir = Path(tempfile.mkdtemp(prefix="pausectl-tmux-"))
         self.env = {"PATH": f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin", "HOME": str(cwd),
                     "TERM": "xterm-256color", "LANG": "C.UTF-8", "TZ": "UTC",
                     "PYTHONPATH": str(REPO), **(env or {})}
@@ -62,7 +65,7 @@ class Tmux:
         return target
 
     def _rc(self, target: str) -> Path:
-        return self.cwd / f".tmux-{self.sock}-{target}.rc"
+        return self.rcdir / f"{target}.rc"
 
     def dead(self, target: str) -> int | None:
         """The exit code of the command in `target`, None while it runs."""
@@ -132,6 +135,7 @@ class Tmux:
 
     def close(self) -> None:
         subprocess.run([TMUX, "-L", self.sock, "kill-server"], capture_output=True, timeout=30)
+        shutil.rmtree(self.rcdir, ignore_errors=True)
 
 
 def split_identifiers(rows: list[str], identifiers) -> list[str]:
