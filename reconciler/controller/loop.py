@@ -3,12 +3,13 @@
 Each tick, per environment: reload the state repo (source.py), take or renew the leader lease
 (lease.py; a replica that cannot is a hot standby and polls), resume an apply a crash left
 running (its journal, operations.resume_env), then plan and apply (operations.apply_env: under
-the environment lock, in the plan's batches, journaled) or, with `--mode report`, only plan;
-expire ended holds; end in the publish stage (notify, then the tick's log line). It then sleeps
-until the earlier of `--interval` and the next transition `schedule` computes (a window opens
-on time, not at the next cron run). SIGTERM/SIGINT: the batch in progress finishes (its
-health gate too), the apply stops before the next one (journal halted and complete), the
-lease is released so a standby takes over, exit 0.
+the environment lock, in the plan's batches, journaled; ended holds expire with it) or, with
+`--mode report`, only plan; end in the publish stage (notify, then the tick's log line). It
+then sleeps until the earlier of `--interval` and the next transition `schedule` computes (a
+window opens on time, not at the next cron run); SIGHUP ticks at once (a state just pushed).
+SIGTERM/SIGINT: the batch in progress finishes (its health gate too), the apply stops before
+the next one (journal halted and complete), the lease is released so a standby takes over,
+exit 0.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ SLICE = 0.25           # seconds: how often a sleep looks at the stop flag
 # a tick for a transition starts this much early: it reloads the state, renews the lease, takes
 # the environment lock and plans for the transition's instant, then waits for it and applies
 # (operations.apply_env `at` and `ready`): a window opens within one batch's writes of its start
-LEAD = 2.0
+LEAD = 6.0
 
 
 @dataclass
@@ -139,6 +140,7 @@ class Controller:
         s = self.settings
         ttl = timedelta(seconds=s.lease_ttl or 2 * s.interval + 30)
         self._stop = threading.Event()
+        self._wake = threading.Event()      # SIGHUP: tick now (reload the state at once)
         self.status = Status(s.envs, deadline=2 * max(s.interval, s.standby_poll) + 60)
         self.envs = [_Env(e, Lease(None, e, ttl, log=self.log)) for e in s.envs]
 
@@ -149,6 +151,10 @@ class Controller:
 
     def _on_signal(self, signum, _frame) -> None:
         name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            self.log("SIGHUP: reloading the state now")
+            self._wake.set()
+            return
         self.log(f"{name}: finishing the batch in progress, then exiting")
         self.stop(name)
 
@@ -156,7 +162,8 @@ class Controller:
         from reconciler.apply.journal import check_journal_dir
         from reconciler.controller.http import Endpoints
         check_journal_dir()
-        old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        old = {sig: signal.signal(sig, self._on_signal)
+               for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         endpoints = Endpoints(self.settings.listen, self.status) if self.settings.listen else None
         if endpoints is not None:
             self.log(f"serving /metrics /healthz /readyz on http://{endpoints.address}")
@@ -176,8 +183,10 @@ class Controller:
 
     def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + max(0.0, seconds)
-        while not self._stop.is_set() and (left := end - time.monotonic()) > 0:
+        while not self._stop.is_set() and not self._wake.is_set() \
+                and (left := end - time.monotonic()) > 0:
             self._stop.wait(min(SLICE, left))
+        self._wake.clear()
 
     def _shutdown(self) -> None:
         for e in self.envs:
