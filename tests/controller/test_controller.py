@@ -137,3 +137,36 @@ def test_bad_flags_are_one_line_and_exit_1(tmp_path, args, message):
     r = run_inprocess(["reconcile", *args], tmp_path, {"PAUSECTL_JOURNAL_DIR": str(tmp_path)})
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_next_wake_is_the_next_transition_minus_the_lead(pausectl_state):
+    """Sleep = min(--interval, next transition - LEAD): the tick for a transition plans it
+    LEAD seconds ahead and applies at its instant (test_controller_live.py measures that)."""
+    from datetime import timedelta
+
+    from reconciler.controller.loop import LEAD, Controller, Settings
+    from reconciler.controller.source import StateSource
+    from reconciler.core.timeutil import iso, utcnow
+    from reconciler.engine import load
+    from reconciler.live.base import LiveDag
+    at = utcnow().replace(microsecond=0) + timedelta(seconds=40)
+    repo = pausectl_state({
+        "pausectl.yaml": {"environments": {}},
+        "prod.yaml": {"environment": "prod", "dags": {"etl_orders": {
+            "paused": True, "reason": "window", "owner": "data-eng", "from": iso(at)}}},
+    }, dags={"prod": ["etl_orders"]})
+    ctx = load(repo.root, "prod")
+    live = [LiveDag("etl_orders", False)]
+
+    def wake(interval):
+        c = Controller(Settings(["prod"], lambda: None, interval=interval),
+                       StateSource(str(repo.root)))
+        return c._next_wake(ctx, live)
+    t0 = utcnow()
+    wait, target = wake(60)
+    t1 = utcnow()
+    assert target == at
+    assert (at - t1).total_seconds() - LEAD <= wait <= (at - t0).total_seconds() - LEAD
+    assert wake(20) == (20, None)                  # beyond the interval: just the interval
+    repo.assert_running("prod", "etl_orders")
+    repo.assert_paused("prod", "etl_orders", at=at)
