@@ -123,3 +123,17 @@ def bench_env(tmp: Path) -> None:
 def load_line() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (5 min {five:.2f}) on {os.cpu_count()} CPUs"
+
+
+@contextlib.contextmanager
+def impact(enabled: bool):
+    """`plan_env` as shipped (enabled: issue 15's impact preview, whose REST reads are per DAG
+    for backfills and schedules) or without it, to show the rest of the path on its own."""
+    import reconciler.engine as engine
+    real = engine.observe
+    if not enabled:
+        engine.observe = lambda *a, **kw: real(*a, **{**kw, "impact": False})
+    try:
+        yield
+    finally:
+        engine.observe = real

@@ -17,7 +17,7 @@ import io
 import time
 from pathlib import Path
 
-from common import bare_listing, counted, measure, write_state
+from common import bare_listing, counted, impact, measure, write_state
 
 GROUPS = ("defaults: {unmanaged: report}\ngroups:\n"
           "  - {name: reports, match: {dag_id: \"report_*\"}, paused: true, reason: quiet, "
@@ -43,10 +43,12 @@ def plan_vs_listing(server, tmp: Path, page: int = 100, trials: int = 3) -> dict
     server.reset(paused=True, variables=True, events=True)
     listing = measure(lambda: bare_listing(server, page), trials)
     plan = measure(plan_once, trials)
-    with counted() as c:
-        plan_once()
+    with impact(False):
+        core = measure(plan_once, trials)
+        with counted() as c:
+            plan_once()
     return {"dags": len(server.specs), "page": page, "listing": listing, "plan": plan,
-            "plan_paths": c["paths"]}
+            "plan_core": core, "plan_paths": c["paths"]}
 
 
 def _drift(state: Path, envs: list[str]) -> None:

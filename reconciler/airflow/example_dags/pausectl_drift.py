@@ -14,6 +14,7 @@ Copy this file into the DAGs folder of an Airflow that has pausectl installed
     PAUSECTL_LOCAL_ENV     the environment that is this Airflow: read through its ORM (dagmodel)
     PAUSECTL_ENVIRONMENTS  only these environments, comma-separated (default: all)
     PAUSECTL_DRIFT_SCHEDULE  cron (default: every 30 minutes)
+    PAUSECTL_MAX_PARALLEL  environments checked at once (default 16; the executor's slots)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from reconciler.airflow import PauseReconcileOperator, list_environments
 STATE = os.environ.get("PAUSECTL_STATE_REPO", "/opt/airflow/pausectl-state")
 REF = os.environ.get("PAUSECTL_STATE_REF") or None
 ONLY = os.environ.get("PAUSECTL_ENVIRONMENTS") or None
+MAX_PARALLEL = int(os.environ.get("PAUSECTL_MAX_PARALLEL") or 16)
 
 with DAG(
     dag_id="pausectl_drift",
@@ -49,6 +51,9 @@ with DAG(
         """The environments to check, read from the state repo at run time."""
         return list_environments(STATE, REF, only=ONLY)
 
+    # one mapped task instance per environment, at most PAUSECTL_MAX_PARALLEL at once: the
+    # executor's slots are the fleet's bound (docs/scale.md: 200 Airflows in ~13 waves of 16)
     PauseReconcileOperator.partial(
         task_id="drift", state=STATE, ref=REF, mode="drift", fail_on="drift",
+        max_active_tis_per_dagrun=MAX_PARALLEL,
     ).expand(env=environments())
