@@ -78,9 +78,11 @@ class DagImpact:
             c = self.catchup
             if c.runs is None:
                 out.append(f"catch-up runs not counted: {c.basis}")
+            elif c.runs == 1:
+                out.append(f"creates 1 run at once ({c.basis}; {c.last})")
             else:
                 more = "more than " if not c.exact else ""
-                out.append(f"creates {more}{c.runs} run(s) at once ({c.basis}; "
+                out.append(f"creates {more}{c.runs} runs at once ({c.basis}; "
                            f"{c.first} .. {c.last})")
         if self.sensors:
             unknown = any(s.get("task_id") and not s.get("timeout") for s in self.sensors)
