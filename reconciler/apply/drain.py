@@ -96,7 +96,7 @@ def drain_batch(backend, journal, ids: list[str], opts, lock, progress=None) -> 
     """The drained DAGs of one batch (journal entries with a `drain` deadline): deadlines from
     the journal's first start of their drain, outcomes kept in the journal. Returns errors."""
     dags = journal.data["dags"]
-    now = utcnow()
+    now = utcnow().replace(microsecond=0)
     deadlines = {}
     for d in ids:
         entry = dags[d]

@@ -74,7 +74,7 @@ class HoldRecord:
 
 
 def ends_in(delta: timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
+    minutes = max(0, -int(-delta.total_seconds() // 60))     # rounded up: it ends within
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)
     if days:
