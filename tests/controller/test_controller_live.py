@@ -88,7 +88,14 @@ def test_a_window_opens_and_closes_on_time(airflow_server, tmp_path, capsys):
         report(capsys, f"Airflow {server.version}: window applied "
                        f"{paused_at - start.timestamp():.2f}s after its start, undone "
                        f"{unpaused_at - end.timestamp():.2f}s after its end")
-        metrics = httpx.get(f"http://{c.address()}/metrics", timeout=10).text
+        # the tick records its outcome just after its writes: poll until the second is in
+        address, deadline = c.address(), time.monotonic() + 20
+        while True:
+            metrics = httpx.get(f"http://{address}/metrics", timeout=10).text
+            if "pausectl_controller_changed_dags_total{env=\"live\"} 2.0" in metrics \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert c.terminate() == 0, c.output()
     finally:
         c.kill()
