@@ -223,3 +223,10 @@ def matrix_server(request) -> harness.AirflowServer:
     """The Airflow of one matrix version with `harness.matrix_dags()`, shared by every test of
     that version: tests call `server.reset()` before they change anything."""
     return _wait(f"m{request.param}", request.param)
+
+
+@pytest.fixture(scope="session")
+def _pausectl_airflow_server(airflow3) -> harness.AirflowServer:
+    """reconciler.testing's `pausectl_airflow` fixture (the plugin users get) runs on this
+    session's Airflow 3.3.2 here instead of starting a server of its own."""
+    return airflow3

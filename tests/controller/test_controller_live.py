@@ -110,9 +110,9 @@ def test_a_window_opens_and_closes_on_time(airflow_server, tmp_path, capsys):
     assert c.count("live: in sync") == 2, c.output()
 
 
-def test_sigterm_during_a_batch_finishes_it_and_exits_0(airflow3, tmp_path):
-    server = airflow3
-    server.reset()
+def test_sigterm_during_a_batch_finishes_it_and_exits_0(pausectl_airflow, tmp_path):
+    # the testing kit's fixture (reset already; tests/conftest.py puts it on airflow3)
+    server = pausectl_airflow
     dags = ["etl_000", "etl_001", "etl_002"]
     set_states(server, {d: True for d in dags})
     live_state(tmp_path / "state", server.url, (
