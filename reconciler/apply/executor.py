@@ -82,7 +82,8 @@ def check_guards(ctx, plan: Plan, opts: ApplyOptions) -> None:
                             "resolve them in git first")
     # the impact preview's catch-up count (plan/impact.py), before anything is changed
     from reconciler.plan.impact_render import guard_line
-    refused = None if opts.allow_catchup else guard_line(plan, ctx.cfg.max_catchup_runs)
+    limit = getattr(ctx.cfg, "max_catchup_runs", None)     # a caller's own Config may lack it
+    refused = None if opts.allow_catchup else guard_line(plan, limit)
     if refused:
         raise PausectlError(refused)
 
