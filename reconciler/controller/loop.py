@@ -181,12 +181,15 @@ class Controller:
                 signal.signal(sig, handler)
         return 0
 
-    def _sleep(self, seconds: float) -> None:
+    def _sleep(self, seconds: float, wakeable: bool = True) -> None:
+        """Sleep; SIGTERM ends it, and SIGHUP too when `wakeable` (not while a planned
+        transition waits for its instant: that plan never runs early)."""
         end = time.monotonic() + max(0.0, seconds)
-        while not self._stop.is_set() and not self._wake.is_set() \
+        while not self._stop.is_set() and not (wakeable and self._wake.is_set()) \
                 and (left := end - time.monotonic()) > 0:
             self._stop.wait(min(SLICE, left))
-        self._wake.clear()
+        if wakeable:
+            self._wake.clear()
 
     def _shutdown(self) -> None:
         for e in self.envs:
@@ -314,8 +317,9 @@ class Controller:
 
     def _until(self, target: datetime | None) -> None:
         """Wait (under the lock, planned) for the transition the tick was woken early for."""
-        if target is not None:
-            self._sleep((target - utcnow()).total_seconds())
+        if target is not None:       # on SIGTERM the apply then stops before its first batch
+            self.log(f"planned for the transition at {iso(target)}; waiting for it")
+            self._sleep((target - utcnow()).total_seconds(), wakeable=False)
 
     def _options(self):
         opts = self.settings.options()

@@ -170,3 +170,34 @@ def test_the_next_wake_is_the_next_transition_minus_the_lead(pausectl_state):
     assert wake(20) == (20, None)                  # beyond the interval: just the interval
     repo.assert_running("prod", "etl_orders")
     repo.assert_paused("prod", "etl_orders", at=at)
+
+
+def test_signals_while_a_planned_transition_waits_never_apply_it_early(tmp_path):
+    """The transition's tick plans ahead and waits under the lock: SIGHUP does not cut that
+    wait short, SIGTERM stops the apply before its first batch (nothing changed, exit 0)."""
+    from datetime import timedelta
+
+    from reconciler.core.timeutil import iso, utcnow
+    root = make_state(tmp_path)
+    at = utcnow().replace(microsecond=0) + timedelta(seconds=9)
+    prod = (root / "prod.yaml").read_text().replace(
+        "    until: 2030-01-01T00:00:00Z\n", f"    from: '{iso(at)}'\n")
+    (root / "prod.yaml").write_text(prod)
+    before = snapshot(root)
+    c = ControllerProc(tmp_path, ["prod", "--watch", "--interval", "60", "--listen", "off",
+                                  "--no-gates"], {"PAUSECTL_JOURNAL_DIR": str(tmp_path / "j")})
+    try:
+        c.wait_for("prod: done: 1 DAG(s) changed (pause 0, unpause 1)", 30)   # report_daily
+        before = snapshot(root)
+        c.wait_for("planned for the transition at", 30)
+        c.proc.send_signal(1)                    # SIGHUP: must not apply the plan now
+        c.wait_for("SIGHUP: reloading", 10)
+        assert snapshot(root) == before and utcnow() < at
+        c.proc.send_signal(15)
+        assert c.terminate() == 0, c.output()
+    finally:
+        c.kill()
+    assert snapshot(root) == before and before["billing_daily"] is False   # never paused
+    halted = [json.loads(p.read_text()) for p in (tmp_path / "j").glob("prod-*.json")]
+    last = max(halted, key=lambda j: j["started"])
+    assert last["status"] == "halted" and {b["status"] for b in last["batches"]} == {"pending"}
