@@ -99,6 +99,13 @@ def _describe(error) -> tuple[tuple, str]:
                                 and isinstance(error.instance, str)):
         # jsonschema reports a bad key by its sub-schema (pattern...) at the parent's path
         return path + (error.instance,), f"{where}: invalid name {error.instance!r}"
+    if v in ("oneOf", "anyOf") and error.context and all(
+            e.validator in ("type", "const") and tuple(e.absolute_path) == path
+            for e in error.context):
+        # a scalar of a few kinds (`paused`: a boolean or "drain"): name them all
+        want = [e.validator_value if e.validator == "type" else json.dumps(e.validator_value)
+                for e in error.context]
+        return path, f"{where}: expected {' or '.join(want)}, got {_json_type(error.instance)}"
     if v in ("oneOf", "anyOf") and error.context:
         from jsonschema.exceptions import best_match
         # the branch whose type fits the value says what is wrong inside it (a list of
