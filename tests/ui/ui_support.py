@@ -51,13 +51,16 @@ class UiServer(AirflowServer):
     admin (Admin) and limited (a role reading one DAG)."""
 
     def prepare(self) -> None:
+        """Also the users (part of the background preparation, before any process runs)."""
         super().prepare()
         if self.major == 3:
             (self.home / "passwords.json").write_text(json.dumps(USERS3))
+        else:
+            self.add_limited_user()
 
     def add_limited_user(self) -> None:
-        """AF2: a role with the website and one DAG's read permission, and a user in it (the
-        FAB CLI; done after the webserver synced its permissions)."""
+        """AF2: a role with the website and one DAG's read permission, and a user in it,
+        through FAB's security manager in Airflow's own app (which syncs the permissions)."""
         script = (
             "from airflow.www.app import cached_app\n"
             "app = cached_app()\n"
@@ -83,9 +86,10 @@ def make_server(key: str) -> UiServer:
         extra["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin,nobody:"
     else:
         extra["AIRFLOW__FAB__AUTH_RATE_LIMITED"] = "False"
-    # AF2: two gunicorn workers, as a browser's open connection holds a sync worker
+    # AF2: three gunicorn sync workers: each of the two browsers' idle (preconnected) sockets
+    # holds one until it times out
     return UiServer(major=major, dags=DAGS, root=REPO, extra_env=extra,
-                    workers=2 if major == 2 else 1)
+                    workers=3 if major == 2 else 1)
 
 
 PAUSECTL = """\
