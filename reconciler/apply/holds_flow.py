@@ -93,6 +93,7 @@ def place(ctx, backend, dag_ids, paused: bool, until: datetime, reason: str,
     if not ids:
         raise PausectlError("name at least one DAG to hold")
     check_until(ctx.cfg, at, until)
+    _guards(ctx, backend, ids, paused)
     out = HoldOutcome(ctx.env, "hold")
     with _locked(backend, ctx.env, log):
         live = {d.dag_id: d for d in backend.list_dags()}
@@ -124,6 +125,28 @@ def place(ctx, backend, dag_ids, paused: bool, until: datetime, reason: str,
             out.records.append(rec)
         _write(backend, ctx.env, current)
     return out
+
+
+def _guards(ctx, backend, ids: list[str], paused: bool) -> None:
+    """The apply's guards, for a change made outside git: safety.max_changes, safety.protect
+    (only a dag entry in git changes a protected DAG), and no unpause during an emergency."""
+    limit = ctx.cfg.max_changes
+    if limit is not None and len(ids) > limit:
+        raise PausectlError(f"holding {len(ids)} DAGs is more than safety.max_changes "
+                            f"({limit}); that is a change for git")
+    from reconciler.plan.model import protect_index
+    protect = protect_index(ctx.cfg, ctx.state)
+    guarded = [d for d in ids if protect and protect.lookup(d, (), ())]
+    if guarded:
+        raise PausectlError(f"protected by safety.protect: {', '.join(guarded[:5])}; only a "
+                            "dag entry in git changes it")
+    if not paused:
+        from reconciler.apply.emergency import read_marker
+        marker = read_marker(backend, ctx.env)
+        if marker is not None:
+            raise PausectlError(f"an emergency pause is active in {ctx.env} since "
+                                f"{marker.get('started')}; a hold cannot unpause during it "
+                                f"(`pausectl emergency recover {ctx.env}` ends it)")
 
 
 def _checked(check, value, what: str):

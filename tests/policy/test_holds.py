@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from helpers import make_state, run_inprocess
+from helpers import BASE_DAGS, dag, make_state, run_inprocess, snapshot_json
 from reconciler.policy import holds as H
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -133,6 +133,24 @@ def test_max_hold_hours_from_config_and_bad_inputs(tmp_path):
         r = _cli(tmp_path, "hold", "prod", dag, "--for", "1h", "--reason", reason, "--yes")
         assert r.returncode == 1 and msg in r.stderr, (dag, r.stderr)
     assert "pausectl.holds.prod" not in _vars(tmp_path)   # nothing recorded
+
+
+def test_hold_keeps_the_apply_guards(tmp_path):
+    root = make_state(tmp_path, {"snapshots/prod.json": snapshot_json(
+        BASE_DAGS + [dag("critical_ledger", False)] + [dag(f"d{i}") for i in range(51)],
+        "prod")})
+    r = _cli(tmp_path, "hold", "prod", "critical_ledger", "--for", "1h", "--reason", "x",
+             "--yes")
+    assert r.returncode == 1 and "protected by safety.protect: critical_ledger" in r.stderr
+    many = [f"d{i}" for i in range(51)]
+    r = _cli(tmp_path, "hold", "prod", *many, "--for", "1h", "--reason", "x", "--yes")
+    assert r.returncode == 1 and "more than safety.max_changes (50)" in r.stderr
+    assert _cli(tmp_path, "emergency", "pause", "prod", "--reason", "db down").returncode == 0
+    r = _cli(tmp_path, "hold", "prod", "etl_orders", "--running", "--for", "1h", "--reason",
+             "x", "--yes")
+    assert r.returncode == 1 and "an emergency pause is active in prod" in r.stderr
+    assert "pausectl.holds.prod" not in _vars(tmp_path)
+    assert root.exists()
 
 
 # ---------------------------------------------------------------- hostile Variable
