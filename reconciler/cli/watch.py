@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import click
 
-from reconciler.cli.common import (Bounded, exit_with, format_option, output_path,
-                                   rollout_override_options, run_options, state_option)
+from reconciler.cli.common import (
+    Bounded,
+    exit_with,
+    format_option,
+    output_path,
+    rollout_override_options,
+    run_options,
+    state_option,
+)
 
 
 @click.command("test")

@@ -30,7 +30,7 @@ def _handler(status):
         server_version = "pausectl"
         sys_version = ""
 
-        def do_GET(self):                      # noqa: N802 (http.server's name)
+        def do_GET(self):
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, status.metrics_text(),

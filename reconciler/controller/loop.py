@@ -19,15 +19,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
+from reconciler.controller.lease import Lease
+from reconciler.controller.source import StateSource
 from reconciler.core.errors import PausectlError
 from reconciler.core.sanitize import one_line
 from reconciler.core.timeutil import iso, utcnow
-from reconciler.controller.lease import Lease
-from reconciler.controller.source import StateSource
 from reconciler.operate.publish import Outcome, observe_outcome, publish
 
 SLICE = 0.25           # seconds: how often a sleep looks at the stop flag
@@ -92,6 +92,7 @@ class Status:
     def metrics(self):
         """One registry: each environment's last outcome plus the controller's series."""
         from prometheus_client import Counter, Gauge
+
         from reconciler.operate.metrics import Metrics
         m = Metrics("reconcile")
         r = m.registry

@@ -31,7 +31,8 @@ class StateSource:
         self.revision: str | None = None     # what the last tick read ("main@1a2b3c4d5e6f")
 
     def _git(self, *args: str) -> None:
-        proc = subprocess.run(["git", *args], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, timeout=300,
+                              check=False)
         if proc.returncode != 0:
             from reconciler.core.secrets import scrub
             raise PausectlError(f"git {args[0]} failed: {scrub(proc.stderr.strip())[:300]}")

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from reconciler.core.errors import PausectlError
 from reconciler.core.timeutil import parse_timestamp, utcnow
@@ -128,7 +128,7 @@ class StateRepo:
 
     @classmethod
     def build(cls, base: Path, files: Mapping[str, object],
-              dags: Mapping[str, Iterable] | None = None) -> "StateRepo":
+              dags: Mapping[str, Iterable] | None = None) -> StateRepo:
         """`files`: path -> dict (dumped as YAML) or str; `dags`: env -> DAGs of a snapshot
         `snapshots/<env>.json`, and environments without a backend in pausectl.yaml get it."""
         repo = cls(Path(base) / "state")

@@ -70,6 +70,7 @@ def pausectl_airflow_scheduler():
 @pytest.fixture(scope="session")
 def _pausectl_airflow_server(request, pausectl_airflow_dags, pausectl_airflow_scheduler):
     import os
+
     from testkit.harness import AirflowServer
     opt = request.config.getoption
     version = opt("--pausectl-airflow") or os.environ.get("PAUSECTL_AIRFLOW_VERSION") or "3"

@@ -19,10 +19,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from controller_support import ControllerProc, live_state
 from helpers import db_states, set_states
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def _env(server, journal_dir) -> dict:

@@ -77,7 +77,7 @@ def test_passing_assertions_of_every_kind(repo, capsys, monkeypatch):
     repo.write({"tests/prod.yaml": PASSING})
     code, out, err = run(repo.root.parent, ["--format", "json"], capsys, monkeypatch)
     data = json.loads(out)
-    assert code == 0, out
+    assert code == 0, out + err
     assert (data["tests"], data["passed"], data["failed"]) == (2, 2, 0)
     assert data["checks"] == 12
     # the wall-clock time in Berlin became the UTC instant
@@ -142,7 +142,7 @@ tests:
     expect: {{dags: {{billing_daily: paused}}}}
 """})
     code, out, err = run(repo.root.parent, ["--format", "json"], capsys, monkeypatch)
-    assert code == 1
+    assert code == 1, err
     res = {r["name"]: r for r in json.loads(out)["results"]}
     assert res["a pause needs an owner"]["passed"]
     assert res["the real state is valid"]["passed"]
@@ -204,10 +204,10 @@ tests:
      ":4:", "unknown key 'colour'"),
     ("tests:\n  - name: x\n    environment: prod\n    at: tomorrow\n    expect: {errors: []}\n",
      ":4:", "bad time 'tomorrow'"),
-    ("tests:\n  - name: x\n    environment: prod\n    files: {a/../../../etc/x.yaml: ''}\n"
-     "    expect: {errors: []}\n", ":4:", "leaves the state repo"),
-    ("tests:\n  - name: x\n    environment: prod\n    live: {snapshot: ../../etc/passwd}\n"
-     "    expect: {dags: {a: paused}}\n", ":4:", "outside"),
+    (("tests:\n  - name: x\n    environment: prod\n    files: {a/../../../etc/x.yaml: ''}\n"
+      "    expect: {errors: []}\n"), ":4:", "leaves the state repo"),
+    (("tests:\n  - name: x\n    environment: prod\n    live: {snapshot: ../../etc/passwd}\n"
+      "    expect: {dags: {a: paused}}\n"), ":4:", "outside"),
 ])
 def test_a_malformed_test_file_is_one_line_and_exit_1(repo, capsys, monkeypatch, text, where,
                                                        what):
