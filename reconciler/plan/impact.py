@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 
 from reconciler.core.timeutil import iso, parse_timestamp
 
-MAX_COUNT = 100_000           # counting stops here ("more than")
+MAX_COUNT = 10_000            # counting stops here ("more than"): a minutely DAG paused a week
 _PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
             "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@quarterly": "0 0 1 */3 *",
             "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
@@ -174,19 +174,33 @@ def _when(text: str | None) -> datetime | None:
         return None
 
 
-def _steps(schedule: str):
-    """A function next(t) -> the following run after t, and a description; None if uncountable."""
+def _times(schedule: str):
+    """(after(t, tz) -> iterator of the runs after t, latest(t, tz) -> the last run at or
+    before t, description), or None if the schedule is not countable."""
     text = schedule.strip()
     cron = _PRESETS.get(text, text)
     from croniter import croniter
     if len(cron.split()) in (5, 6) and croniter.is_valid(cron):
-        return (lambda t, tz: croniter(cron, t.astimezone(tz)).get_next(datetime)), f"cron {cron}"
+        def after(t, tz):
+            it = croniter(cron, t.astimezone(tz), max_years_between_matches=9)
+            while True:
+                yield it.get_next(datetime).astimezone(timezone.utc)
+
+        def latest(t, tz):
+            it = croniter(cron, (t + timedelta(seconds=1)).astimezone(tz),
+                          max_years_between_matches=9)
+            return it.get_prev(datetime).astimezone(timezone.utc)
+        return after, latest, f"cron {cron}"
     m = _DELTA.match(text)
     if m:
         step = timedelta(days=int(m.group(1) or 0), hours=int(m.group(2)),
                          minutes=int(m.group(3)), seconds=int(m.group(4)))
         if step > timedelta(0):
-            return (lambda t, tz: t + step), f"every {text}"
+            def after_delta(t, tz):
+                while True:
+                    t = t + step
+                    yield t
+            return after_delta, None, f"every {text}"
     return None
 
 
@@ -205,21 +219,28 @@ def catchup_runs(ev, at: datetime) -> Catchup | None:
         return Catchup(0, f"next run {iso(first)} is in the future")
     if sched == "@once":
         return Catchup(1, "@once", iso(first), iso(first))
-    steps = _steps(sched)
+    times = _times(sched)
     tz = _zone(ev.timezone)
-    if steps is None or tz is None:
+    if times is None or tz is None:
         return Catchup(None, f"timetable {sched!r} is not a cron or interval schedule")
-    step, what = steps
+    after, latest, what = times
     where = f"{what} in {ev.timezone or 'UTC'}"
     end = _when(ev.end_date)
     limit = at if end is None or end > at else end
-    n, t, last = 0, first, first
-    while t <= limit and n < MAX_COUNT:
-        n, last = n + 1, t
-        t = step(t, tz).astimezone(timezone.utc)
-    if ev.catchup is False:     # Airflow skips to the latest interval
-        return Catchup(min(n, 1), f"catchup off: only the latest run, {where}", iso(last),
-                       iso(last))
+    if first > limit:
+        return Catchup(0, f"end_date {iso(limit)} is before the next run")
+    try:
+        if ev.catchup is False:     # Airflow skips to the latest interval: one run
+            last = latest(limit, tz) if latest is not None else first
+            last = max(last, first)
+            return Catchup(1, f"catchup off: only the latest run, {where}", iso(last), iso(last))
+        n, last = 1, first
+        for t in after(first, tz):
+            if t > limit or n >= MAX_COUNT:
+                break
+            n, last = n + 1, t
+    except (ValueError, OverflowError) as e:     # croniter: no date within 9 years, ...
+        return Catchup(None, f"{where}: not counted ({e})")
     basis = f"catchup on, {where}" if ev.catchup else f"catchup unknown, {where}"
     return Catchup(n, basis, iso(first), iso(last), exact=n < MAX_COUNT)
 

@@ -55,6 +55,16 @@ def test_catchup_runs_are_counted_by_the_timetable(evidence, runs, first, last):
     assert (c.runs, c.first, c.last) == (runs, first, last)
 
 
+def test_long_and_hostile_schedules_stay_bounded():
+    minutely = catchup_runs(ev(schedule="* * * * *", next_run="2026-01-01T00:00:00Z"), AT)
+    assert (minutely.runs, minutely.exact) == (10_000, False)      # "more than 10000"
+    never = catchup_runs(ev(schedule="0 0 31 2 *"), AT)           # Feb 31: croniter gives up
+    assert never.runs is None and "not counted" in never.basis
+    for bad in ({"timezone": "../../etc/passwd"}, {"timezone": "x" * 5000},
+                {"next_run": "not a time"}, {"end_date": "9999-99-99"}):
+        catchup_runs(ev(**bad), AT)                                  # no exception
+
+
 def test_a_custom_timetable_is_not_counted_and_says_so():
     c = catchup_runs(ev(schedule="MyTimetable(days=3)"), AT)
     assert c.runs is None and "not a cron or interval schedule" in c.basis

@@ -101,8 +101,8 @@ class ImpactApiReads:
             if not isinstance(rows, list) or not rows:
                 break
             for r in rows:
-                if isinstance(r, dict) and r.get("dag_id") in wanted \
-                        and r.get("state") in ("running", "queued"):
+                if isinstance(r, dict) and isinstance(r.get("dag_id"), str) \
+                        and r["dag_id"] in wanted and r.get("state") in ("running", "queued"):
                     key = (r["dag_id"], r["state"])
                     counts[key] = counts.get(key, 0) + 1
             offset += len(rows)
