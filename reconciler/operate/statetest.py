@@ -203,10 +203,10 @@ def dag_states(plan, resolution) -> dict[str, str]:
            for d, dec in resolution.decisions.items()}
     out.update({m.dag_id: "missing" for m in plan.missing})
     # later kinds win: a held DAG is held, whatever git decides
-    for kind, records in (("draining", getattr(plan, "draining", None) or ()),
-                          ("held", plan.held), ("skipped", plan.skipped),
+    drains = [c for c in plan.changes if c.drain is not None]   # `paused: drain` pauses
+    for kind, records in (("draining", drains), ("held", plan.held), ("skipped", plan.skipped),
                           ("conflict", plan.conflicts)):
-        out.update({r["dag_id"]: kind for r in records})
+        out.update({r.dag_id: kind for r in records})
     return out
 
 

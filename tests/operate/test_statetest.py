@@ -181,6 +181,25 @@ tests:
     assert code == 0, out + err
 
 
+def test_a_drained_pause_is_draining(repo, capsys, monkeypatch):
+    repo.write({"tests/drain.yaml": """\
+tests:
+  - name: billing drains before it pauses
+    environment: prod
+    files:
+      prod.yaml: |
+        environment: prod
+        dags:
+          billing_daily: {paused: drain, reason: "vendor outage", owner: team-billing}
+    expect:
+      dags:
+        billing_daily: draining
+        etl_orders: unmanaged          # the replaced prod.yaml has no rule for it
+"""})
+    code, out, err = run(repo.root.parent, [], capsys, monkeypatch)
+    assert code == 0, out + err
+
+
 def test_live_uses_the_environments_backend(repo, capsys, monkeypatch):
     # the test's inline DAG says etl_orders does not exist; prod's snapshot has it
     repo.write({"tests/live.yaml": """\
