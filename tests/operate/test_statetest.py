@@ -54,6 +54,13 @@ tests:
 """
 
 
+def _check_result_schema(data: dict) -> None:
+    """`--format json` is described by statetest.schema.json's $defs.result."""
+    import jsonschema
+    schema = json.loads((REPO / "schemas" / "statetest.schema.json").read_text())
+    jsonschema.validate(data, {**schema["$defs"]["result"], "$defs": schema["$defs"]})
+
+
 @pytest.fixture
 def repo(pausectl_state):
     return pausectl_state(dict(BASE_FILES))
@@ -78,6 +85,7 @@ def test_passing_assertions_of_every_kind(repo, capsys, monkeypatch):
     code, out, err = run(repo.root.parent, ["--format", "json"], capsys, monkeypatch)
     data = json.loads(out)
     assert code == 0, out + err
+    _check_result_schema(data)
     assert (data["tests"], data["passed"], data["failed"]) == (2, 2, 0)
     assert data["checks"] == 12
     # the wall-clock time in Berlin became the UTC instant
@@ -143,6 +151,7 @@ tests:
 """})
     code, out, err = run(repo.root.parent, ["--format", "json"], capsys, monkeypatch)
     assert code == 1, err
+    _check_result_schema(json.loads(out))
     res = {r["name"]: r for r in json.loads(out)["results"]}
     assert res["a pause needs an owner"]["passed"]
     assert res["the real state is valid"]["passed"]
