@@ -156,6 +156,8 @@ def build(env: str, *, command: str, live: Iterable, resolution, plan=None,
         entry = dag_entry(d, resolution.decisions.get(d.dag_id), drift=drifted.get(d.dag_id),
                           event=events.get(d.dag_id), nxt=nxt.get(d.dag_id), repo=repo,
                           commit=commit, state_dir=state_dir)
+        if d.dag_id in applied and d.is_paused and entry["paused_since"] is None:
+            entry["paused_since"] = iso(at)     # this apply paused it just now
         for name in OPTIONAL:
             value = ((extra or {}).get(d.dag_id) or {}).get(name)
             if value is not None:

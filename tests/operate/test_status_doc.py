@@ -111,4 +111,5 @@ def test_switch_never_writes_a_snapshot_and_apply_state_is_after(monkeypatch):
     for d in doc["dags"]:
         if d["dag_id"] in changed:
             assert d["live_paused"] is changed[d["dag_id"]] and d["drift"] is None
+            assert (d["paused_since"] is not None) is changed[d["dag_id"]]
     assert doc["summary"]["pending"] == 0

@@ -59,6 +59,8 @@ def _publish(server, tmp, monkeypatch) -> None:
         assert {d["dag_id"]: d["live_paused"] for d in applied["dags"]} == {
             "ui_paused": True, "ui_running": False, "ui_script": True, "ui_secret": True}
         assert all(d["drift"] is None for d in applied["dags"])
+        assert {d["dag_id"] for d in applied["dags"] if d["paused_since"]} == {
+            "ui_paused", "ui_script", "ui_secret"}
         # a publish with the observation's events adds each pause's time
         obs = observe(ctx, backend, utcnow(), events_for=PAUSED)
         plan, res = plan_observed(ctx, obs)
