@@ -53,7 +53,8 @@ def main() -> int:
         common.bench_env(tmp)
         t = time.perf_counter()
         results["offline"] = offline.run(tmp, (10_000,) if args.quick else (10_000, 100_000))
-        print(f"offline done in {time.perf_counter() - t:.0f}s", flush=True)
+        print(f"offline done in {time.perf_counter() - t:.0f}s: "
+              f"{json.dumps(results['offline'])}", flush=True)
         big = AirflowServer(major=3, dags=make_dags(n_big), root=common.ROOT)
         small = AirflowServer(major=3, dags=make_dags(n_small), root=common.ROOT)
         t = time.perf_counter()
@@ -61,14 +62,16 @@ def main() -> int:
         print(f"servers up in {time.perf_counter() - t:.0f}s: {n_big} and {n_small} DAGs "
               f"(Airflow {big.version})", flush=True)
         try:
-            results["plan"] = reads.plan_vs_listing(big, tmp)
-            print("plan done", flush=True)
-            results["flips"] = flips.run(big, tmp)
-            print("apply done", flush=True)
-            results["emergency"] = emergency_ratio.run(small)
-            print("emergency done", flush=True)
-            results["fleet"] = reads.fleet_drift(big, small, tmp)
-            print("fleet done", flush=True)
+            # each part's numbers are printed as soon as they are in (a long run on a busy
+            # box can be stopped and still report what it measured)
+            for key, part in (("plan", lambda: reads.plan_vs_listing(big, tmp)),
+                              ("flips", lambda: flips.run(big, tmp)),
+                              ("emergency", lambda: emergency_ratio.run(small)),
+                              ("fleet", lambda: reads.fleet_drift(big, small, tmp))):
+                t = time.perf_counter()
+                results[key] = part()
+                print(f"{key} done in {time.perf_counter() - t:.0f}s: "
+                      f"{json.dumps(results[key], default=str)}", flush=True)
         finally:
             big.stop()
             small.stop()
