@@ -59,6 +59,7 @@ class DagImpact:
     triggered: tuple[dict, ...] = ()          # {dag_id, task_id}: not triggered (pause)
     catchup: Catchup | None = None            # unpause
     notes: tuple[str, ...] = ()
+    drained: bool = False                     # `paused: drain`: apply waits for the runs
 
     def phrases(self) -> list[str]:
         """One short phrase per thing to say; empty when the flip touches nothing."""
@@ -66,8 +67,9 @@ class DagImpact:
         n = self.running + self.queued
         if n:
             what = f"{self.running} running, {self.queued} queued run(s)"
-            out.append(f"{what} will stall until unpaused" if self.action == "pause"
-                       else f"{what} resume")
+            out.append(f"{what} resume" if self.action == "unpause" else
+                       f"{what}: the drain waits for them, up to its deadline" if self.drained
+                       else f"{what} will stall until unpaused")
         for b in self.backfills:
             span = f"{b.get('from_date')}..{b.get('to_date')}"
             verb = "stops" if self.action == "pause" else "resumes"
@@ -297,7 +299,8 @@ def compute(changes: Iterable, evidence: Mapping[str, object], edges: Iterable,
             elif e.consumer == c.dag_id and kind is None and e.asset:
                 missed.add(e.asset)
         key = (lambda x: (x["dag_id"], str(x.get("task_id") or x.get("asset") or "")))
-        out.append(DagImpact(**base, sensors=tuple(_uniq(sorted(sensors, key=key))),
+        out.append(DagImpact(**base, drained=bool(getattr(c, "drain", None)),
+                             sensors=tuple(_uniq(sorted(sensors, key=key))),
                              triggered=tuple(_uniq(sorted(triggered, key=key))),
                              consumers=tuple(_uniq(sorted(consumers, key=key))),
                              missed=tuple(sorted(missed))))

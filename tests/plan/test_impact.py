@@ -90,6 +90,13 @@ def test_a_pause_names_what_stalls_waits_and_starves():
     assert d.to_json()["sensors"][0] == {"dag_id": "s", "task_id": "wait_up", "timeout": 600.0}
 
 
+def test_a_drained_pause_says_apply_waits_instead_of_stall():
+    c = SimpleNamespace(dag_id="d", action=Action("pause"), drain={"deadline_seconds": 60})
+    (d,) = compute([c], {"d": ImpactEvidence("d", running=1, queued=0)}, [], AT).dags
+    assert d.phrases() == ["1 running, 0 queued run(s): the drain waits for them, up to its "
+                           "deadline"]
+
+
 def test_an_unpause_resumes_runs_and_backfills():
     evidence = {"d": ev(next_run="2026-12-02T00:00:00Z", queued=3, running=0,
                         backfills=({"id": 1, "from_date": "a", "to_date": "b", "is_paused": True},))}
