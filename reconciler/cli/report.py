@@ -23,10 +23,10 @@ def report(envs, state_dir, html_file, force):
       pausectl report dev staging prod --html fleet.html
       pausectl report prod --state ./state --html /tmp/prod.html
     """
-    from reconciler.operate.publish import publish_cli
-    from reconciler.operate.report import collect, write_report
     from reconciler.core.timeutil import utcnow
     from reconciler.engine import load
+    from reconciler.operate.publish import publish_cli
+    from reconciler.operate.report import collect, write_report
     target = output_path(html_file, "--html", force, state_dir)
     at = utcnow()
     docs = collect(state_dir, list(dict.fromkeys(envs)), at)

@@ -15,8 +15,8 @@ warnings for the caller to show.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 
 @dataclass
@@ -94,8 +94,7 @@ def publish_status(cfg, command: str, o: Outcome) -> list[str]:
         status_doc.write(store, doc)
     except Exception as e:  # noqa: BLE001 - any store failure is reported, never raised
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return [f"{o.env}: status document not written to {status_doc.variable_key(o.env)}: "
-                f"{why}"]
+        return [f"{o.env}: status document not written to {status_doc.variable_key(o.env)}: {why}"]
     finally:
         if opened:
             store.close()

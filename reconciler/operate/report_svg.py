@@ -32,9 +32,9 @@ def pause_age_chart(rows: list[tuple[str, str, float]], width: int = 760) -> str
     top = max(r[2] for r in rows) or 1.0
     plot = width - LABEL_W - 70
     h = ROW * len(rows) + 24
-    parts = [f'<svg class="chart" id="pause-age" role="img" width="{width}" height="{h}" '
-             f'viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">'
-             '<title>Pause age per paused DAG (days)</title>']
+    parts = [(f'<svg class="chart" id="pause-age" role="img" width="{width}" height="{h}" '
+              f'viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">'
+              '<title>Pause age per paused DAG (days)</title>')]
     for i, (env, dag, days) in enumerate(rows):
         y = 8 + i * ROW
         w = max(2.0, plot * days / top)
@@ -109,9 +109,9 @@ def timeline(docs: list[dict], start: datetime, days: int = 14, width: int = 960
                              f'{_e(nxt.get("action"))} at {_e(nxt.get("at"))}</title></rect>')
         lanes.append((env, marks))
     h = 30 + 40 * max(1, len(lanes))
-    parts = [f'<svg class="chart" id="timeline" role="img" width="{width}" height="{h}" '
-             f'viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">'
-             f'<title>Windows, holds and transitions, next {days} days</title>']
+    parts = [(f'<svg class="chart" id="timeline" role="img" width="{width}" height="{h}" '
+              f'viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">'
+              f'<title>Windows, holds and transitions, next {days} days</title>')]
     for day in range(days + 1):
         t = start + timedelta(days=day)
         parts.append(f'<line class="grid" x1="{x(t):.1f}" y1="18" x2="{x(t):.1f}" '

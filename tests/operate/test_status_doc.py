@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from helpers import REPO, main_captured
+
 from reconciler.core.timeutil import utcnow
 from reconciler.engine import load, open_backend, plan_observed
 from reconciler.observe import PAUSED, observe
@@ -25,7 +26,7 @@ def _observed(env="prod"):
 
 
 def test_example_state_document_is_valid_and_complete():
-    ctx, obs, plan, res = _observed()
+    _, obs, plan, res = _observed()
     extra = {"billing_daily": {"hold": {"why": "manual pause held 24h", "until": None},
                                "impact": {"downstream": ["etl_orders"]}}}
     doc = status_doc.build("prod", command="plan", live=obs.live, resolution=res, plan=plan,
@@ -42,7 +43,7 @@ def test_example_state_document_is_valid_and_complete():
 
 
 def test_bound_cuts_least_interesting_first():
-    ctx, obs, plan, res = _observed()
+    _, obs, plan, res = _observed()
     doc = status_doc.build("prod", command="plan", live=obs.live, resolution=res, plan=plan)
     paused = {d["dag_id"] for d in doc["dags"] if d["live_paused"]}
     limit = len(status_doc.encode({**doc, "dags": [d for d in doc["dags"]
@@ -76,18 +77,18 @@ def test_publish_writes_the_status_variable_and_warns_on_failure():
                    notify=False) == []
     warnings = publish(ctx.cfg, "apply", [Outcome("staging", plan, list(obs.live), res,
                                                   store=_Store(fail=True))], notify=False)
-    assert warnings == ["staging: status document not written to pausectl.status.staging: "
-                        "403 Forbidden: no Variable write access"]
+    assert warnings == [("staging: status document not written to pausectl.status.staging: "
+                         "403 Forbidden: no Variable write access")]
 
 
 def test_report_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
-    code, out, err = main_captured(REPO, ["report", "nosuch", "--state", "state", "--html",
-                                          str(tmp_path / "x.html")], capsys, monkeypatch)
+    code, _, err = main_captured(REPO, ["report", "nosuch", "--state", "state", "--html",
+                                        str(tmp_path / "x.html")], capsys, monkeypatch)
     assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert "nosuch" in err and "Traceback" not in err
     assert not (tmp_path / "x.html").exists()
-    code, out, err = main_captured(REPO, ["report", "prod", "--state", "state"], capsys,
-                                   monkeypatch)
+    code, _, err = main_captured(REPO, ["report", "prod", "--state", "state"], capsys,
+                                 monkeypatch)
     assert code == 1 and "--html" in err
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from browser import chrome, console_errors, network_requests, quit_chrome, shot
 from helpers import REPO, run_cli
+
 from reconciler.core.timeutil import iso, utcnow
 from reconciler.operate.report import render_html
 

@@ -9,15 +9,16 @@ view sends), and the DAGs shown are exactly those the auth manager lets that use
 from __future__ import annotations
 
 from datetime import datetime, timezone
-
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from typing import Annotated
 
 from airflow.api_fastapi.core_api.security import get_user
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from reconciler.airflow.plugin import pages, store
 
 BASE = "/pausectl"
+UserDep = Annotated[object, Depends(get_user)]     # Airflow's own user resolution
 
 
 def _permitted(user) -> set[str]:
@@ -39,14 +40,14 @@ def create_app() -> FastAPI:
         return RedirectResponse(f"{BASE}/")
 
     @app.get("/", response_class=HTMLResponse)
-    def instance(request: Request, user=Depends(get_user)):
+    def instance(request: Request, user: UserDep):
         docs, rows = store.visible(store.read_documents(), _permitted(user))
         q = {k: request.query_params.get(k, "")[:200]
              for k in ("state", "owner", "tag", "drift", "min_days")}
         return _html(pages.instance_page(docs, rows, q, BASE, datetime.now(timezone.utc)))
 
     @app.get("/dag/{dag_id}", response_class=HTMLResponse)
-    def dag(dag_id: str, user=Depends(get_user)):
+    def dag(dag_id: str, user: UserDep):
         found = store.for_dag(store.read_documents(), dag_id, _permitted(user))
         return _html(pages.dag_page(dag_id, found, BASE))
 

@@ -9,9 +9,9 @@ as key/value lists when a document has them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from html import escape
-from typing import Iterable, Mapping
 from urllib.parse import quote
 
 from reconciler.core.timeutil import parse_timestamp
@@ -92,8 +92,8 @@ def dag_page(dag_id: str, found: list[tuple[Mapping, Mapping]], base: str) -> st
     """One DAG in every environment whose document names it: (document, dag entry) pairs,
     already filtered to what the user may read (empty: nothing is shown)."""
     if not found:
-        return _page("Pause policy", f"<h1>Pause policy</h1><p class=\"muted\" id=\"none\">"
-                     f"pausectl has no status for this DAG that you may read.</p>")
+        return _page("Pause policy", "<h1>Pause policy</h1><p class=\"muted\" id=\"none\">"
+                     "pausectl has no status for this DAG that you may read.</p>")
     parts = [f"<h1>Pause policy: {e(dag_id)}</h1>"]
     for doc, d in found:
         link = _safe_url(d.get("rule_link"))
@@ -117,9 +117,8 @@ def dag_page(dag_id: str, found: list[tuple[Mapping, Mapping]], base: str) -> st
         if d.get("last_change"):
             pairs.append(("last change", e(d.get("last_change"))))
         if drift:
-            pairs.append(("drift", f'<span class="drift">{e(drift.get("description"))}'
-                                   f'{" (by " + e(drift.get("by")) + ")" if drift.get("by") else ""}'
-                                   "</span>"))
+            by = f" (by {e(drift.get('by'))})" if drift.get("by") else ""
+            pairs.append(("drift", f'<span class="drift">{e(drift.get("description"))}{by}</span>'))
         if nxt:
             pairs.append(("next", f"{e(nxt.get('action'))} at {e(nxt.get('at'))}"))
         extras = "".join(_extra(n, d.get(n)) for n in ("hold", "draining", "impact"))

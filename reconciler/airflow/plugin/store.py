@@ -5,7 +5,7 @@ bound, and cut down to the DAGs the current user may read (Airflow's auth manage
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 PREFIX = "pausectl.status."
 MAX_BYTES = 1024 * 1024     # a larger Variable is not ours (status_doc bounds it at 256 KiB)
@@ -33,10 +33,9 @@ def parse(key: str, text: str | None) -> dict | None:
 
 def read_documents() -> list[dict]:
     """Every parseable status document in this Airflow, sorted by environment."""
-    from sqlalchemy import select
-
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
+    from sqlalchemy import select
     docs = []
     with create_session() as session:
         rows = session.scalars(select(Variable).where(Variable.key.startswith(PREFIX))
