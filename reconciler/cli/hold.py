@@ -123,8 +123,26 @@ def _list(backend, env: str, fmt: str) -> None:
         w(f"warning: {text}\n")
     if not holds:
         w(f"{env}: no holds (Variable {holds_key(env)})\n")
+    from reconciler.core.tables import terminal
+    con = terminal(sys.stdout)
+    if con is not None and holds:       # a terminal: a table that never cuts an identifier
+        _table(con, holds, now)
+        return
     for d, h in sorted(holds.items()):
         w(f"{d}  {h.describe(now)}  since {_iso(h.since)}\n")
+
+
+def _table(con, holds, now) -> None:
+    from reconciler.core.sanitize import term
+    from reconciler.core.tables import Col, show
+    from reconciler.policy.holds import ends_in
+    cols = (Col("dag_id", "id", "bold"), Col("held", "id"), Col("by", "id"),
+            Col("until", "id"), Col("ends in", "id"), Col("reason", "text"))
+    rows = [(term(d), "paused" if h.paused else "running", term(h.by), _iso(h.until),
+             ends_in(h.until - now) if h.active(now) else "expired", term(h.reason))
+            for d, h in sorted(holds.items())]
+    show(con, cols, rows, lambda r: (f"~ {r[0]}  held {r[1]} until {r[3]} ({r[4]})  by {r[2]}",
+                                     r[5]))
 
 
 def _show(out, fmt: str) -> None:
