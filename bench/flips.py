@@ -22,6 +22,7 @@ from pathlib import Path
 
 from common import ROOT, client, counted, impact, measure, write_state
 
+WITH_IMPACT = True           # bench/run.py --no-impact turns the impact-preview runs off
 CLIENT_VENV = ROOT / ".airflow" / "venv-bench-client"
 PATTERN = "ml_b"                # ILIKE substring: exactly the ml_b00002, ml_b00006, ... DAGs
 
@@ -72,7 +73,8 @@ def run(server, tmp: Path, trials: int = 2, cli_sample: int = 20) -> dict:
         "          on_gate_failure: rollback}\n"))
     reset = lambda: server.reset(paused=True, variables=True)   # noqa: E731
     out: dict = {"flips": len(ids), "dags": len(server.specs)}
-    out["apply"] = measure(lambda: _apply_cli(state), trials, reset)
+    if WITH_IMPACT:
+        out["apply"] = measure(lambda: _apply_cli(state), trials, reset)
     with impact(False):
         out["apply_core"] = measure(lambda: _apply_cli(state), trials, reset)
         with counted() as c:

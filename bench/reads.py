@@ -19,6 +19,7 @@ from pathlib import Path
 
 from common import bare_listing, counted, impact, measure, write_state
 
+WITH_IMPACT = True           # bench/run.py --no-impact turns the impact-preview runs off
 GROUPS = ("defaults: {unmanaged: report}\ngroups:\n"
           "  - {name: reports, match: {dag_id: \"report_*\"}, paused: true, reason: quiet, "
           "owner: analytics}\n"
@@ -42,13 +43,13 @@ def plan_vs_listing(server, tmp: Path, page: int = 100, trials: int = 3) -> dict
 
     server.reset(paused=True, variables=True, events=True)
     listing = measure(lambda: bare_listing(server, page), trials)
-    plan = measure(plan_once, trials)
+    plan = measure(plan_once, trials) if WITH_IMPACT else None
     with impact(False):
         core = measure(plan_once, trials)
         with counted() as c:
             plan_once()
-    return {"dags": len(server.specs), "page": page, "listing": listing, "plan": plan,
-            "plan_core": core, "plan_paths": c["paths"]}
+    return {"dags": len(server.specs), "page": page, "listing": listing, "plan_core": core,
+            "plan_paths": c["paths"], **({"plan": plan} if plan else {})}
 
 
 def _drift(state: Path, envs: list[str]) -> None:
