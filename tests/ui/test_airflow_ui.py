@@ -15,12 +15,19 @@ from datetime import timedelta
 
 import httpx
 import pytest
-
 from browser import chrome, console_errors, quit_chrome, shot
 from early import Early
 from helpers import run_cli
+from ui_support import (
+    LIMITED2,
+    SCRIPT_REASON,
+    USERS3,
+    legacy_doc,
+    make_server,
+    state_repo,
+)
+
 from reconciler.core.timeutil import iso, utcnow
-from ui_support import LIMITED2, SCRIPT_REASON, USERS3, legacy_doc, make_server, state_repo
 
 pytestmark = pytest.mark.airflow
 EARLY = Early("ui-airflow", make_server)
@@ -179,9 +186,12 @@ def test_script_reason_renders_as_text(ui_server, browser):
 
 
 def _rows(driver) -> set[tuple[str, str]]:
-    from selenium.webdriver.common.by import By
-    return {(r.find_elements(By.TAG_NAME, "td")[0].text, r.find_elements(By.TAG_NAME, "td")[1].text)
-            for r in driver.find_elements(By.CSS_SELECTOR, "#dags tbody tr")}
+    """(dag_id, environment) of the table's rows, read in one step (WebDriver's own script:
+    the page's CSP forbids page scripts, not the driver's)."""
+    rows = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#dags tbody tr'))"
+        ".map(r => [r.cells[0].innerText.trim(), r.cells[1].innerText.trim()])")
+    return {tuple(r) for r in rows}
 
 
 def test_instance_page_filters(ui_server, browser):
@@ -195,9 +205,14 @@ def test_instance_page_filters(ui_server, browser):
             ("ui_secret", "ui"), ("ui_paused", "legacy")} <= everything
     shot(browser, f"af{ui_server.major}-instance-page")
     # the form itself: state=running
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = browser.find_element(By.ID, "dags")
     Select(browser.find_element(By.NAME, "state")).select_by_value("running")
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    WebDriverWait(browser, 60).until(EC.staleness_of(old))      # the filtered page loaded
     _wait(browser, "#dags, #none")
+    assert "state=running" in browser.current_url
     assert _rows(browser) == {("ui_running", "ui")}
     cases = {"state=paused&owner=finance": {("ui_secret", "ui")},
              "tag=report": {("ui_running", "ui")},
