@@ -61,6 +61,9 @@ def test_hold_pauses_now_shows_in_plan_and_expires_through_apply(tmp_path):
     held = js["held"][0]
     assert held["hold"]["by"] and held["hold"]["until"].endswith("Z")
     assert js["summary"]["held"] == 1
+    import jsonschema
+    from reconciler.state.schema import load_schema
+    jsonschema.validate(js, load_schema("plan.schema.json"))
     assert "etl_orders" not in [c["dag_id"] for c in js["changes"]]
 
     listed = _cli(tmp_path, "hold", "prod", "--list")
