@@ -181,7 +181,9 @@ def test_sensor_and_trigger_edges_are_discovered_and_cascade(srv, inside, tmp_pa
 def test_a_backfill_shows_in_the_preview(srv, tmp_path, capsys, monkeypatch):
     srv.reset()
     set_states(srv, RUNNING)
-    root = _repo(tmp_path, srv, "  imp_up: {paused: true, reason: outage, owner: ops}\n")
+    # two flips: the backfills come from one listing of them all (/ui/backfills), not per DAG
+    root = _repo(tmp_path, srv, "  imp_up: {paused: true, reason: outage, owner: ops}\n"
+                 "  imp_triggered: {paused: true, reason: outage, owner: ops}\n")
     if srv.major == 2:
         code, out, _ = _cli(root, ["plan", "af"], capsys, monkeypatch, srv)
         # nothing else to say about imp_up but its sensor: the AF2 note comes beside it
@@ -195,7 +197,7 @@ def test_a_backfill_shows_in_the_preview(srv, tmp_path, capsys, monkeypatch):
     backfill = r.json()
     try:
         code, out, _ = _cli(root, ["plan", "af", "--format", "json"], capsys, monkeypatch, srv)
-        (imp,) = json.loads(out)["impact"]["dags"]
+        (imp,) = [d for d in json.loads(out)["impact"]["dags"] if d["dag_id"] == "imp_up"]
         assert [b["id"] for b in imp["backfills"]] == [backfill["id"]]
         assert imp["queued"] >= 1            # the backfill's runs, queued without a scheduler
         code, out, _ = _cli(root, ["plan", "af"], capsys, monkeypatch, srv)

@@ -4,8 +4,9 @@ AirflowApiBackend (which provides _call, _send, _get_all, _executor, dialect, ur
 
 Requests, for the N DAGs a plan flips (never for a plan without changes):
 - runs in flight: one `POST /dags/~/dagRuns/list` (v1 and v2: dag_ids + states) per 100 runs;
-- AF3 backfills: `GET /backfills?dag_id=` per DAG (the public route requires dag_id);
-  AF2 has no backfill model, so the preview says so;
+- AF3 backfills: `GET /backfills?dag_id=` for one DAG (the public route requires dag_id),
+  the UI's `GET /ui/backfills?active=true` pages for more; AF2 has no backfill model, so the
+  preview says so;
 - unpauses of scheduled DAGs: `GET /dags/{id}/details` each (catchup, end_date, timezone).
 Per-version facts live in `_API` (the dialect's api name picks the row): one place.
 """
@@ -72,7 +73,7 @@ class ImpactApiReads:
         counts = self._in_flight(ids)
         _, _, has_backfills = _API[self.dialect.api]
         pool = self._executor()
-        backfills = (dict(zip(ids, pool.map(self._backfills, ids))) if has_backfills else {})
+        backfills = self._all_backfills(ids) if has_backfills else {}
         details = dict(zip(sched, pool.map(self._details, sched)))
         out = {}
         for d in ids:
@@ -111,11 +112,38 @@ class ImpactApiReads:
                 break
         return counts
 
-    def _backfills(self, dag_id: str) -> tuple[dict, ...]:
-        rows = self._get_all("/backfills", {"dag_id": dag_id}, "backfills", max_items=100)
-        return tuple({"id": _int(r.get("id")), "from_date": _str(r.get("from_date")),
-                      "to_date": _str(r.get("to_date")), "is_paused": bool(r.get("is_paused"))}
-                     for r in rows if r.get("completed_at") is None)
+    def _all_backfills(self, ids: list[str]) -> dict[str, tuple[dict, ...]]:
+        """Active backfills by DAG: one DAG through the public route (it requires dag_id);
+        more through the UI's `/ui/backfills?active=true` (3.0 ... 3.3: every active backfill,
+        paged), so a plan of 1,000 flips costs a page per 100 backfills, not 1,000 requests."""
+        if len(ids) == 1:
+            rows = self._get_all("/backfills", {"dag_id": ids[0]}, "backfills", max_items=100)
+        else:
+            rows = self._ui_backfills()
+        out: dict[str, list[dict]] = {}
+        wanted = set(ids)
+        for r in rows:
+            d = r.get("dag_id")
+            if isinstance(d, str) and d in wanted and r.get("completed_at") is None:
+                out.setdefault(d, []).append({
+                    "id": _int(r.get("id")), "from_date": _str(r.get("from_date")),
+                    "to_date": _str(r.get("to_date")), "is_paused": bool(r.get("is_paused"))})
+        return {d: tuple(out.get(d, ())) for d in ids}
+
+    def _ui_backfills(self) -> list[dict]:
+        url = self.url.rstrip("/") + "/ui/backfills"
+        rows: list[dict] = []
+        while len(rows) < _MAX_RUNS:
+            _, data = self._send("GET", url, params={"active": "true", "order_by": "id",
+                                                    "limit": 100, "offset": len(rows)})
+            page = data.get("backfills") if isinstance(data, dict) else None
+            if not isinstance(page, list) or not page:
+                break
+            rows += [r for r in page if isinstance(r, dict)]
+            total = data.get("total_entries")
+            if len(page) < 100 or (isinstance(total, int) and len(rows) >= total):
+                break
+        return rows
 
     def _details(self, dag_id: str) -> dict | None:
         resp, data = self._call("GET", f"/dags/{quote(dag_id, safe='')}/details", allow=(404,))
