@@ -21,11 +21,10 @@ from cases import cases  # noqa: E402
 def build_repo(tmp: pathlib.Path) -> pathlib.Path:
     """A git repo: commit 1 = the example state, commit 2 = one rule changed in prod."""
     repo = tmp / "repo"
-    # state/tests/ (pausectl test) is not part of what the golden cases read: leaving it out
-    # keeps the golden commits' hashes (shown by `diff`) independent of the state's own tests
+    # Only what the golden cases read: the state without its own tests (state/tests/, for
+    # `pausectl test`). The schemas come from the package, not the repo, so they stay out:
+    # the golden commits' hashes (shown by `diff`) then never move with a schema change.
     shutil.copytree(ROOT / "state", repo / "state", ignore=shutil.ignore_patterns("tests"))
-    shutil.copytree(ROOT / "schemas", repo / "schemas",
-                    ignore=shutil.ignore_patterns("statetest.schema.json", "status.schema.json"))
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@e", "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
            "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
