@@ -3,8 +3,9 @@
 A command (CLI or the Airflow operator) collects one `Outcome` per environment it worked on
 and hands them to `publish`: each outcome is announced to the `notify:` webhooks (apply,
 gate failure, drift, auto-pause, emergency); an outcome that carries a `store` (the
-environment's backend, a live.base.VariableStore), or any outcome of a live environment when
-PAUSECTL_STATUS_VARIABLE=1, gets its status document written to the Variable
+environment's backend, a live.base.VariableStore), or any outcome of a live environment whose
+pausectl.yaml entry says `status_variable: true` (or of every one when
+PAUSECTL_STATUS_VARIABLE=1), gets its status document written to the Variable
 `pausectl.status.<env>` (operate/status_doc.py; the Airflow plugin shows it); all of
 them go into one metrics file, and the command's own `render` (terminal output, or the task
 log) runs last. Notifications and
@@ -58,9 +59,11 @@ def _status_store(cfg, o: Outcome):
     the environment's live backend (never a snapshot file: a plan must not rewrite it)."""
     if o.store is not None:
         return o.store, False
-    if os.environ.get(STATUS_SWITCH, "").lower() not in ("1", "true", "yes"):
+    env = cfg.env(o.env)
+    if not env.status_variable and \
+            os.environ.get(STATUS_SWITCH, "").lower() not in ("1", "true", "yes"):
         return None, False
-    if (cfg.env(o.env).backend or {}).get("type") == "snapshot":
+    if (env.backend or {}).get("type") == "snapshot":
         return None, False
     from reconciler.engine import open_backend
     return open_backend(cfg, o.env), True

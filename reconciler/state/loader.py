@@ -61,7 +61,8 @@ def load_config(root: Path) -> Config:
                                file=spec.get("file", f"{name}.yaml"),
                                where=doc.where(("environments", name)),
                                rollout=spec.get("rollout") or {},
-                               promote_to=spec.get("promote_to"))
+                               promote_to=spec.get("promote_to"),
+                               status_variable=bool(spec.get("status_variable", False)))
     for name, e in envs.items():
         if e.promote_to and e.promote_to not in envs:
             raise doc.error(("environments", name, "promote_to"),

@@ -116,6 +116,9 @@ class EnvConfig:
     where: str
     rollout: dict = field(default_factory=dict)
     promote_to: str | None = None
+    # write the status document (pausectl.status.<env>, for the Airflow plugin) after every
+    # plan/apply/drift/watch tick through this environment's live backend
+    status_variable: bool = False
 
 
 @dataclass

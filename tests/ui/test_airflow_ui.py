@@ -45,8 +45,8 @@ def _drop_unused_servers():
 
 
 def _publish(server, tmp, monkeypatch) -> None:
-    """`pausectl apply` (pauses three DAGs through the API) with PAUSECTL_STATUS_VARIABLE=1: its
-    publish stage writes the status document; then one with the audit events (pause times)."""
+    """`pausectl apply` (pauses three DAGs through the API) of an environment with
+    `status_variable: true`: its publish stage writes the status document; then one with the audit events (pause times)."""
     from reconciler.engine import load, open_backend, plan_observed
     from reconciler.observe import PAUSED, observe
     from reconciler.operate.publish import Outcome, publish
@@ -54,7 +54,7 @@ def _publish(server, tmp, monkeypatch) -> None:
     monkeypatch.setenv("UI_USER", "admin")
     monkeypatch.setenv("UI_PASS", "admin")
     out = run_cli(["apply", "ui", "--state", str(state), "--yes"], tmp, env={
-        "UI_USER": "admin", "UI_PASS": "admin", "PAUSECTL_STATUS_VARIABLE": "1"})
+        "UI_USER": "admin", "UI_PASS": "admin"})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "warning" not in out.stderr
     ctx = load(state, "ui")

@@ -98,6 +98,7 @@ PAUSECTL = """\
 environments:
   ui:
     backend: {{type: airflow-api, url: "{url}", username_env: UI_USER, password_env: UI_PASS}}
+    status_variable: true
 """
 UI_ENV = """\
 environment: ui
