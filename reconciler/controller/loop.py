@@ -274,7 +274,7 @@ class Controller:
                                render=lambda: self.log(f"{iso(now)} {e.name}: {line}"))
             for w in warnings:
                 self.log(f"warning: {w}")
-            wait, e.target = self._next_wake(ctx, live)
+            wait, e.target = self._next_wake(ctx, live, backend)
             wake = iso(e.target) if e.target else None
         result = outcome.result
         with self.status.lock:
@@ -346,9 +346,11 @@ class Controller:
                 f"{s['unpause']})" if applied.plan.changes else "in sync")
         return applied.outcome(ctx.env), applied.live or [], line
 
-    def _next_wake(self, ctx, live) -> tuple[float, datetime | None]:
+    def _next_wake(self, ctx, live, backend) -> tuple[float, datetime | None]:
         """Seconds until the tick for the next transition within --interval (LEAD early: the
-        tick waits for the instant under the lock), and that transition; or the interval."""
+        tick waits for the instant under the lock), and that transition; or the interval.
+        The end of a `pausectl hold` is a transition too: git's state comes back on time."""
+        from reconciler.policy import holds
         from reconciler.policy.schedule import compute
         interval = self.settings.interval
         now = utcnow()
@@ -358,6 +360,7 @@ class Controller:
             self.log(f"{ctx.env}: next transition unknown ({ex}); ticking every {interval:g}s")
             return interval, None
         times = [t.at for t in sched.transitions if t.at > now]
+        times += [h.until for h in holds.read(backend, ctx.env)[0].values() if h.until > now]
         if not times:
             return interval, None
         nxt = min(times)
