@@ -54,12 +54,14 @@ def plan_vs_listing(server, tmp: Path, page: int = 100, trials: int = 3) -> dict
 
 def _drift(state: Path, envs: list[str]) -> None:
     from reconciler.cli.main import main
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         try:
             main(["--state", str(state), "drift", *envs])
         except SystemExit as e:
             if e.code:
-                raise RuntimeError(f"pausectl drift exited {e.code}") from None
+                raise RuntimeError(f"pausectl drift exited {e.code}: "
+                                   f"{err.getvalue().strip()[-500:]}") from None
 
 
 def fleet_drift(big, small, tmp: Path, trials: int = 3) -> dict:
