@@ -68,12 +68,12 @@ def _optional_ok(d: dict) -> bool:
     return v is None or (type(v) is int and 0 <= v <= 1_000_000)
 
 
-def parse_snapshot(raw: str, shown: str) -> list[LiveDag]:
+def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
     """Parse and check a snapshot document; errors name file:line. Fast for 100k DAGs.
     Bounded (safejson): no NaN/Infinity, huge numbers or deep nesting; a boolean written as a
-    string ("false") is an error at its line, never read as true."""
-    from reconciler.core.safejson import loads
-    data = loads(raw, shown)
+    string ("false") is an error at its line, never read as true. `data`: `raw` already parsed."""
+    if data is None:
+        data = _bounded(raw, shown)
     if not isinstance(data, dict) or not isinstance(data.get("dags"), list):
         raise PausectlError("snapshot must be an object with a 'dags' list", shown, 1, 1)
     out = []
@@ -141,12 +141,12 @@ def _bounded(raw: str, shown: str):
     return loads(raw, shown)
 
 
-def _records(path: Path, shown: str, key: str, build) -> list:
+def _records(backend: "SnapshotBackend", key: str, build) -> list:
     """The `key` list of the snapshot, each item built by `build(item) -> value | str`
     (a str is what is wrong with it: reported as file:line, like a bad DAG entry)."""
+    shown = backend.shown
     try:
-        raw = path.read_text(encoding="utf-8")
-        data = _bounded(raw, shown)
+        raw, data = backend.document(backend.path.read_text(encoding="utf-8"))
     except (OSError, ValueError, PausectlError):
         return []           # list_dags reports an unreadable snapshot
     items = data.get(key) if isinstance(data, dict) else None
@@ -220,6 +220,17 @@ class SnapshotBackend:
         self.path = path
         self.shown = shown or str(path)
         self._vars_path = path.with_name(path.name + ".vars.json")
+        self._parsed: tuple[str, object] | None = None
+
+    def document(self, raw: str) -> tuple[str, object]:
+        """(raw, its parsed JSON), parsed once per content: a plan reads the file for its DAGs,
+        then its events (and assets, runs); re-reading the text is cheap, parsing 100k DAGs is
+        not (~1 s). Keyed by the text itself, not mtime, so a rewrite is never missed."""
+        hit = self._parsed
+        if hit is not None and hit[0] == raw:
+            return hit
+        self._parsed = (raw, _bounded(raw, self.shown))
+        return self._parsed
 
     def list_dags(self) -> list[LiveDag]:
         from reconciler.core.paths import confine
@@ -237,7 +248,8 @@ class SnapshotBackend:
             line = raw[: e.start].count(b"\n") + 1
             col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
             raise PausectlError("snapshot is not valid UTF-8", self.shown, line, col) from None
-        return parse_snapshot(raw, self.shown)
+        raw, data = self.document(raw)
+        return parse_snapshot(raw, self.shown, data)
 
     def set_paused(self, dag_ids, paused: bool, progress=None) -> SetPausedResult:
         raw = _bounded(self.path.read_text(encoding="utf-8"), self.shown)
@@ -261,7 +273,7 @@ class SnapshotBackend:
         ids = None if dag_ids is None else set(dag_ids)
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=timezone.utc)
-        out = [e for e in _records(self.path, self.shown, "events", _event)
+        out = [e for e in _records(self, "events", _event)
                if (ids is None or e.dag_id is None or e.dag_id in ids)
                and (since is None or e.when >= since)]
         return sorted(out, key=lambda e: e.when, reverse=True)
@@ -269,7 +281,7 @@ class SnapshotBackend:
     def asset_edges(self) -> list[AssetEdge]:
         """Edges from the optional `assets` key: [{name, producers: [...], consumers: [...]}]."""
         try:
-            data = _bounded(self.path.read_text(encoding="utf-8"), self.shown)
+            data = self.document(self.path.read_text(encoding="utf-8"))[1]
         except (OSError, ValueError, PausectlError):
             return []       # list_dags reports an unreadable snapshot
         assets = data.get("assets") if isinstance(data, dict) else None
@@ -292,7 +304,7 @@ class SnapshotBackend:
 
     def dag_runs(self, dag_id: str, limit: int = 25) -> list[DagRun]:
         """From the optional `runs` key: [{dag_id, run_id, state, run_after, ...}]."""
-        runs = [r for r in _records(self.path, self.shown, "runs", _run) if r.dag_id == dag_id]
+        runs = [r for r in _records(self, "runs", _run) if r.dag_id == dag_id]
         runs.sort(key=lambda r: r.run_after or r.start_date or _EPOCH, reverse=True)
         return runs[: max(1, int(limit))]
 
