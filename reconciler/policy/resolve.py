@@ -78,12 +78,16 @@ class Resolver:
         # whether each rule is in force is fixed for one `at`: compute it once per rule
         self.inactive: dict[int, str | None] = {id(r): r.inactive_reason(at)
                                                 for r in state.all_rules()}
-        self.group_index = SelectorIndex((g.selector, g) for g in state.groups)
+        # each group filed with its precedence key, or None where it varies per DAG (a group
+        # naming some dag_ids exactly), so the hot path looks nothing else up
+        self.group_index = SelectorIndex(
+            (g.selector, (g, self._key(g, g.selector.specificity(""))
+                          if all(is_glob(p) for p in g.selector.dag_ids) else None))
+            for g in state.groups)
         self._has_groups = bool(self.group_index)
-        self._dag_keys = {id(r): self._key(r, SPEC_DAG)
-                          for rules in state.dag_rules.values() for r in rules}
-        self._group_keys = {id(g): self._key(g, g.selector.specificity(""))
-                            for g in state.groups if all(is_glob(p) for p in g.selector.dag_ids)}
+        self._dag_matches = {dag_id: [(self._key(r, SPEC_DAG), r) for r in rules]
+                             for dag_id, rules in state.dag_rules.items()}
+        self._all_active = all(v is None for v in self.inactive.values())
         self._emergency_key = self._key(emergency.rule(), SPEC_DAG) if emergency else None
         self._emergency_rule = emergency.rule() if emergency else None
         d = state.defaults
@@ -106,6 +110,7 @@ class Resolver:
         from reconciler.policy.cascade import SPEC_CASCADE
         self.derived.setdefault(dag_id, []).append((self._key(rule, SPEC_CASCADE), rule))
         self.inactive[id(rule)] = inactive
+        self._all_active = self._all_active and inactive is None
 
     def matching_rules(self, dag: LiveDag) -> list[Rule]:
         """Every rule matching `dag`, in force or not, in no particular order."""
@@ -121,13 +126,11 @@ class Resolver:
             ex = self.emergency.except_index
             if not (ex and ex.lookup(dag.dag_id, dag.tags, dag.owners)):
                 out.append((self._emergency_key, self._emergency_rule))
-        rules = self.state.dag_rules.get(dag.dag_id)
+        rules = self._dag_matches.get(dag.dag_id)
         if rules:
-            for rule in rules:
-                out.append((self._dag_keys[id(rule)], rule))
+            out += rules
         if self._has_groups:
-            for rule in self.group_index.lookup(dag.dag_id, dag.tags, dag.owners):
-                key = self._group_keys.get(id(rule))
+            for rule, key in self.group_index.lookup(dag.dag_id, dag.tags, dag.owners):
                 if key is None:   # a group naming some dag_ids exactly: specificity varies
                     key = self._key(rule, rule.selector.specificity(dag.dag_id))
                 out.append((key, rule))
@@ -144,8 +147,11 @@ class Resolver:
 
     def decide(self, dag: LiveDag) -> Decision:
         matches = self._matches(dag)
-        inactive = self.inactive
-        active = [m for m in matches if inactive.get(id(m[1])) is None]
+        if self._all_active:      # usual: no rule expired, pending or outside its window
+            active = matches
+        else:
+            inactive = self.inactive
+            active = [m for m in matches if inactive.get(id(m[1])) is None]
         if not active:
             if matches:  # known to git, but every rule has ended or is outside its window
                 return Decision(dag.dag_id, False, self._ended_rule)

@@ -196,6 +196,7 @@ class SelectorIndex:
         self._by_prefix: dict[str, list] = {}
         self._by_tag: dict[str, list] = {}
         self._by_owner: dict[str, list] = {}
+        self._by_pair: dict[tuple[str, str], list] = {}
         self._always: list = []
         for order, (sel, item) in enumerate(items):
             if sel.dag_ids:
@@ -207,6 +208,11 @@ class SelectorIndex:
                         p = literal_prefix(g)
                         sure = only_ids and len(sel.dag_ids) == 1 and g == p + "*"
                         self._by_prefix.setdefault(p, []).append((order, sel, item, sure))
+            elif sel.tags and sel.owners and len(sel.tags) * len(sel.owners) <= _MAX_PAIRS:
+                # tags AND owners: filed under each (tag, owner) pair, the key alone decides
+                for t in sel.tags:
+                    for o in sel.owners:
+                        self._by_pair.setdefault((t, o), []).append((order, sel, item, True))
             elif sel.tags:
                 for t in sel.tags:
                     self._by_tag.setdefault(t, []).append((order, sel, item, not sel.owners))
@@ -219,32 +225,42 @@ class SelectorIndex:
 
     def __bool__(self) -> bool:
         return bool(self._by_exact or self._by_prefix or self._by_tag or self._by_owner
-                    or self._always)
+                    or self._by_pair or self._always)
 
     def lookup(self, dag_id: str, tags: Iterable[str], owners: Iterable[str]) -> list:
-        """Matching items, in the order they were given."""
+        """Matching items, in the order they were given (hot path: once per DAG per index)."""
         found = []
         hit = self._by_exact.get(dag_id)
         if hit:
             found += hit
-        by_prefix = self._by_prefix
-        n = len(dag_id)
-        for k in self._prefix_lengths:
-            if k > n:
-                break
-            hit = by_prefix.get(dag_id[:k])
-            if hit:
-                found += hit
+        if self._prefix_lengths:
+            by_prefix = self._by_prefix
+            n = len(dag_id)
+            for k in self._prefix_lengths:
+                if k > n:
+                    break
+                hit = by_prefix.get(dag_id[:k])
+                if hit:
+                    found += hit
         if self._by_tag:
+            by_tag = self._by_tag
             for t in tags:
-                hit = self._by_tag.get(t)
+                hit = by_tag.get(t)
                 if hit:
                     found += hit
         if self._by_owner:
+            by_owner = self._by_owner
             for o in owners:
-                hit = self._by_owner.get(o)
+                hit = by_owner.get(o)
                 if hit:
                     found += hit
+        if self._by_pair:
+            by_pair = self._by_pair
+            for t in tags:
+                for o in owners:
+                    hit = by_pair.get((t, o))
+                    if hit:
+                        found += hit
         if self._always:
             found += self._always
         if not found:
@@ -255,6 +271,10 @@ class SelectorIndex:
             found = [unique[k] for k in sorted(unique)]
         return [e[2] for e in found if e[3] or e[1].matches(dag_id, tags, owners)]
 
+
+# a selector of tags AND owners is filed per (tag, owner) pair up to this many pairs, else
+# under its tags and tested (50 tags x 50 owners would file one group 2,500 times)
+_MAX_PAIRS = 64
 
 _SELECTOR_KEYS = {"tag": "tags", "tags": "tags", "dag_id": "dag_id", "dag": "dag_id",
                   "owner": "owners", "owners": "owners"}
