@@ -100,6 +100,8 @@ def terminal_text(text: str, at_line_start: bool = True) -> str:
     """What the guarded stream lets through: the program's own newlines and tabs stay, every
     other control is shown escaped, escape sequences are dropped, and no line can be a
     workflow command."""
+    if _plain(text):    # the usual case (a 20 MB JSON plan): nothing to neutralise, no scan
+        return text.replace(_LEGACY, _GUARD_LEGACY)
     text = _SEQUENCE.sub(lambda m: _visible(m.group()[0]) if m.group() else "", text)
     text = _CONTROL.sub(lambda m: _visible(m.group()), text)
     if at_line_start:
@@ -108,6 +110,17 @@ def terminal_text(text: str, at_line_start: bool = True) -> str:
         head, nl, rest = text.partition("\n")
         text = head + nl + _LINE_COMMAND.sub(r"\1:\\", rest) if nl else head
     return text.replace(_LEGACY, _GUARD_LEGACY)
+
+
+# printable ASCII, tab and newline: bytes neither a sequence nor a control can start with
+_PLAIN_BYTES = bytes([9, 10, *range(0x20, 0x7f)])
+
+
+def _plain(text: str) -> bool:
+    """ASCII without a control (but tab, newline) and without `::`: terminal_text would
+    change nothing but `##[`. Three C-speed passes instead of three regex scans."""
+    return (text.isascii() and not text.encode("ascii").translate(None, _PLAIN_BYTES)
+            and "::" not in text)
 
 
 def rich(value: Any) -> str:
