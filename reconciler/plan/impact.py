@@ -324,11 +324,13 @@ def attach(plan, obs, at: datetime) -> tuple[tuple[str, ...], ...]:
     as they were). Returns the coordinated unpause levels for Plan.freeze: by the dependency
     edges (a cascade's, or those read for the preview), when they order more than one level."""
     plan.warnings.extend(obs.edge_notes)
-    impact = compute(plan.changes, obs.evidence, obs.impact_edges or obs.edges, at,
-                     obs.impact_notes)
+    edges = obs.impact_edges or obs.edges
     ups = [c.dag_id for c in plan.changes if getattr(c.action, "value", c.action) == "unpause"]
-    levels = unpause_levels(ups, obs.impact_edges or obs.edges)
+    levels = unpause_levels(ups, edges)
+    if not (obs.evidence or obs.impact_notes or len(levels) > 1):
+        return ()       # no preview to show (offline): not computed either (50k flips: ~1 s)
+    impact = compute(plan.changes, obs.evidence, edges, at, obs.impact_notes)
     impact = Impact(impact.dags, levels, impact.notes)
-    if (obs.evidence or obs.impact_notes or len(levels) > 1) and impact:
+    if impact:
         plan.impact = impact
     return levels if len(levels) > 1 else ()
