@@ -68,6 +68,10 @@ def _optional_ok(d: dict) -> bool:
     return v is None or (type(v) is int and 0 <= v <= 1_000_000)
 
 
+_NO_ITEMS: list = []      # a missing tags/owners list (never mutated)
+_STR_NONE = {str, type(None)}
+
+
 def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
     """Parse and check a snapshot document; errors name file:line. Fast for 100k DAGs.
     Bounded (safejson): no NaN/Infinity, huge numbers or deep nesting; a boolean written as a
@@ -82,16 +86,21 @@ def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
     for i, d in enumerate(data["dags"]):
         # one cheap check per DAG; the slow, precise diagnosis runs only when it fails
         try:
-            dag = LiveDag(d["dag_id"], d["is_paused"], tuple(d.get("tags", ())),
-                          tuple(d.get("owners", ())), d.get("is_stale", False),
-                          d.get("has_import_errors", False), d.get("fileloc"),
-                          d.get("last_parsed_time"), d.get("timetable_summary"),
-                          d.get("next_dagrun_run_after"), d.get("max_active_runs"))
+            get = d.get
+            tags, owners = get("tags", _NO_ITEMS), get("owners", _NO_ITEMS)
+            if type(tags) is not list or type(owners) is not list:
+                raise TypeError
+            "".join(tags), "".join(owners)      # TypeError on an item not a string, in C
+            dag = LiveDag(d["dag_id"], d["is_paused"], tuple(tags), tuple(owners),
+                          get("is_stale", False), get("has_import_errors", False),
+                          get("fileloc"), get("last_parsed_time"), get("timetable_summary"),
+                          get("next_dagrun_run_after"), get("max_active_runs"))
+            runs = dag.max_active_runs
             ok = (type(dag.dag_id) is str and dag.dag_id and type(dag.is_paused) is bool
                   and type(dag.is_stale) is bool and type(dag.has_import_errors) is bool
-                  and type(d.get("tags", [])) is list and type(d.get("owners", [])) is list
-                  and all(type(x) is str for x in dag.tags)
-                  and all(type(x) is str for x in dag.owners) and _optional_ok(d))
+                  and {type(dag.fileloc), type(dag.last_parsed_time),
+                       type(dag.timetable_summary), type(dag.next_dagrun_run_after)} <= _STR_NONE
+                  and (runs is None or (type(runs) is int and 0 <= runs <= 1_000_000)))
         except (TypeError, KeyError, AttributeError):
             ok = False
         if not ok:
