@@ -116,6 +116,11 @@ def kill_trees(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
     for p in roots:
         with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(timeout=5)
+    # SIGKILL is delivered when the process next runs: on a loaded box an orphan (re-parented,
+    # not ours to wait for) can take a moment to die; the caller expects the trees gone
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
