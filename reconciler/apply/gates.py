@@ -109,8 +109,10 @@ def runs_since(backend, dag_ids: list[str], since: datetime) -> dict[str, list]:
     """Runs of each DAG that started (or, not started yet, are due) since `since`. A backend
     with `dag_runs_since(dag_ids, since)` answers for the whole batch at once (REST: the batch
     endpoint `POST /dags/~/dagRuns/list`, a constant number of requests; dagmodel: one query);
-    otherwise one `dag_runs` call per DAG. The batch read filters on the start: a run that is
-    due but not started has no outcome a gate counts yet."""
+    otherwise one `dag_runs` call per DAG. The batch read asks the server for runs that ENDED
+    since `since` (all a gate or soak counts are finished runs), then keeps those that started
+    since (or never started: a run marked failed before it ran has a start_date of null, and
+    a start_date filter on the server would drop exactly that failure)."""
     out: dict[str, list] = {d: [] for d in dag_ids}
     if isinstance(backend, BatchedRuns) and len(dag_ids) > 1:
         for r in backend.dag_runs_since(dag_ids, since):

@@ -253,8 +253,8 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
         return [self._run(r) for r in rows]
 
     def dag_runs_since(self, dag_ids: Iterable[str], since: datetime) -> list[DagRun]:
-        """Runs of many DAGs started at or after `since` (BatchedRuns): one query per chunk
-        of ids, as the gates of a batch need."""
+        """Runs of many DAGs that finished at or after `since` (BatchedRuns; see the REST
+        backend's): one query per chunk of ids, as the gates of a batch need."""
         from sqlalchemy import select
         from airflow.models.dagrun import DagRun as DR
         order = DR.run_after if self.major >= 3 else DR.execution_date
@@ -263,7 +263,7 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
             for chunk in _chunks(sorted(set(dag_ids))):
                 rows += s.execute(select(DR.dag_id, DR.run_id, DR.state, order, DR.start_date,
                                          DR.end_date).where(DR.dag_id.in_(chunk))
-                                  .where(DR.start_date >= since)).all()
+                                  .where(DR.end_date >= since)).all()
         return [self._run(r) for r in rows]
 
     @staticmethod

@@ -185,8 +185,10 @@ class Reads:
         return [self._run(r, dag_id) for r in rows]
 
     def dag_runs_since(self, dag_ids: Iterable[str], since: datetime) -> list[DagRun]:
-        """Runs of many DAGs started at or after `since` (BatchedRuns, for gates and soak):
-        `POST /dags/~/dagRuns/list` (v2 and v1) with `dag_ids` and `start_date_gte`, paged by
+        """Runs of many DAGs that finished at or after `since` (BatchedRuns, for gates and
+        soak, which count finished runs; gates.runs_since keeps those started since or never
+        started): `POST /dags/~/dagRuns/list` (v2 and v1) with `dag_ids` and `end_date_gte`
+        (not start_date_gte: a run marked failed before it started has none), paged by
         offset; a constant number of requests however many DAGs the batch holds (one per
         RUNS_PAGE runs and per RUN_IDS_PER_REQUEST DAGs). Both versions' batch endpoints take
         `page_limit` as given (not capped by `[api] maximum_page_limit`, read in 3.3.2 and
@@ -198,7 +200,7 @@ class Reads:
         path = "/dags/~/dagRuns/list"
         rows: list[dict] = []
         for i in range(0, len(ids), RUN_IDS_PER_REQUEST):
-            body = {"dag_ids": ids[i:i + RUN_IDS_PER_REQUEST], "start_date_gte": start,
+            body = {"dag_ids": ids[i:i + RUN_IDS_PER_REQUEST], "end_date_gte": start,
                     "order_by": "id", "page_limit": RUNS_PAGE}
             offset = 0
             for _ in range(100_000):
