@@ -14,21 +14,18 @@ Airflow's database (a DAG outside the plan flipped by "a human", a new DAG appea
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from bulkwatch import Watch, check_events, drop_new, last_event_id
+from early import Early
+from faultproxy import FaultProxy
+from helpers import REPO, db_states, set_states, write_files
 
 from testkit import harness
 from testkit.harness import AirflowServer, DagSpec
-
-from bulkwatch import Watch, check_events, drop_new, last_event_id
-from helpers import db_states, set_states
-from faultproxy import FaultProxy
-from helpers import REPO, write_files
 
 ENV = "live"
 N = 400            # make_dags: 120 etl, 120 report, 80 ml, 80 critical
@@ -47,63 +44,27 @@ WEIGHTS = (15, 35, 10, 30, 2, 8)
 
 # ----------------------------------------------------------------------------- servers
 
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-faults")
-_early: dict[int, concurrent.futures.Future] = {}
+def _prepare(key: str) -> AirflowServer:
+    return AirflowServer(major=int(key), dags=[*harness.make_dags(N), *TWINS], root=REPO)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1")
-
-
-def _skip_all() -> bool:
-    return os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and not _in_ci()
-
-
-def _prepare(major: int) -> AirflowServer:
-    server = AirflowServer(major=major, dags=[*harness.make_dags(N), *TWINS], root=REPO)
-    try:
-        server.prepare()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+EARLY = Early("bulk-faults", _prepare)
 
 
 def prestart() -> None:
     """conftest calls this once collection shows tests of this module will run."""
-    if not _skip_all():
-        for major in (3, 2):
-            _early.setdefault(major, _pool.submit(_prepare, major))
+    EARLY.prestart("3", "2")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _drop_unused_servers():
-    """A server prestart() prepared that no selected test used: its home goes too."""
     yield
-    while _early:
-        _, future = _early.popitem()
-        if not future.cancel():
-            try:
-                future.result().stop()
-            except Exception:
-                pass
+    EARLY.drop_unused()
 
 
 @pytest.fixture(scope="module", params=[3, 2], ids=["af3", "af2"])
 def big(request):
-    if _skip_all():
-        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
-    server = None
-    try:
-        server = (_early.pop(request.param, None) or _pool.submit(_prepare, request.param)).result()
-        server.launch()
-        server.wait_ready()
-    except Exception as exc:
-        if server is not None:
-            server.stop()
-        if _in_ci():
-            pytest.fail(f"Airflow {request.param} (400 DAGs) did not start: {exc}", pytrace=False)
-        pytest.skip(f"Airflow {request.param} (400 DAGs) did not start: {str(exc).splitlines()[0]}")
+    server = EARLY.get(str(request.param))
     yield server
     server.stop()
 

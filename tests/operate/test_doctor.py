@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from early import Early
 from helpers import run_cli
 from inside_airflow import last_json_line, run_python
 from testkit.harness import AirflowServer, DagSpec
@@ -118,36 +118,19 @@ EXPECTED_FIRST = {
 }
 
 
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="doctor-airflow")
-_early: concurrent.futures.Future | None = None
-
-
-def _skip_all() -> bool:
-    return os.environ.get("PAUSECTL_SKIP_AIRFLOW") == "1" and not _in_ci()
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1")
-
-
-def _prepare() -> AirflowServer:
+def _prepare(_key: str) -> AirflowServer:
     """The part of the start without processes (venv, home, DB, DAG files registered): safe to
     run early, in the background, while other test modules run."""
-    server = _DoctorServer(major=3, dags=SPECS, scheduler=True,
-                           root=Path(__file__).resolve().parents[2])
-    try:
-        server.prepare()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return _DoctorServer(major=3, dags=SPECS, scheduler=True,
+                         root=Path(__file__).resolve().parents[2])
 
 
-def _launch(server: AirflowServer) -> AirflowServer:
-    """API server, scheduler, dag-processor; then the live scene (the runs then progress)."""
+EARLY = Early("doctor-airflow", _prepare)
+
+
+def _scene(server: AirflowServer) -> AirflowServer:
+    """The live scene on the launched server (the runs then progress)."""
     try:
-        server.launch()
-        server.wait_ready()
         _api(server, "POST", "/pools", json={"name": "pausectl_empty", "slots": 0})
         _api(server, "PATCH", "/dags/doc_live_paused", json={"is_paused": True})
         _api(server, "PATCH", "/dags/doc_emergency", json={"is_paused": True})
@@ -166,20 +149,18 @@ def _launch(server: AirflowServer) -> AirflowServer:
 
 def prestart() -> None:
     """conftest calls this once collection shows these tests will run."""
-    global _early
-    if _early is None and not _skip_all():
-        _early = _pool.submit(_prepare)
+    EARLY.prestart("3")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_unused_server():
+    yield
+    EARLY.drop_unused()
 
 
 def _start() -> AirflowServer:
-    if _skip_all():
-        pytest.skip("PAUSECTL_SKIP_AIRFLOW=1")
-    try:
-        return _launch((_early or _pool.submit(_prepare)).result())
-    except Exception as exc:
-        if _in_ci():
-            pytest.fail(f"Airflow could not start: {exc}", pytrace=False)
-        pytest.skip(f"Airflow could not start: {str(exc).splitlines()[0]}")
+    """API server, scheduler, dag-processor (tests/early.py), then the live scene."""
+    return _scene(EARLY.get("3"))
 
 
 def _api(server, method: str, path: str, **kw) -> httpx.Response:
@@ -343,6 +324,7 @@ def test_the_cli_prints_the_finding_first_then_the_evidence(doctor_env):
 
 
 DAGMODEL_SCRIPT = """
+import concurrent.futures
 import json
 from reconciler.live.dagmodel import DagModelBackend
 from reconciler.operate.doctor import diagnose
