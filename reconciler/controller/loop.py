@@ -27,7 +27,7 @@ from reconciler.controller.lease import Lease
 from reconciler.controller.source import StateSource
 from reconciler.core.errors import PausectlError
 from reconciler.core.sanitize import one_line
-from reconciler.core.timeutil import iso, utcnow
+from reconciler.core.timeutil import iso, parse_timestamp, utcnow
 from reconciler.operate.publish import Outcome, observe_outcome, publish
 
 SLICE = 0.25           # seconds: how often a sleep looks at the stop flag
@@ -274,7 +274,7 @@ class Controller:
                                render=lambda: self.log(f"{iso(now)} {e.name}: {line}"))
             for w in warnings:
                 self.log(f"warning: {w}")
-            wait, e.target = self._next_wake(ctx, live, backend)
+            wait, e.target = self._next_wake(ctx, live, outcome.plan)
             wake = iso(e.target) if e.target else None
         result = outcome.result
         with self.status.lock:
@@ -346,11 +346,11 @@ class Controller:
                 f"{s['unpause']})" if applied.plan.changes else "in sync")
         return applied.outcome(ctx.env), applied.live or [], line
 
-    def _next_wake(self, ctx, live, backend) -> tuple[float, datetime | None]:
+    def _next_wake(self, ctx, live, plan) -> tuple[float, datetime | None]:
         """Seconds until the tick for the next transition within --interval (LEAD early: the
         tick waits for the instant under the lock), and that transition; or the interval.
-        The end of a `pausectl hold` is a transition too: git's state comes back on time."""
-        from reconciler.policy import holds
+        The end of a `pausectl hold` is a transition too: git's state comes back on time (the
+        holds in force are the tick's plan's `held` records, read once by its observation)."""
         from reconciler.policy.schedule import compute
         interval = self.settings.interval
         now = utcnow()
@@ -360,7 +360,8 @@ class Controller:
             self.log(f"{ctx.env}: next transition unknown ({ex}); ticking every {interval:g}s")
             return interval, None
         times = [t.at for t in sched.transitions if t.at > now]
-        times += [h.until for h in holds.read(backend, ctx.env)[0].values() if h.until > now]
+        held = [r["hold"] for r in (plan.held if plan is not None else ()) if r.get("hold")]
+        times += [t for t in map(parse_timestamp, (h["until"] for h in held)) if t > now]
         if not times:
             return interval, None
         nxt = min(times)

@@ -158,28 +158,28 @@ def test_the_next_wake_is_the_next_transition_minus_the_lead(pausectl_state):
     ctx = load(repo.root, "prod")
     live = [LiveDag("etl_orders", False)]
 
-    class Variables:                                # the holds Variable of a VariableStore
-        values: dict = {}
-
-        def get_variable(self, key):
-            return self.values.get(key)
-
-    def wake(interval):
+    def wake(interval, plan=None):
         c = Controller(Settings(["prod"], lambda: None, interval=interval),
                        StateSource(str(repo.root)))
-        return c._next_wake(ctx, live, Variables())
+        return c._next_wake(ctx, live, plan)
     t0 = utcnow()
     wait, target = wake(60)
     t1 = utcnow()
     assert target == at
     assert (at - t1).total_seconds() - LEAD <= wait <= (at - t0).total_seconds() - LEAD
     assert wake(20) == (20, None)                  # beyond the interval: just the interval
-    # a `pausectl hold` that ends before the window opens: its end is the next wake
+    # a `pausectl hold` that ends before the window opens: its end (from the tick's plan,
+    # whose observation read the holds Variable) is the next wake
+    from reconciler.engine import open_backend, plan_env
     from reconciler.policy import holds
     ends = at - timedelta(seconds=15)
-    Variables.values[holds.holds_key("prod")] = holds.dumps({"etl_orders": holds.HoldRecord(
-        "etl_orders", True, "alice", "INC-7", t0 - timedelta(hours=1), ends)})
-    assert wake(60)[1] == ends
+    backend = open_backend(ctx.cfg, "prod")
+    backend.set_variable(holds.holds_key("prod"), holds.dumps({"etl_orders": holds.HoldRecord(
+        "etl_orders", True, "alice", "INC-7", t0 - timedelta(hours=1), ends)}))
+    plan, _, _ = plan_env(ctx, backend)
+    assert [r["dag_id"] for r in plan.held] == ["etl_orders"]
+    assert wake(60, plan)[1] == ends
+    backend.delete_variable(holds.holds_key("prod"))
     repo.assert_running("prod", "etl_orders")
     repo.assert_paused("prod", "etl_orders", at=at)
 
