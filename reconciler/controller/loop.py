@@ -33,8 +33,11 @@ from reconciler.operate.publish import Outcome, observe_outcome, publish
 SLICE = 0.25           # seconds: how often a sleep looks at the stop flag
 # a tick for a transition starts this much early: it reloads the state, renews the lease, takes
 # the environment lock and plans for the transition's instant, then waits for it and applies
-# (operations.apply_env `at` and `ready`): a window opens within one batch's writes of its start
+# (operations.apply_env `at` and `ready`): a window opens within one batch's writes of its start.
+# The lead grows to twice what the last tick took to get that far (a loaded Airflow 2 can take
+# longer than LEAD to lock and list), up to MAX_LEAD
 LEAD = 6.0
+MAX_LEAD = 60.0
 
 
 @dataclass
@@ -128,6 +131,8 @@ class _Env:
     leading: bool = False
     resumed: bool = False
     target: datetime | None = None      # the transition this tick was woken early for
+    prep: float = 0.0                   # seconds the last tick took from its start to `ready`
+    started: float = 0.0                # time.monotonic() at this tick's start
 
 
 @dataclass
@@ -256,6 +261,7 @@ class Controller:
         from reconciler.engine import load
         st = self.status.envs[e.name]
         now = utcnow()
+        e.started = time.monotonic()
         with self.source.checkout() as root:
             ctx = load(root, e.name, now)
             backend = self._open(e, ctx)
@@ -274,7 +280,7 @@ class Controller:
                                render=lambda: self.log(f"{iso(now)} {e.name}: {line}"))
             for w in warnings:
                 self.log(f"warning: {w}")
-            wait, e.target = self._next_wake(ctx, live, outcome.plan)
+            wait, e.target = self._next_wake(ctx, live, outcome.plan, self._lead_time(e))
             wake = iso(e.target) if e.target else None
         result = outcome.result
         with self.status.lock:
@@ -316,11 +322,21 @@ class Controller:
         except PausectlError as ex:      # still locked by a live apply: it finishes its own
             self.log(f"{ctx.env}: not resumed: {ex}")
 
-    def _until(self, target: datetime | None) -> None:
+    def _until(self, e: _Env, target: datetime | None) -> None:
         """Wait (under the lock, planned) for the transition the tick was woken early for."""
+        e.prep = time.monotonic() - e.started
         if target is not None:       # on SIGTERM the apply then stops before its first batch
+            left = (target - utcnow()).total_seconds()
+            if left < 0:
+                self.log(f"planned for the transition at {iso(target)} {-left:.1f}s late "
+                         f"(locking and listing took {e.prep:.1f}s); the next tick starts earlier")
+                return
             self.log(f"planned for the transition at {iso(target)}; waiting for it")
-            self._sleep((target - utcnow()).total_seconds(), wakeable=False)
+            self._sleep(left, wakeable=False)
+
+    @staticmethod
+    def _lead_time(e: _Env) -> float:
+        return min(MAX_LEAD, max(LEAD, 2 * e.prep))
 
     def _options(self):
         opts = self.settings.options()
@@ -334,20 +350,20 @@ class Controller:
         target, e.target = e.target, None
         if self.settings.mode == "report":
             plan, resolution, live = plan_env(ctx, backend, at=target)
-            self._until(target)
+            self._until(e, target)
             n = len(plan.changes)
             return (Outcome(ctx.env, plan, live, resolution), live,
                     f"{n} change(s) pending (report mode)" if n else "in sync")
         # apply_env also ends holds whose time is up, after a successful apply
         applied = ops.apply_env(ctx, backend, self._options(), at=target,
-                                ready=lambda: self._until(target))
+                                ready=lambda: self._until(e, target))
         r, s = applied.result, applied.plan.summary()
         line = (f"{r.status}: {r.changed} DAG(s) changed (pause {s['pause']}, unpause "
                 f"{s['unpause']})" if applied.plan.changes else "in sync")
         return applied.outcome(ctx.env), applied.live or [], line
 
-    def _next_wake(self, ctx, live, plan) -> tuple[float, datetime | None]:
-        """Seconds until the tick for the next transition within --interval (LEAD early: the
+    def _next_wake(self, ctx, live, plan, lead: float = LEAD) -> tuple[float, datetime | None]:
+        """Seconds until the tick for the next transition within --interval (`lead` early: the
         tick waits for the instant under the lock), and that transition; or the interval.
         The end of a `pausectl hold` is a transition too: git's state comes back on time (the
         holds in force are the tick's plan's `held` records, read once by its observation)."""
@@ -368,4 +384,4 @@ class Controller:
         left = (nxt - utcnow()).total_seconds()
         if left > interval:
             return interval, None
-        return max(0.0, left - LEAD), nxt
+        return max(0.0, left - lead), nxt
