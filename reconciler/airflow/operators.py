@@ -134,6 +134,10 @@ class PauseReconcileOperator(BaseOperator):
     :param backend: a backend mapping to use instead of the configured one
     :param state_subdir: the state repo inside a cloned git repo (default: `state/` if present)
     :param batches, allow_mass_change, gates: apply options (as `pausectl apply`)
+    :param allow_catchup: apply unpauses creating more catch-up runs than
+        safety.max_catchup_runs, or whose runs the impact preview could not count (default
+        False: such an apply is refused before any change, as `pausectl apply` without
+        --allow-catchup)
     :param mirror_journal: apply also keeps its journal in an Airflow Variable (default: a
         worker's disk may be gone when you need `pausectl rollback`)
     :param metrics_file: write Prometheus metrics here (textfile collector)
@@ -148,7 +152,7 @@ class PauseReconcileOperator(BaseOperator):
                  backend: Mapping[str, Any] | None = None, state_subdir: str | None = None,
                  batches: str | None = None, allow_mass_change: bool = False,
                  gates: bool = True, metrics_file: str | None = None, notify: bool = True,
-                 mirror_journal: bool = True, **kwargs):
+                 mirror_journal: bool = True, allow_catchup: bool = False, **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -166,6 +170,7 @@ class PauseReconcileOperator(BaseOperator):
         self.state_subdir = state_subdir
         self.batches = batches
         self.allow_mass_change = allow_mass_change
+        self.allow_catchup = allow_catchup
         self.gates = gates
         self.metrics_file = metrics_file
         self.notify = notify
@@ -232,6 +237,7 @@ class PauseReconcileOperator(BaseOperator):
         from reconciler.plan.rollout import parse_batches
         return ApplyOptions(batches=parse_batches(self.batches) if self.batches else None,
                             allow_mass_change=self.allow_mass_change, gates=self.gates,
+                            allow_catchup=self.allow_catchup,
                             mirror_journal=self.mirror_journal, log=self.log.info)
 
     def _pausectl_log(self, plan, report, result) -> None:

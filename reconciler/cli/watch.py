@@ -79,13 +79,17 @@ def test(paths, state_dir, fmt, live, verbose):
 @rollout_override_options
 @click.option("--no-gates", is_flag=True, help="Skip health gates.")
 @click.option("--allow-mass-change", is_flag=True, help="Allow more than safety.max_changes.")
+@click.option("--allow-catchup", is_flag=True,
+              help="Allow unpauses creating more catch-up runs than safety.max_catchup_runs "
+                   "(or not counted by the impact preview); default: such a tick's apply is "
+                   "refused.")
 @click.option("--mirror-journal", is_flag=True, help="Also keep journals in an Airflow Variable.")
 @click.option("--metrics-file", "metrics_file", metavar="PATH", default=None,
               help="Also write the metrics to PATH after every round.")
 def reconcile(envs, state_dir, watch, mode, interval, standby_poll, lease_ttl, listen, repo,
               ref, repo_path, checkout_dir, batches, canary, wait_seconds, min_runs,
               max_failed_runs, gate_timeout, on_gate_failure, no_gates, allow_mass_change,
-              mirror_journal, metrics_file):
+              allow_catchup, mirror_journal, metrics_file):
     """Keep ENV... reconciled: reload the state, plan, apply (or report), publish, repeat.
 
     With --watch it runs until SIGTERM: it sleeps until the earlier of --interval and the
@@ -110,7 +114,8 @@ def reconcile(envs, state_dir, watch, mode, interval, standby_poll, lease_ttl, l
     def options():
         return run_options(batches, canary, wait_seconds, min_runs, max_failed_runs,
                            gate_timeout, on_gate_failure, no_gates,
-                           allow_mass_change=allow_mass_change, mirror_journal=mirror_journal)
+                           allow_mass_change=allow_mass_change, allow_catchup=allow_catchup,
+                           mirror_journal=mirror_journal)
     options()                    # bad flags fail now, not in the first tick
     settings = Settings(list(dict.fromkeys(envs)), options, mode=mode, interval=interval,
                         standby_poll=standby_poll, lease_ttl=lease_ttl, listen=listen,
