@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -157,6 +158,8 @@ def print_table(r: dict) -> None:
 
 
 if __name__ == "__main__":
+    # SIGTERM (a stopped run) goes through main's `finally`: the servers stop with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if sys.argv[1:2] == ["--table"]:        # print the table of an earlier --json run
         print_table(json.loads(Path(sys.argv[2]).read_text()))
         sys.exit(0)
