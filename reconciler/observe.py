@@ -169,8 +169,10 @@ def _impact_evidence(ctx: Context, backend: Backend, obs: Observation) -> Observ
     evidence: Mapping[str, object] = {}
     edges = obs.edges
     try:
-        evidence = backend.impact_evidence([d.dag_id for d in flips],
-                                           [d.dag_id for d in flips if _may_catch_up(d, obs.at)])
+        from reconciler.plan.impact import detail_order
+        evidence = backend.impact_evidence(     # details of the unpauses: capped (impact.py)
+            [d.dag_id for d in flips], detail_order(flips, obs.at),
+            max_details=getattr(ctx.cfg, "max_detail_reads", None))
         # pauses: who waits on them; two or more unpauses: their order (coordinated unpause)
         if not edges and (any(not d.is_paused for d in flips)
                           or sum(d.is_paused for d in flips) > 1):
@@ -178,18 +180,6 @@ def _impact_evidence(ctx: Context, backend: Backend, obs: Observation) -> Observ
     except PausectlError as e:      # BackendError too: the plan goes on without the preview
         notes.append(f"impact preview incomplete: {e.message}")
     return replace(obs, evidence=evidence, impact_edges=tuple(edges), impact_notes=tuple(notes))
-
-
-def _may_catch_up(dag: LiveDag, at: datetime) -> bool:
-    """An unpause whose listing shows a schedule and a next run not in the future: only those
-    need their details read (catchup, end_date, time zone) to count the runs they create."""
-    if not dag.is_paused or not dag.timetable_summary:
-        return False
-    from reconciler.core.timeutil import parse_timestamp
-    try:
-        return dag.next_dagrun_run_after is None or parse_timestamp(dag.next_dagrun_run_after) <= at
-    except (TypeError, ValueError):
-        return True
 
 
 def resolve(ctx: Context, obs: Observation, at: datetime | None = None,

@@ -129,6 +129,7 @@ class ImpactEvidence:
     end_date: str | None = None
     max_active_runs: int | None = None
     notes: tuple[str, ...] = ()
+    unread: bool = False        # a schedule's details not read (impact.max_detail_reads)
 
 
 @dataclass(slots=True)
@@ -238,10 +239,11 @@ class ImpactReads(Protocol):
     """Optional capability (airflow-api, dagmodel): the evidence of what pausing or unpausing
     these DAGs will touch (runs in flight, backfills, schedule and catch-up)."""
 
-    def impact_evidence(self, dag_ids: Iterable[str],
-                        schedules_of: Iterable[str] = ()) -> dict[str, ImpactEvidence]:
+    def impact_evidence(self, dag_ids: Iterable[str], schedules_of: Iterable[str] = (),
+                        max_details: int | None = None) -> dict[str, ImpactEvidence]:
         """Runs in flight and backfills of `dag_ids`; also schedule, catchup and next run of
-        `schedules_of` (the unpauses: one more read each on REST)."""
+        the first `max_details` of `schedules_of` (the unpauses: one more read each on REST),
+        the others marked `unread`."""
 
 
 @runtime_checkable

@@ -31,14 +31,17 @@ class OrmImpact:
                     if self._mine(d)}
         return from_serialized(deps)
 
-    def impact_evidence(self, dag_ids: Iterable[str],
-                        schedules_of: Iterable[str] = ()) -> dict[str, ImpactEvidence]:
+    def impact_evidence(self, dag_ids: Iterable[str], schedules_of: Iterable[str] = (),
+                        max_details: int | None = None) -> dict[str, ImpactEvidence]:
         from sqlalchemy import func, select
         from airflow.models.dagrun import DagRun as DR
         from airflow.models.serialized_dag import SerializedDagModel
         DagModel, _ = self._models()
         ids = sorted(d for d in set(dag_ids) if self._mine(d))
-        sched = set(schedules_of)
+        order = list(dict.fromkeys(schedules_of))
+        # the same cap as REST: deserialising a DAG is this backend's per-DAG cost
+        sched = set(order if max_details is None else order[:max(0, max_details)])
+        unread = set(order) - sched
         out: dict[str, ImpactEvidence] = {}
         if not ids:
             return out
@@ -69,7 +72,8 @@ class OrmImpact:
                         _iso(model.next_dagrun_create_after) if d in sched else None),
                     end_date=_iso(getattr(dag, "end_date", None)),
                     max_active_runs=model.max_active_runs,
-                    notes=() if backfills is not None else (_NO_BACKFILLS,))
+                    notes=() if backfills is not None else (_NO_BACKFILLS,),
+                    unread=d in unread)
         return out
 
     def _orm_backfills(self, s, ids: list[str]) -> dict[str, list[dict]] | None:

@@ -13,6 +13,12 @@ which Airflow's own cron timetables use) or a fixed interval: from the next run 
 stored (`next_dagrun_create_after` / `next_dagrun_run_after`, where the scheduler resumes)
 through now, in the DAG's time zone, up to its end_date. With catchup off Airflow creates at
 most the latest run. Other timetables (custom, `@continuous`) are shown as not counted.
+
+At scale (issue 14) the count needs one details read per unpause on REST (catchup, end_date
+and time zone are in no DAG listing), so they are capped (`impact.max_detail_reads`): the
+unpauses most runs behind are read first, the rest are named in one note, never silently.
+An unpause whose runs are not counted (not read, or a timetable that cannot be counted with
+catchup not known off) is refused by the `safety.max_catchup_runs` guard, like one over it.
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ class Catchup:
     first: str | None = None
     last: str | None = None
     exact: bool = True
+    unbounded: bool = False     # not counted and catchup not known off: could be any number
 
     def to_json(self) -> dict:
-        return {"runs": self.runs, "exact": self.exact, "basis": self.basis,
-                "first": self.first, "last": self.last}
+        out = {"runs": self.runs, "exact": self.exact, "basis": self.basis,
+               "first": self.first, "last": self.last}
+        return {**out, "unbounded": True} if self.unbounded else out
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class DagImpact:
     catchup: Catchup | None = None            # unpause
     notes: tuple[str, ...] = ()
     drained: bool = False                     # `paused: drain`: apply waits for the runs
+    unread: bool = False                      # details not read (the cap): one plan note
 
     def phrases(self) -> list[str]:
         """One short phrase per thing to say; empty when the flip touches nothing."""
@@ -76,7 +85,8 @@ class DagImpact:
             if self.action == "unpause" and b.get("is_paused"):
                 verb = "stays paused (the backfill itself is paused)"
             out.append(f"backfill #{b.get('id')} ({span}) {verb}")
-        if self.catchup is not None and (self.catchup.runs or self.catchup.runs is None):
+        if self.catchup is not None and not self.unread and \
+                (self.catchup.runs or self.catchup.runs is None):
             c = self.catchup
             if c.runs is None:
                 out.append(f"catch-up runs not counted: {c.basis}")
@@ -123,7 +133,16 @@ class Impact:
     notes: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.shown() or len(self.levels) > 1 or self.notes)
+        return bool(self.shown() or len(self.levels) > 1 or self.notes or self.unread())
+
+    def unread(self) -> list[str]:
+        """The unpauses not previewed: their details were over impact.max_detail_reads."""
+        return [d.dag_id for d in self.dags if d.unread]
+
+    def uncounted(self) -> list[str]:
+        """Unpauses whose catch-up runs could be any number (not read, or not countable with
+        catchup not known off): the guard refuses them as it refuses those over its limit."""
+        return [d.dag_id for d in self.dags if d.catchup is not None and d.catchup.unbounded]
 
     def shown(self) -> list[DagImpact]:
         return [d for d in self.dags if d.phrases()]
@@ -136,9 +155,11 @@ class Impact:
                 if d.catchup is not None and d.catchup.runs is not None and d.catchup.runs > limit]
 
     def to_json(self) -> dict:
-        return {"dags": [d.to_json() for d in self.shown()],
-                "levels": [list(x) for x in self.levels] if len(self.levels) > 1 else [],
-                "notes": list(self.notes)}
+        out = {"dags": [d.to_json() for d in self.shown()],
+               "levels": [list(x) for x in self.levels] if len(self.levels) > 1 else [],
+               "notes": list(self.notes)}
+        unread = self.unread()
+        return {**out, "not_previewed": unread} if unread else out
 
     @classmethod
     def of(cls, data) -> "Impact":
@@ -149,11 +170,18 @@ class Impact:
         for d in data.get("dags") or ():
             c = d.get("catchup") if isinstance(d, dict) else None
             runs = c.get("runs") if isinstance(c, dict) else None
+            runs = runs if isinstance(runs, int) and not isinstance(runs, bool) else None
             if isinstance(d, dict) and isinstance(d.get("dag_id"), str):
                 dags.append(DagImpact(d["dag_id"], str(d.get("action")), catchup=Catchup(
-                    runs if isinstance(runs, int) and not isinstance(runs, bool) else None,
-                    str(c.get("basis", ""))) if isinstance(c, dict) else None))
+                    runs, str(c.get("basis", "")), unbounded=c.get("unbounded") is True)
+                    if isinstance(c, dict) else None))
+        dags += [_not_read(d) for d in data.get("not_previewed") or () if isinstance(d, str)]
         return cls(tuple(dags))
+
+
+def _not_read(dag_id: str) -> DagImpact:
+    return DagImpact(dag_id, "unpause", unread=True, catchup=Catchup(
+        None, "not previewed (impact.max_detail_reads)", unbounded=True))
 
 
 def _secs(seconds: float) -> str:
@@ -224,7 +252,8 @@ def catchup_runs(ev, at: datetime) -> Catchup | None:
     times = _times(sched)
     tz = _zone(ev.timezone)
     if times is None or tz is None:
-        return Catchup(None, f"timetable {sched!r} is not a cron or interval schedule")
+        return Catchup(None, f"timetable {sched!r} is not a cron or interval schedule",
+                       unbounded=ev.catchup is not False)
     after, latest, what = times
     where = f"{what} in {ev.timezone or 'UTC'}"
     end = _when(ev.end_date)
@@ -242,7 +271,7 @@ def catchup_runs(ev, at: datetime) -> Catchup | None:
                 break
             n, last = n + 1, t
     except (ValueError, OverflowError) as e:     # croniter: no date within 9 years, ...
-        return Catchup(None, f"{where}: not counted ({e})")
+        return Catchup(None, f"{where}: not counted ({e})", unbounded=ev.catchup is not False)
     basis = f"catchup on, {where}" if ev.catchup else f"catchup unknown, {where}"
     return Catchup(n, basis, iso(first), iso(last), exact=n < MAX_COUNT)
 
@@ -283,7 +312,8 @@ def compute(changes: Iterable, evidence: Mapping[str, object], edges: Iterable,
                     backfills=tuple(ev.backfills or ()) if ev else (),
                     notes=tuple(ev.notes) if ev else ())
         if action == "unpause":
-            out.append(DagImpact(**base, catchup=catchup_runs(ev, at)))
+            out.append(_not_read(c.dag_id) if ev is not None and ev.unread else
+                       DagImpact(**base, catchup=catchup_runs(ev, at)))
             continue
         sensors, triggered, consumers, missed = [], [], [], set()
         for e in edges:
@@ -305,7 +335,37 @@ def compute(changes: Iterable, evidence: Mapping[str, object], edges: Iterable,
                              consumers=tuple(_uniq(sorted(consumers, key=key))),
                              missed=tuple(sorted(missed))))
     ups = [getattr(c, "dag_id") for c in changes if getattr(c.action, "value", c.action) == "unpause"]
+    unread = [d.dag_id for d in out if d.unread]
+    if unread:
+        notes = (*notes, not_previewed_note(unread))
     return Impact(tuple(out), unpause_levels(ups, edges), tuple(notes))
+
+
+def not_previewed_note(ids: list[str]) -> str:
+    return (f"not previewed: {len(ids)} DAG(s) ({names(ids)}): their catch-up runs were not "
+            "counted; raise impact.max_detail_reads in pausectl.yaml to count them")
+
+
+def names(ids: list[str], most: int = 5) -> str:
+    more = f" and {len(ids) - most} more" if len(ids) > most else ""
+    return ", ".join(ids[:most]) + more
+
+
+def detail_order(dags: Iterable, at: datetime) -> list[str]:
+    """The unpauses (LiveDags about to be unpaused) whose catch-up the listing cannot tell:
+    paused, with a schedule that is not asset-triggered and a next run not in the future (no
+    next run, an asset schedule: no catch-up whatever catchup says). Oldest next run first:
+    they create the most runs, so a cap leaves the smallest uncounted."""
+    out = []
+    for d in dags:
+        summary = (d.timetable_summary or "").lower()
+        if not d.is_paused or not summary or "asset" in summary or "dataset" in summary \
+                or d.next_dagrun_run_after is None:
+            continue
+        when = _when(d.next_dagrun_run_after)
+        if when is None or when <= at:      # unreadable: read its details to be sure
+            out.append((when or datetime.min.replace(tzinfo=timezone.utc), d.dag_id))
+    return [dag_id for _, dag_id in sorted(out)]
 
 
 def _uniq(items: list[dict]) -> list[dict]:

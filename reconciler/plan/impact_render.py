@@ -8,6 +8,7 @@ sink (term for text, md_text/md_code for Markdown) here.
 from __future__ import annotations
 
 from reconciler.core.sanitize import md_code, md_text, term
+from reconciler.plan.impact import names
 
 
 def _impact(plan):
@@ -55,14 +56,24 @@ def markdown_rows(plan) -> list[str]:
 
 
 def guard_line(plan, limit: int | None) -> str | None:
-    """The catch-up guard's one line (apply refuses; nothing changed), or None."""
+    """The catch-up guard's one line (apply refuses; nothing changed), or None. With a limit,
+    an unpause whose runs were not counted is refused too: it could create any number."""
     impact = _impact(plan)
-    over = impact.catchup_over(limit) if impact is not None else []
-    if not over:
+    if impact is None or limit is None:
         return None
-    what = ", ".join(f"{d} would create {n} catch-up runs" for d, n in over)
-    return (f"{what}, more than safety.max_catchup_runs ({limit}); nothing changed. Re-run with "
-            "--allow-catchup if that is intended")
+    over, unknown = impact.catchup_over(limit), impact.uncounted()
+    parts = []
+    if over:
+        parts.append(", ".join(f"{d} would create {n} catch-up runs" for d, n in over)
+                     + f", more than safety.max_catchup_runs ({limit})")
+    if unknown:
+        why = (" (not previewed: raise impact.max_detail_reads to count them)"
+               if impact.unread() else "")
+        parts.append(f"{len(unknown)} unpause(s) would create catch-up runs that were not "
+                     f"counted: {names(unknown)}{why}; safety.max_catchup_runs is {limit}")
+    if not parts:
+        return None
+    return "; ".join(parts) + "; nothing changed. Re-run with --allow-catchup if that is intended"
 
 
 def note_lines(plan) -> list[str]:

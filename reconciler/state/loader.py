@@ -77,6 +77,7 @@ def load_config(root: Path) -> Config:
                  auto_paused=drift.get("auto_paused", "keep"),
                  rollout=data.get("rollout") or {}, max_changes=safety.get("max_changes"),
                  max_catchup_runs=safety.get("max_catchup_runs"),
+                 max_detail_reads=(data.get("impact") or {}).get("max_detail_reads", 50),
                  max_hold_hours=float(safety.get("max_hold_hours", 24)),
                  protect=list(safety.get("protect") or []), tenants=data.get("tenants") or {},
                  notify=data.get("notify") or {}, promotion=data.get("promotion") or {},

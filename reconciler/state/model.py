@@ -135,6 +135,7 @@ class Config:
     rollout: dict = field(default_factory=dict)
     max_changes: int | None = None
     max_catchup_runs: int | None = None   # safety.max_catchup_runs: the apply guard (impact.py)
+    max_detail_reads: int = 50           # impact.max_detail_reads: details per plan (impact.py)
     max_hold_hours: float = 24.0       # safety.max_hold_hours: the longest `pausectl hold`
     protect: list[str] = field(default_factory=list)
     tenants: dict = field(default_factory=dict)

@@ -12,7 +12,7 @@ import pytest
 
 from reconciler.live.base import AssetEdge, DagEdge, ImpactEvidence
 from reconciler.plan import impact_render
-from reconciler.plan.impact import Impact, catchup_runs, compute, unpause_levels
+from reconciler.plan.impact import Impact, catchup_runs, compute, detail_order, unpause_levels
 from reconciler.plan.model import Change, Plan
 from reconciler.plan.records import Action
 from reconciler.plan.render import plan_markdown, plan_text
@@ -154,3 +154,50 @@ def test_the_guard_line_names_each_dag_and_its_count_and_the_plan_json_round_tri
     again = Plan.from_json(plan.to_json())
     assert again.impact.catchup_over(10) == [("d", 31)]
     assert "impact" not in _plan(None).to_json()
+
+
+def test_unpauses_over_the_detail_cap_are_named_once_and_refused_by_the_guard():
+    # 2 read, 3 over impact.max_detail_reads: no line each, one note naming them, and the guard
+    # (any limit) refuses them until --allow-catchup; the saved plan keeps them
+    evidence = {"a": ev(), "b": ev(catchup=False)}
+    evidence.update({d: ImpactEvidence(d, unread=True) for d in ("c", "d", "e")})
+    impact = compute([change(d, "unpause") for d in "abcde"], evidence, [], AT)
+    assert impact.unread() == ["c", "d", "e"] and impact.uncounted() == ["c", "d", "e"]
+    assert [d.dag_id for d in impact.shown()] == ["a", "b"]
+    assert impact.notes == ("not previewed: 3 DAG(s) (c, d, e): their catch-up runs were not "
+                            "counted; raise impact.max_detail_reads in pausectl.yaml to count "
+                            "them",)
+    plan = _plan(impact)
+    text = "\n".join(impact_render.text_lines(plan))
+    assert "note     impact: not previewed: 3 DAG(s)" in text and "impact   c" not in text
+    assert impact_render.guard_line(plan, None) is None           # no limit: no guard
+    assert impact_render.guard_line(plan, 100) == (
+        "3 unpause(s) would create catch-up runs that were not counted: c, d, e (not "
+        "previewed: raise impact.max_detail_reads to count them); safety.max_catchup_runs is "
+        "100; nothing changed. Re-run with --allow-catchup if that is intended")
+    assert impact_render.guard_line(plan, 10).startswith(
+        "a would create 31 catch-up runs, more than safety.max_catchup_runs (10); 3 unpause(s)")
+    again = Plan.from_json(plan.to_json())
+    assert plan.to_json()["impact"]["not_previewed"] == ["c", "d", "e"]
+    assert again.impact.uncounted() == ["c", "d", "e"] and again.impact.unread() == ["c", "d", "e"]
+
+
+def test_an_uncounted_timetable_is_refused_unless_catchup_is_known_off():
+    on = compute([change("d", "unpause")], {"d": ev(schedule="MyTimetable")}, [], AT)
+    off = compute([change("d", "unpause")], {"d": ev(schedule="MyTimetable", catchup=False)},
+                  [], AT)
+    assert on.uncounted() == ["d"] and off.uncounted() == []
+    assert impact_render.guard_line(_plan(on), 10).startswith(
+        "1 unpause(s) would create catch-up runs that were not counted: d; ")
+    assert impact_render.guard_line(_plan(off), 10) is None
+    assert Plan.from_json(_plan(on).to_json()).impact.uncounted() == ["d"]
+
+
+def test_details_are_read_only_where_the_listing_cannot_tell_most_runs_behind_first():
+    def dag(dag_id, summary="0 * * * *", nxt="2026-12-01T10:00:00Z", paused=True):
+        return SimpleNamespace(dag_id=dag_id, timetable_summary=summary,
+                               next_dagrun_run_after=nxt, is_paused=paused)
+    dags = [dag("new"), dag("old", nxt="2026-11-01T00:00:00Z"), dag("none", summary=None),
+            dag("asset", summary="Asset"), dag("future", nxt="2027-01-01T00:00:00Z"),
+            dag("never", nxt=None), dag("running", paused=False), dag("odd", nxt="garbage")]
+    assert detail_order(dags, AT) == ["odd", "old", "new"]

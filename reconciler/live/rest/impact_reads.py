@@ -2,12 +2,16 @@
 the capabilities `ImpactReads` and `DependencyGraph` of live/base.py. Mixed into
 AirflowApiBackend (which provides _call, _send, _get_all, _executor, dialect, url, name).
 
-Requests, for the N DAGs a plan flips (never for a plan without changes):
-- runs in flight: one `POST /dags/~/dagRuns/list` (v1 and v2: dag_ids + states) per 100 runs;
+Requests, for the N DAGs a plan flips (never for a plan without changes), bounded whatever N:
+- runs in flight: `POST /dags/~/dagRuns/list` (v1 and v2: dag_ids + states), one per 1,000
+  runs in flight and 2,000 DAG ids (inflight.py, shared with the drain);
 - AF3 backfills: `GET /backfills?dag_id=` for one DAG (the public route requires dag_id),
   the UI's `GET /ui/backfills?active=true` pages for more; AF2 has no backfill model, so the
   preview says so;
-- unpauses of scheduled DAGs: `GET /dags/{id}/details` each (catchup, end_date, timezone).
+- unpauses that may catch up (`schedules_of`, the caller's order: most runs behind first):
+  `GET /dags/{id}/details` each (catchup, end_date, timezone are in no listing of any version,
+  2.9 ... 3.3), at most `max_details` of them, `concurrency` at once. The rest come back
+  `unread` (plan/impact.py names them and the guard refuses them).
 Per-version facts live in `_API` (the dialect's api name picks the row): one place.
 """
 
@@ -19,6 +23,7 @@ from urllib.parse import quote
 from reconciler.core.errors import PausectlError
 from reconciler.live.base import DagEdge, ImpactEvidence
 from reconciler.live.deps import from_af2_page, from_ui_graph
+from reconciler.live.rest.inflight import runs_in_flight
 
 _API = {
     # (dependency graph path from the server root, page parser, backfills?)
@@ -26,7 +31,7 @@ _API = {
     "v1": ("/dag-dependencies", "html", False),
 }
 _NO_BACKFILLS = "Airflow 2 has no backfill model in its API (backfills run as CLI jobs)"
-_MAX_RUNS = 10_000            # runs in flight read at most (a count beyond is still "many")
+_MAX_RUNS = 10_000            # active backfills read at most (a count beyond is still "many")
 
 
 def _int(value: Any) -> int | None:
@@ -63,18 +68,23 @@ class ImpactApiReads:
                                 "password-token)")
         return edges
 
-    def impact_evidence(self, dag_ids: Iterable[str],
-                        schedules_of: Iterable[str] = ()) -> dict[str, ImpactEvidence]:
+    def impact_evidence(self, dag_ids: Iterable[str], schedules_of: Iterable[str] = (),
+                        max_details: int | None = None) -> dict[str, ImpactEvidence]:
         self._ensure_ready()
         ids = sorted(set(dag_ids))
-        sched = sorted(set(schedules_of) & set(ids))
         if not ids:
             return {}
-        counts = self._in_flight(ids)
+        wanted = set(ids)
+        sched = list(dict.fromkeys(d for d in schedules_of if d in wanted))
+        read = sched if max_details is None else sched[:max(0, max_details)]
+        counts: dict[tuple[str, str], int] = {}
+        for r in runs_in_flight(self, ids):
+            counts[(r.dag_id, r.state)] = counts.get((r.dag_id, r.state), 0) + 1
         _, _, has_backfills = _API[self.dialect.api]
-        pool = self._executor()
         backfills = self._all_backfills(ids) if has_backfills else {}
-        details = dict(zip(sched, pool.map(self._details, sched)))
+        # bounded: at most max_details GETs, `concurrency` at once (the backend's pool)
+        details = dict(zip(read, self._executor().map(self._details, read)))
+        unread = set(sched) - set(read)
         out = {}
         for d in ids:
             det = details.get(d) or {}
@@ -87,30 +97,8 @@ class ImpactApiReads:
                 schedule=_str(summary), timezone=af2_timezone(det.get("timezone")),
                 next_run_after=_str(next_run), end_date=_str(det.get("end_date")),
                 max_active_runs=_int(det.get("max_active_runs")),
-                notes=() if has_backfills else (_NO_BACKFILLS,))
+                notes=() if has_backfills else (_NO_BACKFILLS,), unread=d in unread)
         return out
-
-    def _in_flight(self, ids: list[str]) -> dict[tuple[str, str], int]:
-        counts: dict[tuple[str, str], int] = {}
-        wanted = set(ids)
-        offset = 0
-        while offset < _MAX_RUNS:
-            _, data = self._call("POST", "/dags/~/dagRuns/list", json_body={
-                "dag_ids": ids, "states": ["running", "queued"], "page_limit": 100,
-                "page_offset": offset, "order_by": "id"})
-            rows = data.get("dag_runs") if isinstance(data, dict) else None
-            if not isinstance(rows, list) or not rows:
-                break
-            for r in rows:
-                if isinstance(r, dict) and isinstance(r.get("dag_id"), str) \
-                        and r["dag_id"] in wanted and r.get("state") in ("running", "queued"):
-                    key = (r["dag_id"], r["state"])
-                    counts[key] = counts.get(key, 0) + 1
-            offset += len(rows)
-            total = data.get("total_entries")
-            if isinstance(total, int) and offset >= total:
-                break
-        return counts
 
     def _all_backfills(self, ids: list[str]) -> dict[str, tuple[dict, ...]]:
         """Active backfills by DAG: one DAG through the public route (it requires dag_id);
