@@ -214,6 +214,25 @@ def api_states(server) -> dict[str, bool]:
                 return out
 
 
+def live_env(server, tmp_path: Path, monkeypatch, state_yaml: str,
+             running: Iterable[str] = ()) -> Path:
+    """A session server reset, pausectl's environment pointed at it (credentials, journal dir
+    tmp_path/journals), a state repo whose env `live` is that server (one batch), and the DAGs
+    `running` unpaused through REST (an event Airflow logs, unlike set_states)."""
+    import httpx
+    from safe_apply_support import state_repo
+    server.reset()
+    monkeypatch.setenv("AF_USER", server.username)
+    monkeypatch.setenv("AF_PASS", server.password)
+    monkeypatch.setenv("PAUSECTL_JOURNAL_DIR", str(tmp_path / "journals"))
+    root = state_repo(tmp_path, server.url, state_yaml, "{batches: ['100%']}")
+    with httpx.Client(base_url=server.api_url, headers=server.auth_headers(), timeout=60) as c:
+        for dag_id in running:
+            r = c.patch(f"/dags/{dag_id}", json={"is_paused": False})
+            assert r.status_code == 200, r.text
+    return root
+
+
 def main_captured(cwd, args, capsys, monkeypatch) -> tuple[int, str, str]:
     """pausectl's main() in this process from `cwd`, output read from pytest's capsys:
     (exit code, stdout, stderr)."""

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from helpers import db_states
-from safe_apply_support import ENV, state_repo
+from helpers import db_states, live_env
+from safe_apply_support import ENV
 
 DRAINED = ("etl_025", "etl_030")       # no schedule: only the runs this test makes exist
 STATE = (f"environment: {ENV}\n"
@@ -53,10 +53,6 @@ class Runs:
                          json={"state": "success"})
         assert r.status_code == 200, r.text
 
-    def unpause(self, *dag_ids: str) -> None:
-        for d in dag_ids:
-            assert self.c.patch(f"/dags/{d}", json={"is_paused": False}).status_code == 200
-
     def cleanup(self) -> None:
         for dag_id, run_id in self.made:
             self.running(run_id, "success")         # a running run is not deleted by REST
@@ -66,13 +62,8 @@ class Runs:
 
 @pytest.fixture
 def env(airflow_server, tmp_path, monkeypatch):
-    airflow_server.reset()
-    monkeypatch.setenv("AF_USER", airflow_server.username)
-    monkeypatch.setenv("AF_PASS", airflow_server.password)
-    monkeypatch.setenv("PAUSECTL_JOURNAL_DIR", str(tmp_path / "journals"))
-    root = state_repo(tmp_path, airflow_server.url, STATE, "{batches: ['100%']}")
+    root = live_env(airflow_server, tmp_path, monkeypatch, STATE, running=DRAINED)
     runs = Runs(airflow_server)
-    runs.unpause(*DRAINED)
     yield airflow_server, root, runs
     runs.cleanup()
 

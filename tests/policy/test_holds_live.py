@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from helpers import db_states, run_inprocess
-from safe_apply_support import ENV, state_repo, variable
+from helpers import db_states, live_env, run_inprocess
+from safe_apply_support import ENV, variable
 
 STATE = (f"environment: {ENV}\n"
          "defaults: {unmanaged: ignore}\n"
@@ -23,16 +23,8 @@ REASON = "INC-9 <script>alert(1)</script>"
 
 @pytest.fixture
 def env(airflow_server, tmp_path, monkeypatch):
-    airflow_server.reset()
-    monkeypatch.setenv("AF_USER", airflow_server.username)
-    monkeypatch.setenv("AF_PASS", airflow_server.password)
-    monkeypatch.setenv("PAUSECTL_JOURNAL_DIR", str(tmp_path / "journals"))
-    root = state_repo(tmp_path, airflow_server.url, STATE, "{batches: ['100%']}")
-    import httpx
-    r = httpx.patch(f"{airflow_server.api_url}/dags/etl_035", json={"is_paused": False},
-                    headers=airflow_server.auth_headers(), timeout=60)
-    assert r.status_code == 200, r.text
-    return airflow_server, root
+    return airflow_server, live_env(airflow_server, tmp_path, monkeypatch, STATE,
+                                    running=["etl_035"])
 
 
 def _cli(root, *args):
