@@ -42,19 +42,22 @@ class Change:
     drain: dict | None = None   # paused: drain: {deadline_seconds, in_flight} (apply/drain.py)
 
     def __post_init__(self):
-        object.__setattr__(self, "action", Action(self.action))   # "pause" from JSON too
+        if type(self.action) is not Action:       # "pause" from JSON
+            object.__setattr__(self, "action", Action(self.action))
 
     def to_json(self) -> dict:
         # a shallow dict in field order (asdict deep-copies: 70% of a 100k plan's JSON time);
         # the nested dicts are shared, as JSON is all that is made of them
         out = dict(zip(_CHANGE_FIELDS, _change_values(self)))
-        out["action"] = self.action.value
+        out["action"] = str(self.action)          # its value (StrValue), as a plain str
         if out["drain"] is None:      # only drains carry it: other plans' JSON is unchanged
             del out["drain"]
         return out
 
 
 _CHANGE_FIELDS = tuple(f.name for f in fields(Change))
+_PAUSE, _UNPAUSE = Action.PAUSE, Action.UNPAUSE
+_DAG_ID = attrgetter("dag_id")
 _change_values = attrgetter(*_CHANGE_FIELDS)
 
 _LISTS = ("changes", "conflicts", "missing", "unmanaged", "held", "skipped", "warnings",
@@ -172,8 +175,13 @@ class Plan:
 
 def live_hash(live: list[LiveDag]) -> str:
     """Identifies the live pause state a plan was made against."""
-    text = "\n".join(sorted(f"{d.dag_id}={d.is_paused:d}" for d in live))
+    lines = [d.dag_id + (_BIT.get(d.is_paused) or f"={d.is_paused:d}") for d in live]
+    lines.sort()
+    text = "\n".join(lines)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+_BIT = {True: "=1", False: "=0"}
 
 
 def protect_index(cfg: Config, state: EnvState) -> SelectorIndex:
@@ -206,7 +214,13 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
     hold_until = at - timedelta(hours=cfg.hold_manual_hours)
     decisions = resolution.decisions
     held_now = holds.active if holds else {}
-    for dag in sorted(live, key=attrgetter("dag_id")):
+    expired = holds.expired if holds else {}
+    protected = protect if protect else None
+    auto = auto or {}
+    report = state.defaults.unmanaged == "report"
+    unchanged = 0
+    from_rule: dict[int, tuple] = {}    # id(rule) -> what a Change takes from it, made once
+    for dag in sorted(live, key=_DAG_ID):
         dec = decisions[dag.dag_id]
         if held_now and dag.dag_id in held_now:
             plan.held.append(_held(held_now[dag.dag_id], dag, dec, at))
@@ -216,11 +230,11 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
                                            resolution.why(dec, dag)))
             continue
         if dec.unmanaged:
-            if state.defaults.unmanaged == "report":
+            if report:
                 plan.unmanaged.append(dag.dag_id)
             continue
         if dec.paused == dag.is_paused:
-            plan.unchanged += 1
+            unchanged += 1
             continue
         rule = dec.rule
         event = last.get(dag.dag_id)
@@ -229,14 +243,14 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
             skip_why = "stale: its DAG file is gone; not flipped"
         elif dag.has_import_errors:
             skip_why = "has import errors; fix the DAG file first"
-        elif rule.layer != "dag" and protect and protect.lookup(dag.dag_id, (), ()):
+        elif rule.layer != "dag" and protected and protected.lookup(dag.dag_id, (), ()):
             # the emergency layer too: protected DAGs keep running through an emergency, even
             # when safety.protect gained them after it was declared
             skip_why = f"protected by safety.protect; only a dag entry may change it (rule {rule.where})"
         if skip_why:
             plan.skipped.append(Skip(dag.dag_id, skip_why))
             continue
-        ap = (auto or {}).get(dag.dag_id) if not dec.paused else None
+        ap = auto.get(dag.dag_id) if not dec.paused else None
         ap_json = None
         if ap is not None:
             from reconciler.live.autopause import outcome
@@ -249,7 +263,7 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
         manual = event is not None and event.via != "pausectl" and event.is_paused in (None, dag.is_paused)
         if ap is not None and ap.changed_after:
             manual = False   # a human acted in git after Airflow's pause: a plain git change
-        if holds and dag.dag_id in holds.expired:
+        if expired and dag.dag_id in expired:
             manual = False   # the flip was the hold's: its end puts back git
         if manual and rule.layer != "emergency":
             held_why = None
@@ -264,15 +278,17 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
                                       rule.where,
                                       {**ap_json, "outcome": "held"} if ap_json else None))
                 continue
+        r = from_rule.get(id(rule))
+        if r is None:
+            r = from_rule[id(rule)] = (rule.where, rule.reason, rule.owner, rule.label(),
+                                       rule.ticket, iso(rule.until) if rule.until else None)
         plan.changes.append(Change(
-            dag_id=dag.dag_id, action=Action.to(dec.paused),
-            live_paused=dag.is_paused, desired_paused=dec.paused, rule=rule.where,
-            reason=rule.reason, owner=rule.owner,
-            last_changed_by=(ap.released_why() if ap is not None
-                             else event.describe() if event else None),
-            rule_name=rule.label(), ticket=rule.ticket,
-            until=iso(rule.until) if rule.until else None, auto_paused=ap_json,
-            drain=_drain(rule, dag, dec, in_flight)))
+            dag.dag_id, _PAUSE if dec.paused else _UNPAUSE, dag.is_paused, dec.paused,
+            r[0], r[1], r[2],
+            ap.released_why() if ap is not None else event.describe() if event else None,
+            r[3], r[4], r[5], ap_json,
+            None if rule.drain is None else _drain(rule, dag, dec, in_flight)))
+    plan.unchanged = unchanged
     for dag_id, rule in sorted(resolution.missing):
         plan.missing.append(Missing(dag_id, rule.where, rule.paused))
     if holds:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import math
 import re
+from operator import attrgetter
 
 from reconciler.core.errors import PausectlError
 from reconciler.plan.records import Action, Batch
 from reconciler.policy.selectors import Selector, SelectorIndex
+
+_DAG_ID = attrgetter("dag_id")
 
 # (changes here are plan.model.Change values: anything with dag_id and action; no import of
 # the model, which imports this module to freeze a plan)
@@ -69,7 +72,7 @@ def make_batches(changes: list, spec, canary: dict | list | None,
     if not changes:
         return []
     sizes = parse_batches(spec)
-    pauses = sorted((c for c in changes if c.action == Action.PAUSE), key=lambda c: c.dag_id)
+    pauses = sorted((c for c in changes if c.action == Action.PAUSE), key=_DAG_ID)
     unpauses = [c for c in changes if c.action == Action.UNPAUSE]
     idx = canary_index(canary)
     tags = live_tags or {}
@@ -78,7 +81,9 @@ def make_batches(changes: list, spec, canary: dict | list | None,
     def is_canary(c) -> bool:
         return bool(idx and idx.lookup(c.dag_id, tags.get(c.dag_id, ()), owners.get(c.dag_id, ())))
 
-    ordered = sorted(unpauses, key=lambda c: (not is_canary(c), c.dag_id))
+    # canaries first, each part by dag_id (no canary: by dag_id alone, the same order)
+    ordered = (sorted(unpauses, key=lambda c: (not is_canary(c), c.dag_id)) if idx
+               else sorted(unpauses, key=_DAG_ID))
     total = len(ordered)
     batches: list[list] = []
     done = 0
@@ -131,13 +136,19 @@ def cut_batches(changes: list, rollout: dict, live, levels=()) -> list[Batch]:
     upstream first, when a dependency chain is unpaused), each level is rolled out on its own
     (canary and sizes within it) after the level before, so upstream DAGs run first and the
     gate after each batch (apply/executor.py) stands between levels. Pauses stay in batch 1."""
-    tags = {d.dag_id: d.tags for d in live}
-    owners = {d.dag_id: d.owners for d in live}
+    # tags and owners only mark canaries: not read (100k DAGs) when there are none
+    canary = rollout.get("canary")
+    tags = {d.dag_id: d.tags for d in live} if canary else None
+    owners = {d.dag_id: d.owners for d in live} if canary else None
     level_of = {d: i for i, lv in enumerate(levels) for d in lv}
     cut: list[list] = []
     for i in range(max(1, len(levels))):
         part = [c for c in changes if (c.action == Action.PAUSE and i == 0) or
                 (c.action == Action.UNPAUSE and level_of.get(c.dag_id, 0) == i)]
-        cut += make_batches(part, rollout.get("batches"), rollout.get("canary"), tags, owners)
-    return [Batch([c.dag_id for c in b], sum(c.action == Action.PAUSE for c in b),
-                  sum(c.action == Action.UNPAUSE for c in b)) for b in cut]
+        cut += make_batches(part, rollout.get("batches"), canary, tags, owners)
+    out = []
+    for b in cut:
+        actions = [c.action for c in b]
+        out.append(Batch([c.dag_id for c in b], actions.count(Action.PAUSE),
+                         actions.count(Action.UNPAUSE)))
+    return out

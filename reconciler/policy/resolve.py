@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 
 from reconciler.live.base import LiveDag
 from reconciler.policy.selectors import SelectorIndex, is_glob
 from reconciler.state.loader import Config, EnvState, Rule
 
 SPEC_DAG = 3
+_KEY = itemgetter(0)
 
 
 @dataclass(slots=True)
@@ -80,11 +82,13 @@ class Resolver:
                                                 for r in state.all_rules()}
         # each group filed with its precedence key, or None where it varies per DAG (a group
         # naming some dag_ids exactly), so the hot path looks nothing else up
+        # each item is already the (key, rule) pair _matches returns
         self.group_index = SelectorIndex(
-            (g.selector, (g, self._key(g, g.selector.specificity(""))
-                          if all(is_glob(p) for p in g.selector.dag_ids) else None))
+            (g.selector, (self._key(g, g.selector.specificity(""))
+                          if all(is_glob(p) for p in g.selector.dag_ids) else None, g))
             for g in state.groups)
         self._has_groups = bool(self.group_index)
+        self._varying = any(not all(is_glob(p) for p in g.selector.dag_ids) for g in state.groups)
         self._dag_matches = {dag_id: [(self._key(r, SPEC_DAG), r) for r in rules]
                              for dag_id, rules in state.dag_rules.items()}
         self._all_active = all(v is None for v in self.inactive.values())
@@ -130,10 +134,12 @@ class Resolver:
         if rules:
             out += rules
         if self._has_groups:
-            for rule, key in self.group_index.lookup(dag.dag_id, dag.tags, dag.owners):
-                if key is None:   # a group naming some dag_ids exactly: specificity varies
-                    key = self._key(rule, rule.selector.specificity(dag.dag_id))
-                out.append((key, rule))
+            found = self.group_index.lookup(dag.dag_id, dag.tags, dag.owners)
+            if self._varying:     # a group naming some dag_ids exactly: specificity varies
+                key = self._key
+                found = [m if m[0] is not None else
+                         (key(m[1], m[1].selector.specificity(dag.dag_id)), m[1]) for m in found]
+            out += found
         if self.derived:
             out.extend(self.derived.get(dag.dag_id, ()))
         return out
@@ -161,7 +167,7 @@ class Resolver:
         if len(active) == 1:
             rule = active[0][1]
             return Decision(dag.dag_id, rule.paused, rule)
-        best_key = min(m[0] for m in active)
+        best_key = min(active, key=_KEY)[0]
         tied = [m[1] for m in active if m[0] == best_key]
         best = tied[0]
         if len(tied) == 1 or all(r.paused == best.paused for r in tied):

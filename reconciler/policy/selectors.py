@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Iterable
 
 GLOB_CHARS = set("*?[")
+_ORDER = itemgetter(0)
 _ALLOWED = re.compile(r"^[A-Za-z0-9_.\-*?\[\]!]+$")
 
 
@@ -222,6 +224,11 @@ class SelectorIndex:
             else:
                 self._always.append((order, sel, item, True))
         self._prefix_lengths = sorted({len(p) for p in self._by_prefix})
+        # whether some item is filed under two keys (a lookup may find it twice)
+        filed = [e[0] for kind in (self._by_exact, self._by_prefix, self._by_tag,
+                                   self._by_owner, self._by_pair) for es in kind.values()
+                 for e in es] + [e[0] for e in self._always]
+        self._once = len(filed) == len(set(filed))
 
     def __bool__(self) -> bool:
         return bool(self._by_exact or self._by_prefix or self._by_tag or self._by_owner
@@ -266,9 +273,12 @@ class SelectorIndex:
         if not found:
             return []
         if len(found) > 1:
-            # an item may be filed under several keys; keep the order items were given in
-            unique = {e[0]: e for e in found}
-            found = [unique[k] for k in sorted(unique)]
+            # keep the order items were given in; an item filed under several keys once
+            if self._once:
+                found.sort(key=_ORDER)
+            else:
+                unique = {e[0]: e for e in found}
+                found = [unique[k] for k in sorted(unique)]
         return [e[2] for e in found if e[3] or e[1].matches(dag_id, tags, owners)]
 
 
