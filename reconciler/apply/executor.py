@@ -29,6 +29,10 @@ from reconciler.plan.model import Plan
 from reconciler.plan.records import ApplyKind, ApplyStatus, BatchStatus, JournalStatus
 from reconciler.plan.rollout import effective_rollout, resolve_rollout
 from reconciler.core.timeutil import utcnow
+from reconciler.live.base import ListingReuse
+
+#: how long after the plan's listing a batch's bulk write may start from it (ListingReuse)
+LISTING_REUSE_SECONDS = 60.0
 
 
 @dataclass
@@ -133,10 +137,19 @@ def _journaled(ctx, backend, plan, opts, batches, rollout, lock) -> ApplyResult:
                             backend if opts.mirror_journal else None,
                             rollout=rollout, emergency=plan.emergency, kind=opts.kind)
     journal_drains(journal, plan)       # paused: drain: each drained DAG's deadline
+    if isinstance(backend, ListingReuse):
+        # every DAG was listed under this lock a moment ago (the plan, or _verify_live): the
+        # first batches' bulk writes start from that listing, not a GET per pattern; a batch
+        # after a gate's wait is past the window and GETs again (live/bulk.py)
+        backend.reuse_listing(LISTING_REUSE_SECONDS)
     killpoint("journal_started")
     opts.log(f"journal: {journal.path}")
     # the emergency marker was read a moment ago (by the plan, or above): batch 1 needs no re-read
-    return run_batches(ctx, backend, journal, opts, lock, fresh=True)
+    try:
+        return run_batches(ctx, backend, journal, opts, lock, fresh=True)
+    finally:
+        if isinstance(backend, ListingReuse):
+            backend.reuse_listing(0)
 
 
 def _verify_live(backend, plan: Plan) -> None:
@@ -211,8 +224,9 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
             journal.set_batch(i, BatchStatus.APPLYING)
             killpoint("batch_marked")
             drained = set(drain_ids(journal, ids))    # paused after their runs (drain.py)
+            read_back: dict = {}     # the batch as the writes' verifying reads saw it
             errors = _set(backend, [(d, dags[d]["after"]) for d in ids if d not in drained],
-                          tick, opts.log)
+                          tick, opts.log, read_back)
             if drained and not errors:
                 errors = drain_batch(backend, journal, sorted(drained), opts, lock, tick)
             killpoint("batch_set")
@@ -232,7 +246,7 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
             if opts.gates and unpaused:
                 killpoint("gate_begin")
                 gate = evaluate(backend, unpaused, started, settings, sleep=gate_sleep,
-                                log=opts.log)
+                                log=opts.log, read_back=read_back)
                 gate["batch"] = i
                 result.gates.append(gate)
                 journal.set_batch(i, BatchStatus.APPLIED if gate["passed"]
@@ -259,15 +273,19 @@ def run_batches(ctx, backend, journal: Journal, opts: ApplyOptions, lock: EnvLoc
         bar.close()
 
 
-def _set(backend, targets: list[tuple[str, bool]], advance, log=None) -> dict[str, str]:
+def _set(backend, targets: list[tuple[str, bool]], advance, log=None,
+         read_back: dict | None = None) -> dict[str, str]:
     """Pauses first (the safe direction), then unpauses. Errors by dag_id; the backend's
-    warnings (a DAG that appeared during a bulk request, ...) go to `log`."""
+    warnings (a DAG that appeared during a bulk request, ...) go to `log`; the verifying
+    reads' rows (SetPausedResult.read_back) into `read_back`, for the gate."""
     errors: dict[str, str] = {}
     for paused in (True, False):
         ids = [d for d, p in targets if p is paused]
         if ids:
             res = backend.set_paused(ids, paused, progress=advance)
             errors.update(res.errors)
+            if read_back is not None:
+                read_back.update(res.read_back)
             for w in res.warnings if log is not None else ():
                 log(f"warning: {w}")
     return errors

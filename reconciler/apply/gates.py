@@ -36,11 +36,15 @@ def gate_settings(rollout: dict) -> dict:
 def evaluate(backend, dag_ids: list[str], since: datetime, settings: dict,
              sleep: Callable[[float], None] = time.sleep,
              clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] = print,
-             wait: bool = True) -> dict:
-    """Wait as configured, then check the DAGs of one batch. Returns the gate result."""
+             wait: bool = True, read_back: dict | None = None) -> dict:
+    """Wait as configured, then check the DAGs of one batch. Returns the gate result.
+    `read_back`: the batch's DAGs (LiveDag by id) as the write's verifying read saw them just
+    now (SetPausedResult.read_back); when it holds every DAG and the gate does not wait, it
+    stands in for the listing (import errors, staleness, schedules)."""
     t0 = clock()
     try:
-        return _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0)
+        return _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0,
+                         read_back)
     except PausectlError as e:
         return {"passed": False, "checked_at": iso(utcnow()), "dags": len(dag_ids),
                 "failed_runs": {}, "import_errors": [], "stale": [], "missing_runs": [],
@@ -48,7 +52,8 @@ def evaluate(backend, dag_ids: list[str], since: datetime, settings: dict,
                 "message": f"gate check failed: {e}"}
 
 
-def _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0) -> dict:
+def _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0,
+              read_back) -> dict:
     max_failed = settings["max_failed_runs"]
     need = settings["min_runs"] if wait else 0
     waiting: list[str] = []
@@ -59,8 +64,13 @@ def _evaluate(backend, dag_ids, since, settings, sleep, clock, log, wait, t0) ->
         progress.wait(sleep, settings["wait_seconds"], "gate: health of " + ", ".join(
             dag_ids[:2]) + (f" +{len(dag_ids) - 2} more" if len(dag_ids) > 2 else ""))
     # one listing serves the schedules, import errors and staleness (no per-DAG read); it is
-    # read again only if waiting for runs let time pass (a deploy meanwhile may break a file)
-    live = {d.dag_id: d for d in backend.list_dags()} if dag_ids else {}
+    # read again only if waiting for runs let time pass (a deploy meanwhile may break a file).
+    # Without a wait, the write's own read-back of the batch (just taken) is that listing
+    waited = bool(wait and dag_ids and settings["wait_seconds"])
+    if not waited and read_back and all(d in read_back for d in dag_ids):
+        live = read_back
+    else:
+        live = {d.dag_id: d for d in backend.list_dags()} if dag_ids else {}
     slept = False
     if need and dag_ids:
         waiting = [d for d in dag_ids if d in live and live[d].timetable_summary is not None]

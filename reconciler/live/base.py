@@ -141,6 +141,10 @@ class SetPausedResult:
     changed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: requested DAGs as the verifying read saw them just after the change (airflow-api's
+    #: bulk path); a gate right after the batch reads import errors and staleness here
+    #: instead of listing every DAG again. Empty: no such read (the gate lists).
+    read_back: dict[str, LiveDag] = field(default_factory=dict)
 
 
 Progress = Callable[[int], None]   # called with the number of DAGs just finished
@@ -260,6 +264,15 @@ class BulkPauser(Protocol):
         one that cannot be proven is named in `warnings`. DAGs of `live` that are neither
         (already paused) may be matched by a bulk filter but are not changed. Every change
         is verified by listing; `changed` + `errors` cover the targets."""
+
+
+@runtime_checkable
+class ListingReuse(Protocol):
+    """Optional capability (airflow-api): an apply whose plan (or re-check) listed every DAG
+    under its lock a moment ago lets the bulk writes of the next `seconds` start from that
+    listing instead of a GET of each pattern; the read-back after each write stays the proof."""
+
+    def reuse_listing(self, seconds: float) -> None: ...
 
 
 @runtime_checkable

@@ -7,14 +7,18 @@ result by listing.
    substring with `_`/`%` wildcards, or 3.2.2's case-sensitive prefix range). Servers with
    `|` get several terms per request (within max_pattern_length); others one term each.
 2. Before: the DAGs the pattern matches now, either from a GET with the same pattern (the
-   server's own matching decides; set_paused) or from a listing just taken (the emergency
-   path). A pattern that matches a DAG outside the targets at the other state is not sent:
-   its terms are dropped (their targets go to exact ids, then to single PATCHes).
+   server's own matching decides; set_paused without a recent listing) or from a listing just
+   taken (the emergency path; set_paused within seconds of the plan's listing, ILIKE terms:
+   their emulation is exact for ASCII ids). A pattern that matches a DAG outside the targets
+   at the other state is not sent: its terms are dropped (their targets go to exact ids,
+   then to single PATCHes).
 3. PATCH, by capability: one request where the server updates every match (3.2.2+); on
    3.0-3.2.1 (one page, no order) the same PATCH with `paused=!target` repeated until no match
    is left (bounded rounds); on Airflow 2 (one page ordered by dag_id, no `paused` filter) page
    by offset.
-4. Verify: list the pattern's matches again, always, and check each target's is_paused. A
+4. Verify: list the pattern's matches again, always (set_paused: every match, whose rows
+   also serve the batch's gate; the emergency: only those still at the old state, `paused=`,
+   a page of few rows), and check each target's is_paused. A
    target still at the old state (or absent) goes to a single PATCH; a DAG outside the
    targets that the responses prove was flipped is put back at once; any other DAG outside
    the targets now at the requested state (one absent from the pre-listing appeared
@@ -24,15 +28,16 @@ result by listing.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 
 from reconciler.core.errors import BackendError
-from reconciler.live.base import SetPausedResult
+from reconciler.live.base import LiveDag, SetPausedResult
 from reconciler.live.capabilities import Capabilities
 # MATCH_ALL, compact_terms, chunk_terms are also read as bulk.* (tests)
 from reconciler.live.patterns import (MATCH_ALL, chunk_terms, compact_terms,  # noqa: F401
-                                      term_matcher)
+                                      ilike_rx, term_matcher)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ class BulkRun:
         self.match = term_matcher(kind)
         self.leftover: list[str] = []     # for single PATCHes
         self.requests = 0
+        self.filtered_verify = False      # read back only what is still unchanged (read_back)
 
     # ---- server access
     def _pattern_params(self, pattern: str) -> dict:
@@ -62,11 +68,31 @@ class BulkRun:
             return {self.param: pattern, "dag_id_pattern": "~"}
         return {self.param: pattern}
 
-    def listing(self, pattern: str) -> dict[str, bool]:
-        rows = self.b._get_all("/dags", {**self._pattern_params(pattern),
+    def listing(self, pattern: str, only_unchanged: bool = False) -> dict[str, LiveDag]:
+        """The pattern's matches as the server lists them (stale ones included); with
+        `only_unchanged`, only those still at the other state (`paused=` on GET /dags: every
+        version 2.9 through 3.3), which after a successful PATCH is a page of few rows."""
+        extra = {"paused": "false" if self.paused else "true"} if only_unchanged else {}
+        rows = self.b._get_all("/dags", {**self._pattern_params(pattern), **extra,
                                          **self.b._dag_params(), "order_by": "dag_id"}, "dags")
-        return {r["dag_id"]: bool(r.get("is_paused")) for r in rows
-                if isinstance(r.get("dag_id"), str)}
+        out = {}
+        for r in rows:
+            dag = self.b._live_dag(r)
+            if dag is not None:
+                out[dag.dag_id] = dag
+        return out
+
+    def read_back(self, pattern: str, pre: dict[str, bool]) -> dict[str, bool]:
+        """The state after the PATCH of every DAG the pattern matches: a full listing of the
+        matches (set_paused: its rows also serve the batch's gate), or with `filtered_verify`
+        (the emergency) only the matches still at the other state, every other DAG of `pre`
+        then at the requested state (or gone: an emergency need not tell the two apart)."""
+        if not self.filtered_verify:
+            rows = self.listing(pattern)
+            self.result.read_back.update((d, v) for d, v in rows.items() if d in self.targets)
+            return {d: v.is_paused for d, v in rows.items()}
+        left = self.listing(pattern, only_unchanged=True)
+        return {**{d: self.paused for d in pre}, **{d: v.is_paused for d, v in left.items()}}
 
     def _patch(self, params: dict) -> tuple[list[str], int | None]:
         _, data = self.b._call("PATCH", "/dags", params=params,
@@ -122,8 +148,8 @@ class BulkRun:
             if not terms:
                 return
             pattern = "|".join(terms)
-            pre = self.listing(pattern) if before is None else {
-                d: p for d, p in before.items() if self._matches(terms, d)}
+            pre = ({d: v.is_paused for d, v in self.listing(pattern).items()}
+                   if before is None else self._matching(terms, before))
             offending = [d for d, p in pre.items() if d not in self.targets and p != self.paused]
             if offending:
                 kept, dropped = [], False
@@ -148,13 +174,37 @@ class BulkRun:
                 self.leftover.extend(to_change)
                 return
             touched = self.patch(pattern, len(to_change))
-            post = self.listing(pattern)
+            post = self.read_back(pattern, pre)
             self._settle(mine, post)
             self._outside(pattern, pre, post, touched)
             return
 
     def _matches(self, terms: list[str], d: str) -> bool:
         return any(self.match(t, d) for t in terms)
+
+    def _matching(self, terms: list[str], before: dict[str, bool]) -> dict[str, bool]:
+        """The DAGs of `before` the terms match (ILIKE: one scan of all ids per term)."""
+        if self.kind == "prefix":
+            return {d: p for d, p in before.items() if self._matches(terms, d)}
+        if any(t in ("%", "~") for t in terms):
+            return dict(before)
+        ids = list(before)
+        blob = "\n".join(d.lower() for d in ids)
+        starts = [0]
+        for d in ids[:-1]:
+            starts.append(starts[-1] + len(d) + 1)
+        hit: set[int] = set()
+        for t in terms:
+            rx = ilike_rx(t)
+            pos = 0
+            while True:
+                m = rx.search(blob, pos)
+                if m is None:
+                    break
+                i = bisect.bisect_right(starts, m.start()) - 1
+                hit.add(i)
+                pos = starts[i + 1] if i + 1 < len(starts) else len(blob)
+        return {ids[i]: before[ids[i]] for i in sorted(hit)}
 
     def _settle(self, mine: list[str], post: dict[str, bool]) -> None:
         for d in mine:
@@ -199,10 +249,11 @@ class BulkRun:
 
 def run(b, caps: Capabilities, targets: list[str], paused: bool, result: SetPausedResult,
         *, avoid: list[str] | None, before: dict[str, bool] | None, min_bulk: int,
-        kind: str) -> list[str]:
+        kind: str, filtered_verify: bool = False) -> list[str]:
     """Flip `targets` through the bulk path; returns the ids left for single PATCHes.
     A BackendError stops the bulk path (the caller PATCHes what is not yet changed)."""
     bulk = BulkRun(b, caps, paused, targets, result, kind)
+    bulk.filtered_verify = filtered_verify and before is not None
     terms, rest = compact_terms(targets, avoid, kind)
     bulk.leftover.extend(rest)
     bulk.remaining -= set(rest)

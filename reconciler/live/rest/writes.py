@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from reconciler.live import bulk as _bulk
 from reconciler.live.base import LiveDag, Progress, SetPausedResult
 from reconciler.live.capabilities import Capabilities
 from reconciler.live.rest.errors import Fatal, one_line
+from reconciler.live.rest.reads import dag_field_error
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,15 @@ class _Run:
 class Writes:
     """Mixed into AirflowApiBackend (which provides _call, caps, bulk settings, ...)."""
 
+    #: how long a listing (`_known`, `_known_at`) stands in for a GET of each bulk pattern
+    #: (ListingReuse: the apply sets it; 0 = never)
+    _reuse_seconds = 0.0
+
+    def reuse_listing(self, seconds: float) -> None:
+        """ListingReuse: the bulk writes of the next `seconds` after the last listing may
+        take it as their pre-state (executor.py: the plan's listing, made under the lock)."""
+        self._reuse_seconds = max(0.0, float(seconds))
+
     def set_paused(self, dag_ids: Iterable[str], paused: bool,
                    progress: Progress | None = None) -> SetPausedResult:
         targets = list(dict.fromkeys(str(d) for d in dag_ids))
@@ -45,18 +56,39 @@ class Writes:
         state = _Run()
         singles = targets
         if self.bulk and len(targets) >= self.bulk_min:
-            # terms must match no other DAG of the last listing, at any state; the GET of
-            # each pattern (the server's own matching) decides before anything is sent
+            # terms must match no other DAG of the last listing, at any state
             target_set = set(targets)
             if self._known is None and not caps.pattern_or:
                 self.list_dags()      # without `|`, exact ids are one request each: find prefixes
             avoid = None if self._known is None else [d for d in self._known
                                                       if d not in target_set]
+            # a listing of seconds ago (the plan's, under the apply's lock: reuse_listing;
+            # what this backend confirmed since is kept in it) stands in for a GET of each
+            # pattern, as in the emergency path: ILIKE terms, whose emulation is exact. Older,
+            # or none: the GET of each pattern (the server's own matching) decides before
+            # anything is sent. Either way the read-back after the PATCH is the proof, and
+            # finds what appeared meanwhile
+            fresh = self._known_fresh()
             singles = self._via_bulk(caps, targets, paused, result, state, tick, avoid=avoid,
-                                     before=None, min_bulk=self.bulk_min,
-                                     kind="prefix" if caps.prefix_pattern else "ilike")
+                                     before=dict(self._known) if fresh else None,
+                                     min_bulk=self.bulk_min,
+                                     kind="prefix" if caps.prefix_pattern and not fresh
+                                     else "ilike")
         self._singles(singles, paused, result, tick, state)
+        self._remember(result, paused)
         return self._ordered(result, targets)
+
+    def _known_fresh(self) -> bool:
+        return (self._known is not None
+                and time.monotonic() - self._known_at <= self._reuse_seconds)
+
+    def _remember(self, result: SetPausedResult, paused: bool) -> None:
+        """What this call confirmed goes into the last listing, so the next batch's terms and
+        pre-state start from it (not from the state before this apply)."""
+        if self._known is not None:
+            for d in result.changed:
+                if d in self._known:
+                    self._known[d] = paused
 
     def pause_except(self, live: list[LiveDag], targets: Iterable[str],
                      keep: Callable[[LiveDag], bool],
@@ -79,9 +111,13 @@ class Writes:
             avoid = [d.dag_id for d in live if keep(d)]
             # ILIKE, not the prefix range: for ASCII ids its emulation is exact on every
             # database, so the listing can stand in for a GET of each pattern
+            # verified by reading only what is still running among the matches (`paused=
+            # false`): after the pause, a page of the kept DAGs, not a second full listing
             singles = self._via_bulk(caps, targets, True, result, state, tick, avoid=avoid,
-                                     before=before, min_bulk=2, kind="ilike")
+                                     before=before, min_bulk=2, kind="ilike",
+                                     filtered_verify=True)
         self._singles(singles, True, result, tick, state)
+        self._remember(result, True)
         return self._ordered(result, targets)
 
     def _via_bulk(self, caps: Capabilities, targets: list[str], paused: bool,
@@ -118,7 +154,7 @@ class Writes:
                 err = state.fatal
             else:
                 try:
-                    err = self._patch_one(dag_id, paused)
+                    err = self._patch_one(dag_id, paused, result)
                 except Fatal as e:
                     with lock:
                         state.fatal = state.fatal or str(e)
@@ -141,7 +177,10 @@ class Writes:
         else:
             list(self._executor().map(one, ids))
 
-    def _patch_one(self, dag_id: str, paused: bool) -> str | None:
+    def _patch_one(self, dag_id: str, paused: bool,
+                   result: SetPausedResult | None = None) -> str | None:
+        """One PATCH; an error line or None. With `result`, the DAG it answers (its row just
+        after the write: import errors, staleness) goes into result.read_back for the gate."""
         path = f"/dags/{quote(dag_id, safe='')}"
         resp, data = self._call("PATCH", path, params={"update_mask": "is_paused"},
                                 json_body={"is_paused": paused}, allow=(404,))
@@ -149,4 +188,8 @@ class Writes:
             return f"DAG {dag_id} not found in {self.name}"
         if isinstance(data, dict) and "is_paused" in data and bool(data["is_paused"]) != paused:
             return f"{self.name}: PATCH {dag_id} answered is_paused={data['is_paused']}"
+        if result is not None and isinstance(data, dict) and dag_field_error(data) is None:
+            dag = self._live_dag(data)
+            if dag is not None and dag.dag_id == dag_id:
+                result.read_back[dag_id] = dag     # one item set: safe across the pool
         return None
