@@ -122,3 +122,137 @@ def test_a_1000_dag_gate_costs_a_listing_and_one_paged_batch_read(gate_server, m
     # the same requests as a gate of two DAGs: the count does not grow with the batch
     assert small["failed_runs"] == {d: 1 for d in ids[:2]}
     assert len(sent_small) == listing + 1
+
+
+def test_the_impact_preview_of_1000_unpauses_costs_a_bounded_number_of_requests(
+        gate_server, tmp_path, monkeypatch):
+    """Issue 15's preview at scale (plan/impact.py): runs in flight in one batch read, AF3's
+    backfills in one UI page, details only for the unpauses that may catch up, at most
+    impact.max_detail_reads (default 50) of them; the others named in one note, and refused
+    by the catch-up guard. Counted as the difference between a plan with and without it."""
+    import reconciler.engine as engine
+    from reconciler.plan.impact_render import guard_line
+    gate_server.reset(paused=True, events=True)
+    behind = (utcnow() - timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with contextlib.closing(sqlite3.connect(gate_server.db_path, timeout=30)) as db, db:
+        db.execute("UPDATE dag SET next_dagrun_create_after = ?", (behind,))
+    scheduled = [d for d, s in gate_server.specs.items() if s.schedule]
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "pausectl.yaml").write_text(
+        "environments:\n  big:\n    backend: {type: airflow-api, url: '%s', username_env: U, "
+        "password_env: P}\nsafety: {max_changes: 100000}\n" % gate_server.url)
+    (state / "big.yaml").write_text("environment: big\ngroups:\n  - {name: all, match: "
+                                    "{dag_id: '*'}, paused: false, reason: go, owner: o}\n")
+    monkeypatch.setenv("U", gate_server.username)
+    monkeypatch.setenv("P", gate_server.password)
+    ctx = engine.load(state, "big")
+    real = engine.observe
+
+    def plan(preview: bool):
+        monkeypatch.setattr(engine, "observe",
+                            lambda *a, **kw: real(*a, **{**kw, "impact": preview}))
+        transport = Counting()
+        b = AirflowApiBackend("big", ctx.cfg.env("big").backend,
+                              env={"U": gate_server.username, "P": gate_server.password},
+                              transport=transport)
+        with b:
+            b.caps()
+            transport.sent.clear()
+            p, _, _ = engine.plan_env(ctx, b)
+        return p, transport.sent
+
+    with_it, sent = plan(True)
+    _, bare = plan(False)
+    assert len(with_it.changes) == N
+    api = f"/api/{gate_server.api_version}"
+    extra = {k: sent.count(k) - bare.count(k) for k in set(sent)}
+    details = sum(n for (m, path), n in extra.items() if path.endswith("/details"))
+    assert details == 50 and extra[("POST", f"{api}/dags/~/dagRuns/list")] == 1
+    assert extra.get(("GET", "/ui/backfills"), 0) == (1 if gate_server.major == 3 else 0)
+    # 1,000 unpauses: ~52 more requests (+ the dependency graph), not 1,000 or 2,000
+    assert len(sent) - len(bare) <= 50 + 8, sorted((k, n) for k, n in extra.items() if n)
+    unread = with_it.impact.unread()
+    assert len(unread) == len(scheduled) - 50 and set(unread) < set(scheduled)
+    assert any(n.startswith(f"not previewed: {len(unread)} DAG(s)") for n in with_it.impact.notes)
+    assert f"{len(unread)} unpause(s) would create catch-up runs that were not counted" in \
+        guard_line(with_it, 100_000)
+
+
+class Recording(Counting):
+    """Counting, also noting whether a GET /dags named a pattern (a bulk read-back) or not
+    (a page of the full listing)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path.endswith("/dags"):
+            with self._lock:
+                self.patterned = getattr(self, "patterned", 0) + (
+                    "pattern" in str(request.url.query))
+        return super().handle_request(request)
+
+
+def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
+        gate_server, tmp_path, monkeypatch):
+    """A whole `pausectl apply` (operations.apply_env: lock, plan under it, the rollout
+    [1, "25%", "100%"], the gate after each batch with wait_seconds 0) of 1,000 unpauses:
+    one full listing (the plan's; the bulk writes start from it, the gates read the writes'
+    own read-back), then per batch its writes, the read-back of their patterns, one batch
+    runs read, the lock check and the emergency marker. No GET per pattern before a PATCH,
+    no listing per gate, no read per DAG. The impact preview is off here (the test above
+    counts it)."""
+    import reconciler.engine as engine
+    from reconciler import operations as ops
+    from reconciler.apply.executor import ApplyOptions
+    from reconciler.plan.records import ApplyStatus
+    gate_server.reset(paused=True, events=True)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "pausectl.yaml").write_text(
+        "environments:\n  big:\n    backend: {type: airflow-api, url: '%s', username_env: U, "
+        "password_env: P}\nsafety: {max_changes: 100000}\n"
+        "rollout: {batches: [1, '25%%', '100%%'], gate: {wait_seconds: 0, "
+        "max_failed_runs: 0}}\n" % gate_server.url)
+    (state / "big.yaml").write_text("environment: big\ngroups:\n  - {name: all, match: "
+                                    "{dag_id: '*'}, paused: false, reason: go, owner: o}\n")
+    for k, v in {"U": gate_server.username, "P": gate_server.password,
+                 "PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal")}.items():
+        monkeypatch.setenv(k, v)
+    real = engine.observe
+    monkeypatch.setattr(engine, "observe", lambda *a, **kw: real(*a, **{**kw, "impact": False}))
+    ctx = engine.load(state, "big")
+    transport = Recording()
+    b = AirflowApiBackend("big", ctx.cfg.env("big").backend,
+                          env={"U": gate_server.username, "P": gate_server.password},
+                          transport=transport)
+    with b:
+        b.caps()
+        transport.sent.clear()
+        transport.patterned = 0
+        applied = ops.apply_env(ctx, b, ApplyOptions(log=lambda s: None))
+        sent = list(transport.sent)
+    assert applied.result.status == ApplyStatus.DONE, applied.result.errors
+    assert [len(x["dag_ids"]) for x in applied.result.journal.data["batches"]] == [1, 250, 749]
+    assert [p for _, p in gate_server.query("SELECT dag_id, is_paused FROM dag")] == [0] * N
+    api = f"/api/{gate_server.api_version}"
+    count = {k: sent.count(k) for k in set(sent)}
+    listing = math.ceil(N / 100)                 # [api] maximum_page_limit 100 (the default)
+    bulk = count.get(("PATCH", f"{api}/dags"), 0)
+    read_backs = transport.patterned
+    # one full listing: the plan's; every other GET /dags is the read-back of a bulk pattern
+    assert count[("GET", f"{api}/dags")] - read_backs == listing
+    assert len(gate_server.api_version) and bulk >= 2
+    # gates: the canary's runs (one DAG: its own runs read), one batch runs read per batch
+    assert count.get(("POST", f"{api}/dags/~/dagRuns/list"), 0) == 2
+    per_dag = {k: n for k, n in count.items() if k[1].startswith(f"{api}/dags/")
+               and k[1] != f"{api}/dags/~/dagRuns/list"}
+    assert sum(per_dag.values()) <= 3, per_dag    # the canary: its PATCH and its runs
+    print(f"\n[apply-requests] {gate_server.version}: {len(sent)} requests "
+          f"({listing} listing pages, {bulk} bulk PATCHes, {read_backs} read-back pages): "
+          f"{sorted(count.items())}")
+    assert len(sent) == EXPECTED[gate_server.major], sorted(count.items())
+
+
+#: the whole apply, measured (requests beyond the listing's 10 pages): 3.3.2: the bulk
+#: PATCH and 3 + 8 read-back pages of batches 2 and 3 (250 and 749 DAGs at 100 per page);
+#: 2.11.2 (no `|` in patterns, the PATCH paged by offset) more PATCHes and read-backs
+EXPECTED = {3: 0, 2: 0}
