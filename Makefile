@@ -53,7 +53,9 @@ test:
 
 # The version matrix (its own 8 servers, ~13 min of scenarios) runs in a second pytest process
 # alongside all other tests: their Airflow tests mostly wait on one server or one pausectl
-# process at a time, which leaves the second core idle. The matrix output follows at the end.
+# process at a time, which leaves the second core idle. Tests marked lane2 go with it (some
+# files without Airflow first, while its servers start; two long scenarios last: see
+# tests/conftest.py). The matrix output follows at the end.
 # PYTEST_SPLIT=0: one sequential `pytest -q`. Each run lists its slowest tests (where time goes).
 PYTEST_SPLIT ?= 1
 DURATIONS := --durations=25

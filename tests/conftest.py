@@ -40,6 +40,11 @@ _stops = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix
 _stopping: set[str] = set()             # matrix versions whose stop is submitted
 # key: 2 / 3 for the standard servers, "m<version>" for the matrix ones
 _starts: dict[int | str, tuple[harness.AirflowServer, concurrent.futures.Future]] = {}
+# AF2's login form allows 5 POSTs per 40 s per client address; every pausectl run logs in
+# once, and past the limit falls back to HTTP basic (a password hash per request: ~140 ms CPU)
+# and a UI login waits out the 40 s: off on the shared servers, which serve pausectl many times
+# a minute (the fallback itself: tests/live/test_airflow_api_faults.py). AF3 ignores it.
+NO_LOGIN_RATE_LIMIT = {"AIRFLOW__FAB__AUTH_RATE_LIMITED": "False"}
 
 
 def _in_ci() -> bool:
@@ -49,17 +54,15 @@ def _in_ci() -> bool:
 def _begin(key: int | str) -> tuple[harness.AirflowServer, concurrent.futures.Future]:
     if key not in _starts:
         if isinstance(key, int):
-            server = harness.AirflowServer(major=key, dags=harness.STANDARD_DAGS, root=ROOT)
+            server = harness.AirflowServer(major=key, dags=harness.STANDARD_DAGS, root=ROOT,
+                                           extra_env=NO_LOGIN_RATE_LIMIT)
         else:
-            # AF2's login form allows 5 POSTs per 40 s per client address; every pausectl run
-            # logs in once, and past the limit falls back to HTTP basic (a password hash per
-            # request: ~140 ms CPU): off for the matrix, which runs pausectl many times a minute
             # AF2: two gunicorn workers, as pausectl sends up to 8 requests at once and one
             # sync worker serves them one by one
             version = key[1:]
             server = harness.AirflowServer(version=version, dags=harness.matrix_dags(),
                                            root=ROOT, workers=2 if version[0] == "2" else 1,
-                                           extra_env={"AIRFLOW__FAB__AUTH_RATE_LIMITED": "False"})
+                                           extra_env=NO_LOGIN_RATE_LIMIT)
         _starts[key] = (server, _pool.submit(server.start))
     return _starts[key]
 
@@ -89,6 +92,13 @@ def _matrix_version(item) -> str | None:
     return callspec.params.get(MATRIX_FIXTURE)
 
 
+# Files without Airflow that `make test` runs in the second process, first (lane2): that
+# process has nothing else to do for its first ~5 min (venv installs, then its first matrix
+# server migrates and registers), while the first process runs every other test without
+# Airflow before its own servers are needed. The longest such files (CI --durations).
+LANE2_FIRST_FILES = frozenset()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     # before -m selection runs, so `-m "not airflow"` also drops tests using the fixtures
@@ -97,6 +107,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.airflow)
         if _matrix_version(item) is not None:
             item.add_marker(pytest.mark.matrix)     # `make test` runs these in a 2nd process
+        elif item.nodeid.split("::")[0] in LANE2_FIRST_FILES:
+            item.add_marker(pytest.mark.lane2)
 
 
 def _uses_airflow(item) -> bool:
@@ -106,7 +118,8 @@ def _uses_airflow(item) -> bool:
 class _MatrixLast:
     """Test order: files without Airflow first, then the files using one (in pytest's order:
     by server, then the dedicated ones), then the matrix tests, version after version in the
-    matrix order. While the tests that need no Airflow keep the CPU busy, the servers install
+    matrix order, then the long lane2 scenarios (lane2 files without Airflow go before the
+    matrix). While the tests that need no Airflow keep the CPU busy, the servers install
     and start in the background; each matrix version's server is ready by its turn and all
     its scenarios use it in one stretch. trylast: after pytest's own reordering by fixture
     parameter."""
@@ -119,17 +132,20 @@ class _MatrixLast:
         matrix.sort(key=lambda i: order[_matrix_version(i)])    # stable: file order within
         live_files = {i.nodeid.split("::")[0] for i in rest if _uses_airflow(i)}
         rest.sort(key=lambda i: i.nodeid.split("::")[0] in live_files)      # stable
-        # lane2: long scenarios `make test` runs in the matrix's process, after the matrix
+        # lane2: what `make test` runs in the matrix's process: the files without Airflow
+        # before the matrix (its servers start meanwhile), the long scenarios after it
         lane2 = [i for i in rest if i.get_closest_marker("lane2") is not None]
         rest = [i for i in rest if i.get_closest_marker("lane2") is None]
-        items[:] = rest + matrix + lane2
+        first = [i for i in lane2 if not _uses_airflow(i)]
+        last = [i for i in lane2 if _uses_airflow(i)]
+        items[:] = rest + first + matrix + last
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "matrix: a version-matrix test (the matrix_server "
                             "fixture); `-m matrix` / `-m 'not matrix'` split the run in two")
-    config.addinivalue_line("markers", "lane2: a long scenario `make test` runs in the second "
-                            "process with the matrix (`-m 'matrix or lane2'`), to balance them")
+    config.addinivalue_line("markers", "lane2: a test `make test` runs in the second process "
+                            "with the matrix (`-m 'matrix or lane2'`), to balance them")
     # a plugin object: a conftest module holds only one pytest_collection_modifyitems
     config.pluginmanager.register(_MatrixLast(), "pausectl-matrix-last")
 
@@ -167,6 +183,36 @@ def pytest_collection_finish(session):
         if callable(prestart) and module.__name__ not in started:
             started.add(module.__name__)
             prestart()
+    _plan_launch_ahead(session.items)
+
+
+# nodeid of the first test of a stretch of one module's tests -> (the module of the next
+# stretch, that stretch's tests)
+_AHEAD: dict[str, tuple[object, list]] = {}
+
+
+def _plan_launch_ahead(items) -> None:
+    """A module with a dedicated server may define `launch_ahead(items)`: it is called as the
+    stretch of tests just before its own `items` starts, to start its server's processes then
+    (tests/early.Early.launch_ahead), so that its first test does not wait for the whole
+    start-up (a scheduler's: ~1 min in CI). The module decides from `items` (a stretch may
+    not use its server: pytest groups tests by the session servers' parameter first)."""
+    stretches: list[tuple[object, list]] = []
+    for item in items:
+        module = getattr(item, "module", None)
+        if stretches and stretches[-1][0] is module:
+            stretches[-1][1].append(item)
+        else:
+            stretches.append((module, [item]))
+    for (_, current), (module, upcoming) in zip(stretches, stretches[1:]):
+        if callable(getattr(module, "launch_ahead", None)):
+            _AHEAD[current[0].nodeid] = (module, upcoming)
+
+
+def pytest_runtest_setup(item):
+    ahead = _AHEAD.pop(item.nodeid, None)
+    if ahead is not None:
+        ahead[0].launch_ahead(ahead[1])
 
 
 def pytest_runtest_teardown(item, nextitem):

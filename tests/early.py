@@ -4,7 +4,8 @@ A module that runs an Airflow of its own defines `prestart()` (conftest calls it
 collection shows the module's tests will run): the slow part without processes (venv, home,
 migrated DB, DAG files registered) then runs while earlier modules' tests do. `Early` holds
 those futures: `get` waits for one and launches it (fails in CI, skips elsewhere when it does
-not come up); `drop_unused` stops what no selected test used.
+not come up); `launch_ahead` starts a server's processes before its tests need it;
+`drop_unused` stops what no selected test used.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Early:
                                                            thread_name_prefix=name)
         self._prepare = prepare
         self._futures: dict[str, concurrent.futures.Future] = {}
+        self._launched: set[str] = set()
 
     def _safe_prepare(self, key: str):
         server = self._prepare(key)
@@ -46,6 +48,25 @@ class Early:
             for key in keys:
                 self._futures.setdefault(key, self._pool.submit(self._safe_prepare, key))
 
+    def launch_ahead(self, key: str) -> None:
+        """Start `key`'s processes in the background once it is prepared, so that a later
+        get(key) only waits for what is left of its start-up (e.g. the module's next server,
+        while the tests of the one before it run). FIFO on one worker: after its prepare."""
+        if skip_all() or key in self._launched:
+            return
+        prepared = self._futures.pop(key, None) or self._pool.submit(self._safe_prepare, key)
+
+        def launch():
+            server = prepared.result()
+            try:
+                server.launch()
+            except BaseException:
+                server.stop()
+                raise
+            return server
+        self._launched.add(key)
+        self._futures[key] = self._pool.submit(launch)
+
     def get(self, key: str):
         """The prepared server `key`, launched and ready."""
         if skip_all():
@@ -54,7 +75,9 @@ class Early:
         try:
             future = self._futures.pop(key, None) or self._pool.submit(self._safe_prepare, key)
             server = future.result()
-            server.launch()
+            if key not in self._launched:
+                server.launch()
+            self._launched.discard(key)
             server.wait_ready()
         except Exception as exc:
             if server is not None:

@@ -9,10 +9,8 @@ Every test checks EVERY DAG's is_paused in Airflow's own database afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -40,7 +38,9 @@ DEDICATED = ("sched3", "sched2")
 
 def _server(name: str) -> AirflowServer:
     """sched3/sched2: a small Airflow with a scheduler (AF3, AF2), so DAGs really run."""
-    return AirflowServer(major=int(name[-1]), dags=SCHED_DAGS, root=REPO, scheduler=True)
+    # AF2: no login rate limit (5 per 40 s), as on the session servers (tests/conftest.py)
+    return AirflowServer(major=int(name[-1]), dags=SCHED_DAGS, root=REPO, scheduler=True,
+                         extra_env={"AIRFLOW__FAB__AUTH_RATE_LIMITED": "False"})
 
 
 EARLY = Early("safe-apply-af", _server)
@@ -49,6 +49,14 @@ EARLY = Early("safe-apply-af", _server)
 def prestart() -> None:
     """conftest calls this once collection shows tests of this module will run."""
     EARLY.prestart(*DEDICATED)
+
+
+def launch_ahead(items) -> None:
+    """conftest calls this as the tests just before `items` start: if these use the AF3
+    scheduler server, its processes start now (its start-up overlaps those tests)."""
+    if any(getattr(i, "callspec", None) and i.callspec.params.get("af_sched") == 3
+           for i in items):
+        EARLY.launch_ahead("sched3")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,6 +70,12 @@ def af_sched(request):
     """A small Airflow with a scheduler, so DAGs really run (and fail): AF3 with
     LocalExecutor, AF2 with SequentialExecutor (the only one on SQLite)."""
     server = EARLY.get(f"sched{request.param}")
+    if request.param == 3 and any(
+            getattr(i, "callspec", None) and i.callspec.params.get("af_sched") == 2
+            for i in request.session.items):
+        # AF2's webserver and scheduler start (~50 s in CI) while AF3's gate tests wait on
+        # their runs, instead of after them
+        EARLY.launch_ahead("sched2")
     yield server
     server.stop()
 
@@ -176,7 +190,9 @@ def test_sigkill_at_20_points_then_resume_or_rollback_is_exact(airflow_server, t
     results = []
     t0 = time.monotonic()
     for n, (point, recovery) in enumerate(cases):
-        airflow3.reset()
+        # events too: each plan reads the newest pause events (up to 1,000, a request per
+        # page), and 30 applies here would otherwise page through every earlier case's writes
+        airflow3.reset(events=True)
         set_states(airflow3, {d: False for d in PAUSE})
         prior = db_states(airflow3)
         planned = {**prior, **{d: True for d in PAUSE}, **{d: False for d in UNPAUSE}}
@@ -258,16 +274,6 @@ DRIFT_IDS = ("report_030", "report_031", "report_032", "report_033", "report_034
 DRIFT_ROLLOUT = '{batches: ["100%"], gate: {wait_seconds: 0}}'
 
 
-def _fresh_history(server) -> None:
-    """Forget the event-log rows of DRIFT_IDS and every bulk PATCH (whose pattern may cover
-    them): the shared server holds other tests' writes; this test's actors are then the
-    only ones."""
-    with contextlib.closing(sqlite3.connect(server.db_path, timeout=30)) as db, db:
-        db.executemany("DELETE FROM log WHERE dag_id = ?", [(d,) for d in DRIFT_IDS])
-        db.execute("DELETE FROM log WHERE dag_id IS NULL AND event IN ('patch_dags', "
-                   "'api.patch_dags', 'ui.patch_dags')")
-
-
 def _ui_toggle(server, dag_id: str, paused: bool) -> None:
     """The UI toggle; on AF2 it logs in through the login form, which Airflow rate-limits
     (`[webserver] auth_rate_limit`, 5 per 40 s): on a 429, wait as told and try once more."""
@@ -294,8 +300,7 @@ def test_drift_names_who_paused_what_then_apply_reverts_it(airflow_server, tmp_p
     not applied yet (report_034, paused with no event behind it); apply puts all back."""
     import getpass
     server = airflow_server
-    server.reset()
-    _fresh_history(server)
+    server.reset(events=True)     # the shared server's earlier writes: this test's actors only
     set_states(server, dict.fromkeys(DRIFT_IDS[:4], False))     # as git wants them
     root = state_repo(tmp_path, server.url, DRIFT_YAML, DRIFT_ROLLOUT)
     cli = InProcess(monkeypatch, capsys, root, tmp_path / "journal")
@@ -328,8 +333,7 @@ def test_drift_does_not_call_pausectls_own_pause_a_manual_change(airflow_server,
     """pausectl's apply paused report_034 through the API (as its configured user); git then
     unpauses it: that is a git change not applied yet, not drift by a UI/API user."""
     server = airflow_server
-    server.reset()
-    _fresh_history(server)
+    server.reset(events=True)     # the shared server's earlier writes: this test's actors only
     set_states(server, {"report_034": False})
     root = state_repo(tmp_path, server.url, DRIFT_YAML, DRIFT_ROLLOUT)
     cli = InProcess(monkeypatch, capsys, root, tmp_path / "journal")
