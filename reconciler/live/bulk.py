@@ -110,7 +110,10 @@ class BulkRun:
                         "limit": self.b.page_size, **self.b.dialect.bulk_filters(self.paused)}
         touched: set[str] = set()
         if self.caps.bulk_all:
-            rows, _total = self._patch(params)
+            # every match is updated whatever the limit; the answer is one page of them, and
+            # serialising 1,000 rows took the server 4 s of a raised limit's PATCH (measured,
+            # 3.3.2) against <1 s for 100, the default cap: ask for 100
+            rows, _total = self._patch({**params, "limit": min(self.b.page_size, 100)})
             touched.update(rows)
             return touched
         if self.caps.bulk_paused_filter:
