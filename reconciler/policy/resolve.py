@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 from reconciler.live.base import LiveDag
 from reconciler.policy.selectors import SelectorIndex, is_glob
@@ -24,6 +24,7 @@ from reconciler.state.loader import Config, EnvState, Rule
 
 SPEC_DAG = 3
 _KEY = itemgetter(0)
+_PAUSED = attrgetter("paused")
 
 
 @dataclass(slots=True)
@@ -167,10 +168,9 @@ class Resolver:
         if len(active) == 1:
             rule = active[0][1]
             return Decision(dag.dag_id, rule.paused, rule)
-        best_key = min(active, key=_KEY)[0]
+        best_key, best = min(active, key=_KEY)      # the first of the best
         tied = [m[1] for m in active if m[0] == best_key]
-        best = tied[0]
-        if len(tied) == 1 or all(r.paused == best.paused for r in tied):
+        if len(tied) == 1 or len(set(map(_PAUSED, tied))) == 1:
             return Decision(dag.dag_id, best.paused, best)
         tie = self.cfg.tie
         if tie == "error":

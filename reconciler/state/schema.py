@@ -50,6 +50,16 @@ def _inline_refs(node, current: str):
 
 
 @lru_cache(maxsize=None)
+def _fast(name: str):
+    """The schema as plain checks (schema_fast.py): a proven-valid document skips jsonschema,
+    its import included; anything else is validated by jsonschema, as before."""
+    from reconciler.state.schema_fast import compile_schema
+    schema = _inline_refs(_schemas()[name], name)
+    schema.pop("$defs", None)
+    return compile_schema(schema)
+
+
+@lru_cache(maxsize=None)
 def _validator(name: str):
     from jsonschema import Draft202012Validator, FormatChecker
     schema = _inline_refs(_schemas()[name], name)
@@ -141,6 +151,8 @@ def _json_type(v) -> str:
 
 def schema_errors(doc: LoadedYaml, schema_name: str) -> list[PausectlError]:
     """Every schema violation of doc, each located at its node, in file order."""
+    if _fast(schema_name)(doc.data) is True:
+        return []
     validator = _validator(schema_name)
     out = []
     seen = set()
