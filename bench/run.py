@@ -148,13 +148,17 @@ def print_table(r: dict) -> None:
               f"| <= 1x (linear or better) | {'met' if b / a <= 1.05 else 'NOT met'} |")
     print(_row(f"emergency pause of {e['targets']} DAGs vs listing + one PATCH", e["pause"],
                e["baseline"], "<= 1.5x", e["pause"][0] / e["baseline"][0] <= 1.5))
-    slow = fl["alone"][fl["slowest"]]
-    print(_row(f"drift over {fl['envs']} envs at once vs the slowest ({fl['slowest']}) alone",
-               fl["fleet"], slow, "<= 1.5x", fl["fleet"][0] / slow[0] <= 1.5))
+    slow = fl.get("slowest_interleaved") or fl["alone"][fl["slowest"]]   # turn by turn
+    print(_row(f"drift over {fl['envs']} envs on {fl.get('servers', '?')} servers at once vs "
+               f"the slowest ({fl['slowest']}) alone", fl["fleet"], slow, "<= 1.5x",
+               fl["fleet"][0] / slow[0] <= 1.5))
     print(_row("the same 8 drifts one after another vs all at once", (fl["sequential"], 0),
                fl["fleet"], "(reference)", None, faster=False))
     print("\nrequests of one apply (no impact preview):", json.dumps(f["apply_paths"]))
     print("requests of one plan (no impact preview):", json.dumps(p["plan_paths"]))
+    if "fleet_paths" in fl:
+        print(f"requests of the {fl['envs']} drifts at once ({fl['alone_requests']} one by one):",
+              json.dumps(fl["fleet_paths"]))
 
 
 if __name__ == "__main__":

@@ -132,8 +132,9 @@ def drift(envs, state_dir, fmt, detailed_exitcode, metrics_file):
     from reconciler.operations import drift_env
     from reconciler.plan.render import dump_json
     from reconciler.operate import fleet
-    # every environment at once (a bounded thread per env), results in the order given
-    runs = fleet.run_envs(state_dir, envs, drift_env, jobs=fleet.DEFAULT_JOBS)
+    # every environment at once (a bounded thread per env), results in the order given;
+    # read-only: environments on one Airflow as one user share its answers (shared.py)
+    runs = fleet.run_envs(state_dir, envs, drift_env, jobs=fleet.DEFAULT_JOBS, read_only=True)
     outcomes = fleet.values(runs)
     cfg = runs[-1].cfg
     reports = [o.report for o in outcomes]

@@ -4,14 +4,19 @@ each environment in its own thread, at most `jobs` at a time, and sums them up i
 Why threads: an environment's time is almost all waiting on its Airflow (HTTP), so N
 environments on N servers take about as long as the slowest one; the bound keeps a fleet of
 hundreds from opening hundreds of connections at once. Each environment has its own context
-and backend (opened and closed in its thread); nothing is shared but the state directory,
-which is only read. Results come back in the order the environments were given; if any
+and backend (opened and closed in its thread). A read-only run (`read_only=True`: drift)
+also shares what its environments read from the same Airflow as the same user
+(live/rest/shared.py: each listing page and the event log read once, each environment
+judging them against its own state), so 7 environments on one server cost that server one
+environment's reads. Results come back in the order the environments were given; if any
 environment fails, the first failure in that order is raised after all have finished (so no
 thread is left running), the same error a sequential loop would have raised first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,9 +39,11 @@ class EnvRun:
 
 
 def run_envs(state_dir, envs: Sequence[str], op: Callable[[Any, Any], Any], *,
-             jobs: int = DEFAULT_JOBS) -> list[EnvRun]:
-    """`op(ctx, backend)` for every environment, `jobs` at a time; errors are kept per env."""
+             jobs: int = DEFAULT_JOBS, read_only: bool = False) -> list[EnvRun]:
+    """`op(ctx, backend)` for every environment, `jobs` at a time; errors are kept per env.
+    `read_only`: `op` never writes, so environments on one server share its answers."""
     from reconciler.engine import load, open_backend
+    from reconciler.live.rest.shared import shared_reads
 
     def one(env: str) -> EnvRun:
         t0 = time.monotonic()
@@ -60,9 +67,14 @@ def run_envs(state_dir, envs: Sequence[str], op: Callable[[Any, Any], Any], *,
     with progress.task(f"{len(envs)} environment(s)", total=len(envs)) as bar:
         if len(envs) <= 1 or jobs <= 1:
             return [one(e) for e in envs]
-        with ThreadPoolExecutor(max_workers=min(jobs, len(envs)),
-                                thread_name_prefix="pausectl-fleet") as pool:
-            return list(pool.map(one, envs))
+        with contextlib.ExitStack() as scope, \
+                ThreadPoolExecutor(max_workers=min(jobs, len(envs)),
+                                   thread_name_prefix="pausectl-fleet") as pool:
+            if read_only:
+                scope.enter_context(shared_reads())
+            # each thread runs in a copy of this context: the shared reads reach it
+            futures = [pool.submit(contextvars.copy_context().run, one, e) for e in envs]
+            return [f.result() for f in futures]
 
 
 def values(runs: list[EnvRun]) -> list:

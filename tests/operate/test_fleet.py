@@ -3,6 +3,7 @@ raises the first failure in that order, and ends with one summary table."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 import pytest
@@ -73,3 +74,58 @@ def test_cli_drift_over_several_envs_ends_with_one_table():
     # one environment: no table
     r = run_inprocess(["drift", "dev"], REPO)
     assert r.returncode == 0 and "environment " not in r.stdout
+
+
+def _transport(handler, password="pw"):
+    """A Transport over httpx.MockTransport with basic credentials (the fault test below)."""
+    import httpx
+
+    from reconciler.live.rest.auth import BasicAuth, Credentials
+    from reconciler.live.rest.transport import Transport
+    t = Transport("mock", "http://af.test", timeout=10, retries=0, concurrency=1, verify=True,
+                  max_retry_after=1, scrub=lambda s: s, transport=httpx.MockTransport(handler))
+    creds = Credentials("mock", "basic", {"U": "admin", "P": password}, "U", "P", "T")
+    return t, BasicAuth(t, creds, ambiguous_403=False, probe_url="http://af.test/dags",
+                        fail=lambda: PausectlError("auth failed"))
+
+
+def test_shared_reads_first_asker_fails_others_ask_themselves():
+    # a fault a real server does not give on cue: the first answer to one URL is a 500
+    import httpx
+
+    from reconciler.live.rest.shared import shared_reads
+    calls, hold = [], threading.Event()
+
+    def handler(request):
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            hold.wait(5)                 # the first asker is in flight while the second asks
+            return httpx.Response(500, json={"detail": "boom"})
+        return httpx.Response(200, json={"dags": [], "total_entries": 0})
+
+    (a, auth_a), (b, auth_b) = _transport(handler), _transport(handler)
+    out: dict = {}
+    with shared_reads() as reads:
+        def ask(name, t, auth):
+            try:
+                out[name] = t.send("GET", "http://af.test/api/v2/dags", auth=auth)[1]
+            except PausectlError as e:
+                out[name] = e
+        # threads start with an empty context: each runs in a copy of this one (as fleet's)
+        first = threading.Thread(target=contextvars.copy_context().run,
+                                 args=(ask, "a", a, auth_a))
+        first.start()
+        second = threading.Thread(target=contextvars.copy_context().run,
+                                  args=(ask, "b", b, auth_b))
+        second.start()
+        hold.set()
+        first.join(10)
+        second.join(10)
+        assert isinstance(out["a"], PausectlError) and "HTTP 500" in str(out["a"])
+        assert out["b"] == {"dags": [], "total_entries": 0} and len(calls) == 2
+        # now kept: the same read as the same user is answered, another password is not
+        assert b.send("GET", "http://af.test/api/v2/dags", auth=auth_b)[1] == out["b"]
+        assert len(calls) == 2 and reads.shared == 1
+        c, auth_c = _transport(handler, password="other")
+        c.send("GET", "http://af.test/api/v2/dags", auth=auth_c)
+        assert len(calls) == 3

@@ -1,7 +1,11 @@
 """One httpx client for one Airflow: every request, the logins and probes of the auth objects
 included, runs within `timeout` seconds IN TOTAL and MAX_RESPONSE_BYTES, never follows a
 redirect, and is retried (backoff, Retry-After) on 429/5xx, connection errors and bad JSON.
-Errors are one line with every secret form scrubbed."""
+Errors are one line with every secret form scrubbed.
+
+Within a `shared.shared_reads()` scope (a read-only fleet run), an authenticated GET another
+backend already sent with the same URL, parameters and credentials is answered from that
+response (shared.py); each caller parses its own copy and keeps its own errors."""
 
 from __future__ import annotations
 
@@ -16,13 +20,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler.core.errors import BackendError
+from reconciler.live.rest import shared as _shared
 from reconciler.live.rest.errors import (MAX_RESPONSE_BYTES, RETRY_STATUSES, BadBody, Body,
                                          Fatal, Retryable, dag_id_from_path, detail_text,
                                          is_tls_error, one_line, permission_for, retry_after,
                                          tls_reason)
 
 log = logging.getLogger(__name__)
-
 
 class Transport:
     """Sends requests for the backend `name`; `scrub` registers and removes its secrets."""
@@ -136,6 +140,29 @@ class Transport:
         self.scrub("")             # secrets registered before any byte of the server's is read
         allow = set(allow)
         path = urlsplit(url).path
+        shared = _shared.current()
+        if shared is not None:
+            def fetch() -> tuple[httpx.Response, Any]:
+                return self._send(method, url, path, params, json_body, form, auth, allow,
+                                  expect_json)
+            if method != "GET":
+                if not path.endswith(_shared.READ_POSTS):
+                    shared.wrote()
+                return fetch()
+            if auth is None:       # logins and probes: they fill this client's cookie jar
+                return fetch()
+            key = (str(httpx.URL(url, params=params)), _shared.who(auth), tuple(sorted(allow)),
+                   expect_json)
+            resp, data = shared.get(key, fetch)
+            if data is None:       # another caller's answer (or none to parse): our own copy
+                data = self._data(resp, f"{method} {path}", allow if expect_json else None)
+            return resp, data
+        return self._send(method, url, path, params, json_body, form, auth, allow,
+                          expect_json)
+
+    def _send(self, method: str, url: str, path: str, params: Any, json_body: Any,
+              form: dict | None, auth: httpx.Auth | None, allow: set[int],
+              expect_json: bool) -> tuple[httpx.Response, Any]:
         what = f"{method} {path}"
         attempt = 0
         while True:
