@@ -117,7 +117,7 @@ def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
     return out
 
 
-_OPTIONAL = (("is_stale", False), ("has_import_errors", False), ("fileloc", None),
+_OPTIONAL = (("tags", _NO_ITEMS), ("owners", _NO_ITEMS), ("is_stale", False), ("has_import_errors", False), ("fileloc", None),
              ("last_parsed_time", None), ("timetable_summary", None),
              ("next_dagrun_run_after", None), ("max_active_runs", None))
 
@@ -129,11 +129,8 @@ def _columns(dags: list) -> list[LiveDag] | None:
     try:
         if not set(map(type, dags)) <= {dict}:
             return None
-        ids = list(map(itemgetter("dag_id"), dags))
-        paused = list(map(itemgetter("is_paused"), dags))
-        tags = list(map(methodcaller("get", "tags", _NO_ITEMS), dags))
-        owners = list(map(methodcaller("get", "owners", _NO_ITEMS), dags))
-        (stale, errors, fileloc, parsed, timetable, next_run,
+        ids, paused = (list(map(itemgetter(k), dags)) for k in ("dag_id", "is_paused"))
+        (tags, owners, stale, errors, fileloc, parsed, timetable, next_run,
          runs) = [list(map(methodcaller("get", k, v), dags)) for k, v in _OPTIONAL]
         if not (set(map(type, ids)) <= {str} and all(ids) and len(set(ids)) == len(ids)
                 and set(map(type, paused)) <= {bool} and set(map(type, stale)) <= {bool}
