@@ -29,10 +29,6 @@ from reconciler.plan.model import Plan
 from reconciler.plan.records import ApplyKind, ApplyStatus, BatchStatus, JournalStatus
 from reconciler.plan.rollout import effective_rollout, resolve_rollout
 from reconciler.core.timeutil import utcnow
-from reconciler.live.base import ListingReuse
-
-#: how long after the plan's listing a batch's bulk write may start from it (ListingReuse)
-LISTING_REUSE_SECONDS = 60.0
 
 
 @dataclass
@@ -137,19 +133,10 @@ def _journaled(ctx, backend, plan, opts, batches, rollout, lock) -> ApplyResult:
                             backend if opts.mirror_journal else None,
                             rollout=rollout, emergency=plan.emergency, kind=opts.kind)
     journal_drains(journal, plan)       # paused: drain: each drained DAG's deadline
-    if isinstance(backend, ListingReuse):
-        # every DAG was listed under this lock a moment ago (the plan, or _verify_live): the
-        # first batches' bulk writes start from that listing, not a GET per pattern; a batch
-        # after a gate's wait is past the window and GETs again (live/bulk.py)
-        backend.reuse_listing(LISTING_REUSE_SECONDS)
     killpoint("journal_started")
     opts.log(f"journal: {journal.path}")
     # the emergency marker was read a moment ago (by the plan, or above): batch 1 needs no re-read
-    try:
-        return run_batches(ctx, backend, journal, opts, lock, fresh=True)
-    finally:
-        if isinstance(backend, ListingReuse):
-            backend.reuse_listing(0)
+    return run_batches(ctx, backend, journal, opts, lock, fresh=True)
 
 
 def _verify_live(backend, plan: Plan) -> None:

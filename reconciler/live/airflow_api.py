@@ -113,7 +113,6 @@ class AirflowApiBackend(Reads, Writes, ImpactApiReads):
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._known: dict[str, bool] | None = None   # the last list_dags(): id -> is_paused
-        self._known_at = 0.0                          # when (time.monotonic) it was read
         #: what this server's version does correctly; read from /version once (capabilities.py)
         self.capabilities: Capabilities | None = None
         self.bulk_requests = 0         # bulk PATCH /dags requests sent (for tests and metrics)

@@ -267,15 +267,6 @@ class BulkPauser(Protocol):
 
 
 @runtime_checkable
-class ListingReuse(Protocol):
-    """Optional capability (airflow-api): an apply whose plan (or re-check) listed every DAG
-    under its lock a moment ago lets the bulk writes of the next `seconds` start from that
-    listing instead of a GET of each pattern; the read-back after each write stays the proof."""
-
-    def reuse_listing(self, seconds: float) -> None: ...
-
-
-@runtime_checkable
 class UnconfirmedCreate(Protocol):
     """Optional capability of a backend whose create_variable must settle and re-read to be
     sure (airflow-api: Airflow's create is not atomic): create without that wait, for a

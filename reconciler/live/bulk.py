@@ -7,11 +7,9 @@ result by listing.
    substring with `_`/`%` wildcards, or 3.2.2's case-sensitive prefix range). Servers with
    `|` get several terms per request (within max_pattern_length); others one term each.
 2. Before: the DAGs the pattern matches now, either from a GET with the same pattern (the
-   server's own matching decides; set_paused without a recent listing) or from a listing just
-   taken (the emergency path; set_paused within seconds of the plan's listing, ILIKE terms:
-   their emulation is exact for ASCII ids). A pattern that matches a DAG outside the targets
-   at the other state is not sent: its terms are dropped (their targets go to exact ids,
-   then to single PATCHes).
+   server's own matching decides; set_paused) or from a listing just taken (the emergency
+   path). A pattern that matches a DAG outside the targets at the other state is not sent:
+   its terms are dropped (their targets go to exact ids, then to single PATCHes).
 3. PATCH, by capability: one request where the server updates every match (3.2.2+); on
    3.0-3.2.1 (one page, no order) the same PATCH with `paused=!target` repeated until no match
    is left (bounded rounds); on Airflow 2 (one page ordered by dag_id, no `paused` filter) page

@@ -180,8 +180,8 @@ def test_the_impact_preview_of_1000_unpauses_costs_a_bounded_number_of_requests(
 
 
 class Recording(Counting):
-    """Counting, also noting whether a GET /dags named a pattern (a bulk read-back) or not
-    (a page of the full listing)."""
+    """Counting, also noting whether a GET /dags named a pattern (a bulk pattern's GET or
+    read-back) or not (a page of the full listing)."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "GET" and request.url.path.endswith("/dags"):
@@ -195,11 +195,10 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
         gate_server, tmp_path, monkeypatch):
     """A whole `pausectl apply` (operations.apply_env: lock, plan under it, the rollout
     [1, "25%", "100%"], the gate after each batch with wait_seconds 0) of 1,000 unpauses:
-    one full listing (the plan's; the bulk writes start from it, the gates read the writes'
-    own read-back), then per batch its writes, the read-back of their patterns, one batch
-    runs read, the lock check and the emergency marker. No GET per pattern before a PATCH,
-    no listing per gate, no read per DAG. The impact preview is off here (the test above
-    counts it)."""
+    one full listing (the plan's; the gates read the writes' own read-back), then per batch
+    the GET of each bulk pattern, its PATCH(es), the read-back of the pattern, one batch runs
+    read, the lock check and the emergency marker. No listing per gate, no read per DAG.
+    The impact preview is off here (the test above counts it)."""
     import reconciler.engine as engine
     from reconciler import operations as ops
     from reconciler.apply.executor import ApplyOptions
@@ -238,7 +237,7 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
     listing = math.ceil(N / 100)                 # [api] maximum_page_limit 100 (the default)
     bulk = count.get(("PATCH", f"{api}/dags"), 0)
     read_backs = transport.patterned
-    # one full listing: the plan's; every other GET /dags is the read-back of a bulk pattern
+    # one full listing: the plan's; every other GET /dags reads a bulk pattern
     assert count[("GET", f"{api}/dags")] - read_backs == listing
     assert len(gate_server.api_version) and bulk >= 2
     # gates: the canary's runs (one DAG: its own runs read), one batch runs read per batch
@@ -251,8 +250,9 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
     # holds (plan, end of apply), the event log page, one batch check each
     assert other <= 12, sorted(count.items())
     if gate_server.major == 3:
-        # 3.3.2: one PATCH per batch updates every match; read back at 100 per page
-        assert bulk == 2 and read_backs == math.ceil(249 / 100) + math.ceil(750 / 100)
+        # 3.3.2: one PATCH per batch updates every match; its pattern read before and after,
+        # at 100 per page
+        assert bulk == 2 and read_backs == 2 * (math.ceil(249 / 100) + math.ceil(750 / 100))
     print(f"\n[apply-requests] {gate_server.version}: {len(sent)} requests "
-          f"({listing} listing pages, {bulk} bulk PATCHes, {read_backs} read-back pages): "
+          f"({listing} listing pages, {bulk} bulk PATCHes, {read_backs} pattern pages): "
           f"{sorted(count.items())}")

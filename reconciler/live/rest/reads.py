@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from typing import Any, Iterable
 from urllib.parse import quote
@@ -115,7 +114,6 @@ class Reads:
             if dag is not None and dag.dag_id not in seen:
                 seen[dag.dag_id] = dag
         self._known = {d: v.is_paused for d, v in seen.items()}  # guides bulk patterns
-        self._known_at = time.monotonic()
         return list(seen.values())
 
     def _live_dag(self, d: dict) -> LiveDag | None:

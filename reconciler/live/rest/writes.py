@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
@@ -35,15 +34,6 @@ class _Run:
 class Writes:
     """Mixed into AirflowApiBackend (which provides _call, caps, bulk settings, ...)."""
 
-    #: how long a listing (`_known`, `_known_at`) stands in for a GET of each bulk pattern
-    #: (ListingReuse: the apply sets it; 0 = never)
-    _reuse_seconds = 0.0
-
-    def reuse_listing(self, seconds: float) -> None:
-        """ListingReuse: the bulk writes of the next `seconds` after the last listing may
-        take it as their pre-state (executor.py: the plan's listing, made under the lock)."""
-        self._reuse_seconds = max(0.0, float(seconds))
-
     def set_paused(self, dag_ids: Iterable[str], paused: bool,
                    progress: Progress | None = None) -> SetPausedResult:
         targets = list(dict.fromkeys(str(d) for d in dag_ids))
@@ -56,39 +46,19 @@ class Writes:
         state = _Run()
         singles = targets
         if self.bulk and len(targets) >= self.bulk_min:
-            # terms must match no other DAG of the last listing, at any state
+            # terms must match no other DAG of the last listing, at any state;
             target_set = set(targets)
             if self._known is None and not caps.pattern_or:
                 self.list_dags()      # without `|`, exact ids are one request each: find prefixes
             avoid = None if self._known is None else [d for d in self._known
                                                       if d not in target_set]
-            # a listing of seconds ago (the plan's, under the apply's lock: reuse_listing;
-            # what this backend confirmed since is kept in it) stands in for a GET of each
-            # pattern, as in the emergency path: ILIKE terms, whose emulation is exact. Older,
-            # or none: the GET of each pattern (the server's own matching) decides before
-            # anything is sent. Either way the read-back after the PATCH is the proof, and
-            # finds what appeared meanwhile
-            fresh = self._known_fresh()
+            # the GET of each pattern (the server's own matching) decides before anything is
+            # sent; the read-back after the PATCH is the proof
             singles = self._via_bulk(caps, targets, paused, result, state, tick, avoid=avoid,
-                                     before=dict(self._known) if fresh else None,
-                                     min_bulk=self.bulk_min,
-                                     kind="prefix" if caps.prefix_pattern and not fresh
-                                     else "ilike")
+                                     before=None, min_bulk=self.bulk_min,
+                                     kind="prefix" if caps.prefix_pattern else "ilike")
         self._singles(singles, paused, result, tick, state)
-        self._remember(result, paused)
         return self._ordered(result, targets)
-
-    def _known_fresh(self) -> bool:
-        return (self._known is not None
-                and time.monotonic() - self._known_at <= self._reuse_seconds)
-
-    def _remember(self, result: SetPausedResult, paused: bool) -> None:
-        """What this call confirmed goes into the last listing, so the next batch's terms and
-        pre-state start from it (not from the state before this apply)."""
-        if self._known is not None:
-            for d in result.changed:
-                if d in self._known:
-                    self._known[d] = paused
 
     def pause_except(self, live: list[LiveDag], targets: Iterable[str],
                      keep: Callable[[LiveDag], bool],
@@ -117,7 +87,6 @@ class Writes:
                                      before=before, min_bulk=2, kind="ilike",
                                      filtered_verify=True)
         self._singles(singles, True, result, tick, state)
-        self._remember(result, True)
         return self._ordered(result, targets)
 
     def _via_bulk(self, caps: Capabilities, targets: list[str], paused: bool,
