@@ -95,8 +95,11 @@ def _matrix_version(item) -> str | None:
 # Files without Airflow that `make test` runs in the second process, first (lane2): that
 # process has nothing else to do for its first ~5 min (venv installs, then its first matrix
 # server migrates and registers), while the first process runs every other test without
-# Airflow before its own servers are needed. The longest such files (CI --durations).
-LANE2_FIRST_FILES = frozenset()
+# Airflow before its own servers are needed. CPU-bound files, ~2 min in CI together (from a
+# loaded box's --durations, /2.4 as test_fuzz measured both): well under that wait of ~4 min
+# (the first process's own wait for its servers is shorter than its tests without Airflow).
+LANE2_FIRST_FILES = frozenset({"tests/golden/test_golden.py", "tests/hostile/test_fuzz.py",
+                               "tests/plan/test_plan_offline.py"})
 
 
 @pytest.hookimpl(tryfirst=True)
