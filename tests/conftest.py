@@ -93,7 +93,7 @@ def _matrix_version(item) -> str | None:
 
 
 # Files without Airflow that `make test` runs in the second process, first (lane2): that
-# process has nothing else to do for its first ~5 min (venv installs, then its first matrix
+# process has nothing else to do for its first ~4 min (venv installs, then its first matrix
 # server migrates and registers), while the first process runs every other test without
 # Airflow before its own servers are needed. CPU-bound files, ~2 min in CI together (from a
 # loaded box's --durations, /2.4 as test_fuzz measured both): well under that wait of ~4 min
