@@ -83,14 +83,25 @@ class BulkRun:
     def read_back(self, pattern: str, pre: dict[str, bool]) -> dict[str, bool]:
         """The state after the PATCH of every DAG the pattern matches: a full listing of the
         matches (set_paused: its rows also serve the batch's gate), or with `filtered_verify`
-        (the emergency) only the matches still at the other state, every other DAG of `pre`
-        then at the requested state (or gone: an emergency need not tell the two apart)."""
-        if not self.filtered_verify:
-            rows = self.listing(pattern)
-            self.result.read_back.update((d, v) for d, v in rows.items() if d in self.targets)
-            return {d: v.is_paused for d, v in rows.items()}
-        left = self.listing(pattern, only_unchanged=True)
-        return {**{d: self.paused for d in pre}, **{d: v.is_paused for d, v in left.items()}}
+        (the emergency), when the server counts exactly the matches of `pre`, only those still
+        at the other state, every other DAG of `pre` then at the requested state."""
+        if self.filtered_verify and self._count(pattern) == len(pre):
+            left = self.listing(pattern, only_unchanged=True)
+            return {**{d: self.paused for d in pre}, **{d: v.is_paused for d, v in left.items()}}
+        # a DAG that appeared meanwhile (not in `pre`) and was flipped would be invisible to
+        # the `paused=` filter: when the server counts other matches than `pre`, read them all
+        rows = self.listing(pattern)
+        self.result.read_back.update((d, v) for d, v in rows.items() if d in self.targets)
+        return {d: v.is_paused for d, v in rows.items()}
+
+    def _count(self, pattern: str) -> int | None:
+        """How many DAGs (stale ones included) the pattern matches now, by the server's
+        total_entries of a one-row page: it only decides whether the filtered read-back
+        suffices (None: unreadable, so it does not)."""
+        _, data = self.b._call("GET", "/dags", params={**self._pattern_params(pattern),
+                                                       **self.b._dag_params(), "limit": 1})
+        total = data.get("total_entries") if isinstance(data, dict) else None
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
 
     def _patch(self, params: dict) -> tuple[list[str], int | None]:
         _, data = self.b._call("PATCH", "/dags", params=params,
