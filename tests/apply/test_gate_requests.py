@@ -230,7 +230,10 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
         applied = ops.apply_env(ctx, b, ApplyOptions(log=lambda s: None))
         sent = list(transport.sent)
     assert applied.result.status == ApplyStatus.DONE, applied.result.errors
-    assert [len(x["dag_ids"]) for x in applied.result.journal.data["batches"]] == [1, 249, 750]
+    sizes = [len(x["dag_ids"]) for x in applied.result.journal.data["batches"]]
+    # the canary, then 25% and the rest (where 1 DAG falls depends on the dependency levels
+    # each version exposes: 3.3.2 cuts 1/249/750, 2.11.2 1/250/749)
+    assert sizes[0] == 1 and sum(sizes) == N and len(sizes) == 3 and 249 <= sizes[1] <= 250
     assert [p for _, p in gate_server.query("SELECT dag_id, is_paused FROM dag")] == [0] * N
     api = f"/api/{gate_server.api_version}"
     count = {k: sent.count(k) for k in set(sent)}
@@ -252,7 +255,7 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
     if gate_server.major == 3:
         # 3.3.2: one PATCH per batch updates every match; its pattern read before and after,
         # at 100 per page
-        assert bulk == 2 and read_backs == 2 * (math.ceil(249 / 100) + math.ceil(750 / 100))
+        assert bulk == 2 and read_backs == 2 * sum(math.ceil(n / 100) for n in sizes[1:])
     print(f"\n[apply-requests] {gate_server.version}: {len(sent)} requests "
           f"({listing} listing pages, {bulk} bulk PATCHes, {read_backs} pattern pages): "
           f"{sorted(count.items())}")
