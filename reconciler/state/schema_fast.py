@@ -136,12 +136,9 @@ def _array(schema: dict) -> Check:
             elif len(set(v)) != len(v):
                 return False
         if items is not None:
-            for x in v:
-                r = items(x)
-                if r is False:
-                    return False
-                if r is None:
-                    result = None
+            r = _fold(items(x) for x in v)
+            if r is not True:
+                return r
         return result
     return check
 
@@ -159,16 +156,20 @@ def _string(schema: dict) -> Check:
     return check
 
 
+def _fold(results) -> bool | None:
+    """All of three-valued results: False at the first False, else None if any None."""
+    result = True
+    for r in results:
+        if r is False:
+            return False
+        if r is None:
+            result = None
+    return result
+
+
 def _combine(checks: list[Check]) -> Check:
     def check(v):
-        result = True
-        for c in checks:
-            r = c(v)
-            if r is False:
-                return False
-            if r is None:
-                result = None
-        return result
+        return _fold(c(v) for c in checks)
     return check
 
 
