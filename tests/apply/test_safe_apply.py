@@ -32,7 +32,9 @@ from safe_apply_support import (ENV, db_now, fast_settle, latest_journal, patch_
 SCHED_DAGS = [DagSpec("canary_bad", tags=("canary",), fail=True, schedule="* * * * *"),
               DagSpec("canary_halt", tags=("canary",), fail=True, schedule="* * * * *"),
               DagSpec("good_a", schedule="* * * * *"), DagSpec("good_b", schedule="@daily"),
-              DagSpec("good_c"), DagSpec("running_now", paused_at_creation=False)]
+              DagSpec("good_c"), DagSpec("running_now", paused_at_creation=False),
+              # issue 15's drain with a real scheduler: one task that runs SLOW seconds
+              DagSpec("drain_slow", sleep=20)]
 DEDICATED = ("sched3", "sched2")
 
 
@@ -95,7 +97,7 @@ def test_failing_canary_stops_at_the_gate_and_rolls_back(af_sched, tmp_path, mon
     af_sched.reset()
     before = db_states(af_sched)
     assert before == {"canary_bad": True, "canary_halt": True, "good_a": True, "good_b": True,
-                      "good_c": True, "running_now": False}
+                      "good_c": True, "running_now": False, "drain_slow": True}
     cli = InProcess(monkeypatch, capsys, root, tmp_path / "journal")
     code, out, err = cli("plan", ENV, "--format", "json")
     assert code == 0, err
@@ -150,6 +152,65 @@ def test_failing_canary_halts_when_told_then_gate_only_and_rollback(af_sched, tm
     assert db_states(af_sched) == before
     assert latest_journal(tmp_path / "journal")["status"] == "rolled_back"
     report(capsys, f"{af_sched.version}: gate failure halted the apply in {took:.1f}s")
+
+
+@pytest.mark.airflow
+def test_drain_with_a_real_scheduler_pauses_when_the_run_ends(af_sched, tmp_path, monkeypatch):
+    """Issue 15's drain where Airflow's own scheduler runs the DAG: drain_slow's run is
+    running (its task sleeps 20 s) when apply starts; apply flips nothing while the run is in
+    flight, polls, and pauses drain_slow once the scheduler has finished the run."""
+    import httpx
+    from reconciler.apply.executor import ApplyOptions
+    from reconciler.engine import load, open_backend
+    from reconciler.operations import apply_env
+    from reconciler.plan.records import ApplyStatus
+    af_sched.reset()
+    for k, v in {"AF_USER": af_sched.username, "AF_PASS": af_sched.password,
+                 "PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal")}.items():
+        monkeypatch.setenv(k, v)
+    root = state_repo(tmp_path, af_sched.url, (
+        f"environment: {ENV}\n"
+        "defaults: {unmanaged: ignore}\n"
+        "dags:\n"
+        "  drain_slow: {paused: drain, reason: 'warehouse move', owner: data-eng}\n"),
+        '{batches: ["100%"]}')
+    body = {"logical_date": None} if af_sched.major == 3 else {}
+    with httpx.Client(base_url=af_sched.api_url, headers=af_sched.auth_headers(),
+                      timeout=60) as c:
+        assert c.patch("/dags/drain_slow", json={"is_paused": False}).status_code == 200
+        r = c.post("/dags/drain_slow/dagRuns", json=body)
+        assert r.status_code == 200, r.text
+        run_id = r.json()["dag_run_id"]
+
+        def run_state() -> str:
+            return c.get(f"/dags/drain_slow/dagRuns/{run_id}").json()["state"]
+
+        deadline = time.monotonic() + 300            # the scheduler picks it up
+        while run_state() != "running":
+            assert time.monotonic() < deadline, "the scheduler never started drain_slow's run"
+            time.sleep(1)
+        seen: list[tuple[str, bool]] = []
+
+        def poll_sleep(seconds: float) -> None:
+            # what Airflow says while apply waits: the run, and whether the DAG is paused
+            seen.append((run_state(), db_states(af_sched)["drain_slow"]))
+            time.sleep(min(seconds, 2.0))
+
+        ctx = load(root, ENV)
+        backend = open_backend(ctx.cfg, ENV)
+        logs: list[str] = []
+        try:
+            done = apply_env(ctx, backend, ApplyOptions(sleep=poll_sleep, log=logs.append))
+        finally:
+            backend.close()
+        final = run_state()
+    assert done.result.status == ApplyStatus.DONE, (done.result.errors, logs)
+    # never paused while its run was in flight; paused after the run ended by itself
+    assert seen and seen[0] == ("running", False), seen
+    assert all(paused is False for _, paused in seen), seen
+    assert final == "success", final
+    assert db_states(af_sched)["drain_slow"] is True
+    assert any("drain" in line for line in logs), logs
 
 
 # ----------------------------------------------------------------------------- kill tests
