@@ -76,13 +76,13 @@ def test_cli_drift_over_several_envs_ends_with_one_table():
     assert r.returncode == 0 and "environment " not in r.stdout
 
 
-def _transport(handler, password="pw"):
+def _transport(handler, password="pw", verify=True):
     """A Transport over httpx.MockTransport with basic credentials (the fault test below)."""
     import httpx
 
     from reconciler.live.rest.auth import BasicAuth, Credentials
     from reconciler.live.rest.transport import Transport
-    t = Transport("mock", "http://af.test", timeout=10, retries=0, concurrency=1, verify=True,
+    t = Transport("mock", "http://af.test", timeout=10, retries=0, concurrency=1, verify=verify,
                   max_retry_after=1, scrub=lambda s: s, transport=httpx.MockTransport(handler))
     creds = Credentials("mock", "basic", {"U": "admin", "P": password}, "U", "P", "T")
     return t, BasicAuth(t, creds, ambiguous_403=False, probe_url="http://af.test/dags",
@@ -129,3 +129,7 @@ def test_shared_reads_first_asker_fails_others_ask_themselves():
         c, auth_c = _transport(handler, password="other")
         c.send("GET", "http://af.test/api/v2/dags", auth=auth_c)
         assert len(calls) == 3
+        # nor is a backend that does not verify TLS answered for one that does, or back
+        d, auth_d = _transport(handler, verify=False)
+        d.send("GET", "http://af.test/api/v2/dags", auth=auth_d)
+        assert len(calls) == 4

@@ -43,6 +43,9 @@ class Transport:
         self.sleep: Callable[[float], None] = time.sleep
         self.random: Callable[[], float] = random.random
         self.closed = False
+        # shared reads (shared.py) are shared only between transports that check TLS alike:
+        # an answer fetched with verification off never reaches a backend that verifies
+        self.tls_key = verify if isinstance(verify, bool) else id(verify)
         self.client = httpx.Client(
             transport=transport, verify=verify, timeout=httpx.Timeout(timeout),
             follow_redirects=False,
@@ -151,8 +154,8 @@ class Transport:
                 return fetch()
             if auth is None:       # logins and probes: they fill this client's cookie jar
                 return fetch()
-            key = (str(httpx.URL(url, params=params)), _shared.who(auth), tuple(sorted(allow)),
-                   expect_json)
+            key = (str(httpx.URL(url, params=params)), _shared.who(auth), self.tls_key,
+                   tuple(sorted(allow)), expect_json)
             resp, data = shared.get(key, fetch)
             if data is None:       # another caller's answer (or none to parse): our own copy
                 data = self._data(resp, f"{method} {path}", allow if expect_json else None)
