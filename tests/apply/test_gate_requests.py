@@ -247,7 +247,14 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
     assert count.get(("POST", f"{api}/dags/~/dagRuns/list"), 0) == 2
     per_dag = {k: n for k, n in count.items() if k[1].startswith(f"{api}/dags/")
                and k[1] != f"{api}/dags/~/dagRuns/list"}
-    assert sum(per_dag.values()) <= 3, per_dag    # the canary: its PATCH and its runs
+    singles = sum(n for (m, p), n in per_dag.items() if m == "PATCH")
+    if gate_server.major == 3:
+        assert sum(per_dag.values()) <= 3, per_dag    # the canary: its PATCH and its runs
+    else:
+        # 2.11.2 has no `|` in patterns: a batch's ids that no ILIKE term can hold without
+        # also matching a DAG of a later batch go one PATCH each (51 of 1,000 measured); no
+        # other read per DAG
+        assert singles <= N // 10 and sum(per_dag.values()) - singles <= 2, per_dag
     other = len(sent) - listing - read_backs - bulk - 2 - sum(per_dag.values())
     # lock (create, read-back, check, delete), the emergency marker (plan + batches 2 and 3),
     # holds (plan, end of apply), the event log page, one batch check each
