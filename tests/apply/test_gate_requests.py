@@ -72,6 +72,27 @@ def gate_server(request):
     server.stop()
 
 
+def _unpause_all_state(tmp_path, url: str, extra: str = ""):
+    """A state repo whose env `big` (credentials from $U/$P) unpauses every DAG."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "pausectl.yaml").write_text(
+        "environments:\n  big:\n    backend: {type: airflow-api, url: '%s', username_env: U, "
+        "password_env: P}\nsafety: {max_changes: 100000}\n" % url + extra)
+    (state / "big.yaml").write_text("environment: big\ngroups:\n  - {name: all, match: "
+                                    "{dag_id: '*'}, paused: false, reason: go, owner: o}\n")
+    return state
+
+
+def _backend(ctx, server, transport) -> AirflowApiBackend:
+    """Env `big`'s backend over `transport`, its version probe already sent and forgotten."""
+    b = AirflowApiBackend("big", ctx.cfg.env("big").backend,
+                          env={"U": server.username, "P": server.password}, transport=transport)
+    b.caps()
+    transport.sent.clear()
+    return b
+
+
 def _make_runs(server: AirflowServer, dag_ids: list[str], since) -> None:
     """Trigger one run per DAG through the API, then give the runs their outcome and start
     in the metadata DB (no scheduler runs here): FAILED failed and SUCCEEDED successful runs
@@ -137,13 +158,7 @@ def test_the_impact_preview_of_1000_unpauses_costs_a_bounded_number_of_requests(
     with contextlib.closing(sqlite3.connect(gate_server.db_path, timeout=30)) as db, db:
         db.execute("UPDATE dag SET next_dagrun_create_after = ?", (behind,))
     scheduled = [d for d, s in gate_server.specs.items() if s.schedule]
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "pausectl.yaml").write_text(
-        "environments:\n  big:\n    backend: {type: airflow-api, url: '%s', username_env: U, "
-        "password_env: P}\nsafety: {max_changes: 100000}\n" % gate_server.url)
-    (state / "big.yaml").write_text("environment: big\ngroups:\n  - {name: all, match: "
-                                    "{dag_id: '*'}, paused: false, reason: go, owner: o}\n")
+    state = _unpause_all_state(tmp_path, gate_server.url)
     monkeypatch.setenv("U", gate_server.username)
     monkeypatch.setenv("P", gate_server.password)
     ctx = engine.load(state, "big")
@@ -153,12 +168,7 @@ def test_the_impact_preview_of_1000_unpauses_costs_a_bounded_number_of_requests(
         monkeypatch.setattr(engine, "observe",
                             lambda *a, **kw: real(*a, **{**kw, "impact": preview}))
         transport = Counting()
-        b = AirflowApiBackend("big", ctx.cfg.env("big").backend,
-                              env={"U": gate_server.username, "P": gate_server.password},
-                              transport=transport)
-        with b:
-            b.caps()
-            transport.sent.clear()
+        with _backend(ctx, gate_server, transport) as b:
             p, _, _ = engine.plan_env(ctx, b)
         return p, transport.sent
 
@@ -204,15 +214,9 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
     from reconciler.apply.executor import ApplyOptions
     from reconciler.plan.records import ApplyStatus
     gate_server.reset(paused=True, events=True)
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "pausectl.yaml").write_text(
-        "environments:\n  big:\n    backend: {type: airflow-api, url: '%s', username_env: U, "
-        "password_env: P}\nsafety: {max_changes: 100000}\n"
-        "rollout: {batches: [1, '25%%', '100%%'], gate: {wait_seconds: 0, "
-        "max_failed_runs: 0}}\n" % gate_server.url)
-    (state / "big.yaml").write_text("environment: big\ngroups:\n  - {name: all, match: "
-                                    "{dag_id: '*'}, paused: false, reason: go, owner: o}\n")
+    state = _unpause_all_state(tmp_path, gate_server.url,
+                               "rollout: {batches: [1, '25%', '100%'], gate: {wait_seconds: 0, "
+                               "max_failed_runs: 0}}\n")
     for k, v in {"U": gate_server.username, "P": gate_server.password,
                  "PAUSECTL_JOURNAL_DIR": str(tmp_path / "journal")}.items():
         monkeypatch.setenv(k, v)
@@ -220,12 +224,7 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
     monkeypatch.setattr(engine, "observe", lambda *a, **kw: real(*a, **{**kw, "impact": False}))
     ctx = engine.load(state, "big")
     transport = Recording()
-    b = AirflowApiBackend("big", ctx.cfg.env("big").backend,
-                          env={"U": gate_server.username, "P": gate_server.password},
-                          transport=transport)
-    with b:
-        b.caps()
-        transport.sent.clear()
+    with _backend(ctx, gate_server, transport) as b:
         transport.patterned = 0
         applied = ops.apply_env(ctx, b, ApplyOptions(log=lambda s: None))
         sent = list(transport.sent)
