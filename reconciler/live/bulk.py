@@ -26,7 +26,6 @@ result by listing.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 
@@ -35,7 +34,7 @@ from reconciler.live.base import LiveDag, SetPausedResult
 from reconciler.live.capabilities import Capabilities
 # MATCH_ALL, compact_terms, chunk_terms are also read as bulk.* (tests)
 from reconciler.live.patterns import (MATCH_ALL, chunk_terms, compact_terms,  # noqa: F401
-                                      ilike_rx, term_matcher)
+                                      matching, term_matcher)
 
 log = logging.getLogger(__name__)
 
@@ -195,28 +194,8 @@ class BulkRun:
         return any(self.match(t, d) for t in terms)
 
     def _matching(self, terms: list[str], before: dict[str, bool]) -> dict[str, bool]:
-        """The DAGs of `before` the terms match (ILIKE: one scan of all ids per term)."""
-        if self.kind == "prefix":
-            return {d: p for d, p in before.items() if self._matches(terms, d)}
-        if any(t in ("%", "~") for t in terms):
-            return dict(before)
-        ids = list(before)
-        blob = "\n".join(d.lower() for d in ids)
-        starts = [0]
-        for d in ids[:-1]:
-            starts.append(starts[-1] + len(d) + 1)
-        hit: set[int] = set()
-        for t in terms:
-            rx = ilike_rx(t)
-            pos = 0
-            while True:
-                m = rx.search(blob, pos)
-                if m is None:
-                    break
-                i = bisect.bisect_right(starts, m.start()) - 1
-                hit.add(i)
-                pos = starts[i + 1] if i + 1 < len(starts) else len(blob)
-        return {ids[i]: before[ids[i]] for i in sorted(hit)}
+        """The DAGs of `before` the terms match (patterns.matching: one scan per term)."""
+        return {d: before[d] for d in matching(terms, list(before), self.kind)}
 
     def _settle(self, mine: list[str], post: dict[str, bool]) -> None:
         for d in mine:

@@ -65,6 +65,32 @@ def ilike_rx(term: str) -> re.Pattern:
                               for c in term.lower()))
 
 
+def matching(terms: list[str], ids: list[str], kind: str = "ilike") -> list[str]:
+    """The ids (in their order) that some term matches, as the server would: for ILIKE one
+    regex scan per term over all ids joined by newlines, not one match per id and term."""
+    if kind == "prefix":
+        match = term_matcher(kind)
+        return [d for d in ids if any(match(t, d) for t in terms)]
+    if any(t in ("%", "~") for t in terms):
+        return list(ids)
+    blob = "\n".join(d.lower() for d in ids)
+    starts = [0]
+    for d in ids[:-1]:
+        starts.append(starts[-1] + len(d) + 1)
+    hit: set[int] = set()
+    for t in terms:
+        rx = ilike_rx(t)
+        pos = 0
+        while True:
+            m = rx.search(blob, pos)
+            if m is None:
+                break
+            i = bisect.bisect_right(starts, m.start()) - 1
+            hit.add(i)
+            pos = starts[i + 1] if i + 1 < len(starts) else len(blob)
+    return [ids[i] for i in sorted(hit)]
+
+
 MATCH_ALL = {"ilike": "%", "prefix": "~"}
 def term_matcher(kind: str) -> Callable[[str, str], bool]:
     """Does one term (no `|`) match a dag_id, as the server would (ASCII ids)?"""
