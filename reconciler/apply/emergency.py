@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from reconciler.apply.lock import describe, lock_key
 from reconciler.core import progress
 from reconciler.live.base import BulkPauser, UnconfirmedCreate
 from reconciler.core.errors import PausectlError
@@ -99,9 +101,9 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
     `confirm(to_pause, kept_running)` may refuse (raise) before anything is written."""
     t0 = clock()
     specs = except_specs(excepts, protect)
-    live = backend.list_dags()
+    # the marker's read does not depend on the listing: it rides along with it
+    live, existing = at_once(backend, backend.list_dags, lambda: read_marker(backend, env))
     t_list = clock()
-    existing = read_marker(backend, env)
     data = existing or {"version": MARKER_VERSION, "environment": env, "reason": reason,
                         "owner": owner, "started": iso(utcnow()), "by": by, "except": specs,
                         "except_text": list(excepts), "protect": list(protect), "prior": {},
@@ -129,8 +131,11 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
 
     errors = fast_pause(backend, live, targets, is_excepted, log) if targets else {}
     t_done = clock()
-    if unconfirmed:
-        _confirm_marker(backend, env, data, log)
+    # after the pause, at once: the marker created without a read-back is re-read (as late
+    # as before: the settle a concurrent creator needs), and who holds the apply lock
+    holder, _ = at_once(backend, lambda: apply_holder(backend, env),
+                        lambda: _confirm_marker(backend, env, data, log) if unconfirmed
+                        else None)
     if errors:
         data["errors"] = errors
         _write_marker(backend, env, data, create=False, log=log)
@@ -138,9 +143,31 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
             "paused": sum(1 for t in targets if t not in errors), "kept_running": kept,
             "errors": errors,
             "already_paused": sum(d.is_paused for d in live), "dags": len(live),
-            "completed_existing": existing is not None,
+            "completed_existing": existing is not None, "apply_holder": holder,
             "seconds": {"list": round(t_list - t0, 3), "marker": round(t_marker - t_list, 3),
                         "pause": round(t_done - t_marker, 3), "total": round(t_done - t0, 3)}}
+
+
+def at_once(backend, *calls: Callable[[], object]) -> list:
+    """The results of independent `calls`, sent at once on a backend whose calls are
+    thread-safe and remote (a BulkPauser: the REST backend, one thread-safe client; the
+    others are in-process and gain nothing): the first here, the rest on threads."""
+    if len(calls) < 2 or not isinstance(backend, BulkPauser):
+        return [c() for c in calls]
+    with ThreadPoolExecutor(max_workers=len(calls) - 1,
+                            thread_name_prefix="pausectl-emergency") as pool:
+        later = [pool.submit(c) for c in calls[1:]]
+        first = calls[0]()            # its error wins; `with` waits for the others
+        return [first] + [f.result() for f in later]
+
+
+def apply_holder(backend, env: str) -> str | None:
+    """Who holds the apply lock of `env` (an emergency does not wait for it, it warns)."""
+    try:
+        raw = backend.get_variable(lock_key(env))
+        return describe(json.loads(raw)) if raw else None
+    except (PausectlError, ValueError, AttributeError):
+        return None
 
 
 def _write_marker(backend, env: str, data: dict, create: bool, log) -> bool:

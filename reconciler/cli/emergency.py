@@ -49,9 +49,9 @@ def pause(env, state_dir, reason, owner, excepts, fmt, yes):
                            by=f"{_user()}@{socket.gethostname()}", log=_log,
                            confirm=lambda n, kept: confirm_live(
                                yes, f"pause {n} DAGs in {env} except {kept}", pipe_ok=True))
-        holder = _apply_holder(backend, env)
     finally:
         backend.close()
+    holder = summary.pop("apply_holder", None)      # read at once with the verification
     if holder:
         summary["warning"] = (f"an apply holds the lock of {env} ({holder}): it stops before "
                               f"its next batch; run this command again once it has stopped, "
@@ -128,12 +128,3 @@ def _user() -> str:
 def _log(text: str) -> None:
     click.echo(text, err=True)
 
-
-def _apply_holder(backend, env: str) -> str | None:
-    import json
-    from reconciler.apply.lock import describe, lock_key
-    try:
-        raw = backend.get_variable(lock_key(env))
-        return describe(json.loads(raw)) if raw else None
-    except (PausectlError, ValueError, AttributeError):
-        return None

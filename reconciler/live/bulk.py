@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent import futures
 
 from reconciler.core.errors import BackendError
 from reconciler.live.base import LiveDag, SetPausedResult
@@ -84,14 +85,33 @@ class BulkRun:
         matches (set_paused: its rows also serve the batch's gate), or with `filtered_verify`
         (the emergency), when the server counts exactly the matches of `pre`, only those still
         at the other state, every other DAG of `pre` then at the requested state."""
-        if self.filtered_verify and self._count(pattern) == len(pre):
-            left = self.listing(pattern, only_unchanged=True)
-            return {**{d: self.paused for d in pre}, **{d: v.is_paused for d, v in left.items()}}
+        if self.filtered_verify:
+            # the count and the filtered page are independent reads taken after the PATCH:
+            # sent at once (one round trip instead of two; the filtered page is thrown away
+            # in the rare case the count disagrees)
+            count, left = self._at_once(lambda: self._count(pattern),
+                                        lambda: self.listing(pattern, only_unchanged=True))
+            if count == len(pre):
+                return {**{d: self.paused for d in pre},
+                        **{d: v.is_paused for d, v in left.items()}}
         # a DAG that appeared meanwhile (not in `pre`) and was flipped would be invisible to
         # the `paused=` filter: when the server counts other matches than `pre`, read them all
         rows = self.listing(pattern)
         self.result.read_back.update((d, v) for d, v in rows.items() if d in self.targets)
         return {d: v.is_paused for d, v in rows.items()}
+
+    def _at_once(self, first, second):
+        """(first(), second()), the second on the backend's pool while the first runs here;
+        one after the other when the backend is configured for one request at a time."""
+        if self.b.concurrency <= 1:
+            return first(), second()
+        later = self.b._executor().submit(second)
+        try:
+            one = first()
+        except BaseException:
+            futures.wait([later])       # never leave it running; the first error is raised
+            raise
+        return one, later.result()
 
     def _count(self, pattern: str) -> int | None:
         """How many DAGs (stale ones included) the pattern matches now, by the server's
