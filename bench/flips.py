@@ -20,10 +20,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import inside
 from common import ROOT, client, counted, impact, measure, write_state
 
 WITH_IMPACT = True           # bench/run.py --no-impact turns the impact-preview runs off
 CLIENT_VENV = ROOT / ".airflow" / "venv-bench-client"
+ROLLOUT = ("rollout: {batches: [1, \"25%\", \"100%\"], canary: {tags: [canary]},\n"
+           "          gate: {wait_seconds: 0, max_failed_runs: 0, import_errors: fail},\n"
+           "          on_gate_failure: rollback}\n")
 PATTERN = "ml_b"                # ILIKE substring: exactly the ml_b00002, ml_b00006, ... DAGs
 
 CLIENT_SCRIPT = r"""
@@ -67,10 +71,7 @@ def run(server, tmp: Path, trials: int = 2, cli_sample: int = 20) -> dict:
     ids = flip_ids(server)
     body = "defaults: {unmanaged: ignore}\ndags:\n" + "".join(
         f"  {d}: {{paused: false}}\n" for d in ids)
-    state = write_state(tmp / "flips", {"flips": (server, body)}, extra=(
-        "rollout: {batches: [1, \"25%\", \"100%\"], canary: {tags: [canary]},\n"
-        "          gate: {wait_seconds: 0, max_failed_runs: 0, import_errors: fail},\n"
-        "          on_gate_failure: rollback}\n"))
+    state = write_state(tmp / "flips", {"flips": (server, body)}, extra=ROLLOUT)
     reset = lambda: server.reset(paused=True, variables=True)   # noqa: E731
     out: dict = {"flips": len(ids), "dags": len(server.specs)}
     if WITH_IMPACT:
@@ -81,6 +82,7 @@ def run(server, tmp: Path, trials: int = 2, cli_sample: int = 20) -> dict:
             reset()
             _apply_cli(state)
     out["apply_paths"] = c["paths"]
+    out["inside"] = inside.run(server, tmp, ids, ROLLOUT, trials)   # the dagmodel backend
     assert all(not p for d, p in server.query("SELECT dag_id, is_paused FROM dag")
                if d in set(ids)), "apply did not unpause every DAG"
 

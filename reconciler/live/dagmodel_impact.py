@@ -20,6 +20,35 @@ def _tz_name(dag: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _latest_dependencies(s) -> dict | None:
+    """Airflow 3's SerializedDagModel.get_dag_dependencies, with the latest version of each
+    DAG picked here instead of by its join on a `max(created_at) GROUP BY dag_id` subquery:
+    serialized_dag has no index on dag_id, so on SQLite that join is quadratic (3.3.2, 5,000
+    DAGs: 27 s in sqlite3 itself; this: 0.07 s). The rows go to Airflow's own resolver (asset
+    references); None where that resolver is not there (then Airflow's method is used)."""
+    import json
+    from sqlalchemy import func, select
+    from airflow.models import serialized_dag as sd
+    resolver = getattr(sd, "_DagDependenciesResolver", None)
+    if resolver is None:
+        return None
+    from airflow.models.dag import DagModel
+    cls = sd.SerializedDagModel
+    compressed = getattr(sd, "_COMPRESS_SERIALIZED_DAGS", False) is not False
+    dialect = s.get_bind().dialect.name
+    if compressed or dialect not in ("sqlite", "mysql"):
+        return None                   # postgres joins by hash: Airflow's query is fine there
+    col = func.json_extract(cls._data, "$.dag.dag_dependencies")
+    latest: dict[str, tuple] = {}
+    for dag_id, created, data in s.execute(
+            select(cls.dag_id, cls.created_at, col).join(DagModel, DagModel.dag_id == cls.dag_id)
+            .where(~DagModel.is_stale)):
+        if dag_id not in latest or created > latest[dag_id][0]:
+            latest[dag_id] = (created, data)
+    rows = [(str(d), json.loads(data) if data else []) for d, (_, data) in latest.items()]
+    return resolver(dag_id_dependencies=rows, session=s).resolve()
+
+
 class OrmImpact:
     """ImpactReads and DependencyGraph through the ORM (see the module doc)."""
 
@@ -27,8 +56,10 @@ class OrmImpact:
         """The serialized DAGs' `dag_dependencies` (sensor and trigger edges; deps.py)."""
         from airflow.models.serialized_dag import SerializedDagModel
         with self._session() as s:
-            deps = {d: v for d, v in SerializedDagModel.get_dag_dependencies(session=s).items()
-                    if self._mine(d)}
+            found = _latest_dependencies(s) if self.major >= 3 else None
+            if found is None:
+                found = SerializedDagModel.get_dag_dependencies(session=s)
+            deps = {d: v for d, v in found.items() if self._mine(d)}
         return from_serialized(deps)
 
     def impact_evidence(self, dag_ids: Iterable[str], schedules_of: Iterable[str] = (),

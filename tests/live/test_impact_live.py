@@ -85,6 +85,7 @@ from datetime import datetime
 from airflow.models.serialized_dag import SerializedDagModel
 from airflow.utils.session import create_session
 from reconciler.live.dagmodel import DagModelBackend
+from reconciler.live.deps import from_serialized
 from reconciler.plan.impact import catchup_runs
 at = datetime.fromisoformat(AT)
 with create_session() as s:
@@ -101,9 +102,12 @@ while len(runs) < 1000:
     runs.append(info.run_after.isoformat())
     last = info
 b = DagModelBackend("af", {})
+with create_session() as s:     # Airflow's own method: the backend picks versions itself
+    own = SerializedDagModel.get_dag_dependencies(session=s)
 ev = b.impact_evidence(["imp_catchup", "imp_up"], ["imp_catchup"])
 print(json.dumps({"runs": runs, "dagmodel": catchup_runs(ev["imp_catchup"], at).runs,
                   "edges": [list(e) for e in b.dag_dependencies()],
+                  "airflow_edges": [list(e) for e in from_serialized(own)],
                   "backfills": ev["imp_up"].backfills}))
 """
 
@@ -164,6 +168,7 @@ def test_sensor_and_trigger_edges_are_discovered_and_cascade(srv, inside, tmp_pa
     # the same from the serialized DAGs (dagmodel); no version serialises a sensor's timeout
     assert sorted(tuple(e) for e in inside[1]["edges"]) == [
         expected[0] + (None,), expected[1] + (None,)]
+    assert sorted(map(tuple, inside[1]["airflow_edges"])) == sorted(map(tuple, inside[1]["edges"]))
     root = _repo(tmp_path, srv, (
         "  imp_up: {paused: true, reason: outage, owner: ops, cascade: downstream}\n"
         "  imp_trigger: {paused: true, reason: outage, owner: ops, cascade: downstream}\n"))
