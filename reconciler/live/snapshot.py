@@ -10,12 +10,12 @@ import json
 import os
 import tempfile
 from datetime import datetime, timezone
-from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Iterable
 
 from reconciler.core.errors import PausectlError
 from reconciler.live.base import AssetEdge, AuditEvent, DagRun, LiveDag, SetPausedResult
+from reconciler.live.snapshot_fast import NO_ITEMS, STR_NONE, columns
 
 _FIELDS = {"dag_id": str, "is_paused": bool, "is_stale": bool, "has_import_errors": bool}
 
@@ -69,8 +69,6 @@ def _optional_ok(d: dict) -> bool:
     return v is None or (type(v) is int and 0 <= v <= 1_000_000)
 
 
-_NO_ITEMS: list = []      # a missing tags/owners list (never mutated)
-_STR_NONE = {str, type(None)}
 
 
 def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
@@ -81,7 +79,7 @@ def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
         data = _bounded(raw, shown)
     if not isinstance(data, dict) or not isinstance(data.get("dags"), list):
         raise PausectlError("snapshot must be an object with a 'dags' list", shown, 1, 1)
-    fast = _columns(data["dags"])
+    fast = columns(data["dags"])    # the same checks over all DAGs at once (C)
     if fast is not None:
         return fast
     out = []
@@ -91,7 +89,7 @@ def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
         # one cheap check per DAG; the slow, precise diagnosis runs only when it fails
         try:
             get = d.get
-            tags, owners = get("tags", _NO_ITEMS), get("owners", _NO_ITEMS)
+            tags, owners = get("tags", NO_ITEMS), get("owners", NO_ITEMS)
             if type(tags) is not list or type(owners) is not list:
                 raise TypeError
             "".join(tags), "".join(owners)      # TypeError on an item not a string, in C
@@ -103,7 +101,7 @@ def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
             ok = (type(dag.dag_id) is str and dag.dag_id and type(dag.is_paused) is bool
                   and type(dag.is_stale) is bool and type(dag.has_import_errors) is bool
                   and {type(dag.fileloc), type(dag.last_parsed_time),
-                       type(dag.timetable_summary), type(dag.next_dagrun_run_after)} <= _STR_NONE
+                       type(dag.timetable_summary), type(dag.next_dagrun_run_after)} <= STR_NONE
                   and (runs is None or (type(runs) is int and 0 <= runs <= 1_000_000)))
         except (TypeError, KeyError, AttributeError):
             ok = False
@@ -115,39 +113,6 @@ def parse_snapshot(raw: str, shown: str, data=None) -> list[LiveDag]:
         seen.add(dag.dag_id)
         append(dag)
     return out
-
-
-_OPTIONAL = (("tags", _NO_ITEMS), ("owners", _NO_ITEMS), ("is_stale", False), ("has_import_errors", False), ("fileloc", None),
-             ("last_parsed_time", None), ("timetable_summary", None),
-             ("next_dagrun_run_after", None), ("max_active_runs", None))
-
-
-def _columns(dags: list) -> list[LiveDag] | None:
-    """The same checks as parse_snapshot's loop, a field at a time over every DAG in C
-    (map, set, join): ~3x faster over 100k DAGs. None when any check fails; the loop then
-    finds the first bad entry and names its line, exactly as without this."""
-    try:
-        if not set(map(type, dags)) <= {dict}:
-            return None
-        ids, paused = (list(map(itemgetter(k), dags)) for k in ("dag_id", "is_paused"))
-        (tags, owners, stale, errors, fileloc, parsed, timetable, next_run,
-         runs) = [list(map(methodcaller("get", k, v), dags)) for k, v in _OPTIONAL]
-        if not (set(map(type, ids)) <= {str} and all(ids) and len(set(ids)) == len(ids)
-                and set(map(type, paused)) <= {bool} and set(map(type, stale)) <= {bool}
-                and set(map(type, errors)) <= {bool}
-                and set(map(type, tags)) <= {list} and set(map(type, owners)) <= {list}
-                and all(set(map(type, c)) <= _STR_NONE
-                        for c in (fileloc, parsed, timetable, next_run))
-                and set(map(type, runs)) <= {int, type(None)}):
-            return None
-        "".join(map("".join, tags)), "".join(map("".join, owners))   # TypeError: not a str
-        counts = [r for r in runs if r is not None]
-        if counts and (min(counts) < 0 or max(counts) > 1_000_000):
-            return None
-    except (TypeError, KeyError, AttributeError):
-        return None
-    return list(map(LiveDag, ids, paused, map(tuple, tags), map(tuple, owners), stale, errors,
-                    fileloc, parsed, timetable, next_run, runs))
 
 
 def snapshot_document(dags: Iterable[LiveDag], environment: str | None = None,

@@ -167,6 +167,10 @@ class Selector:
             return False
         return True
 
+    def dag_id_globs(self) -> list[tuple[str, Glob]] | None:
+        """Each dag_id pattern with its Glob, or None when dag_ids do not restrict (byrule)."""
+        return None if self._regex is None else list(zip(self.dag_ids, self._regex.globs))
+
     def specificity(self, dag_id: str) -> int:
         """2: named exactly; 1: by glob; 0: by tags/owners only."""
         if dag_id in self.dag_ids:

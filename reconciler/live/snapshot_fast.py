@@ -1,0 +1,77 @@
+"""The snapshot's DAG list checked and built a field at a time over all DAGs, in C.
+
+`columns(dags)` makes the same checks as snapshot.parse_snapshot's loop (map, set, join over
+each field of 100k DAGs instead of a Python loop per DAG) and answers None when any fails:
+the loop then finds the first bad entry and names its line, so every message is unchanged.
+
+The LiveDags are built without calling the frozen dataclass's `__init__` 100k times (it sets
+its 11 fields one `object.__setattr__` each, ~4 us a DAG): the objects are allocated in one
+pass and each field filled in one `map` of its slot's setter. The result is the same object
+the constructor makes (equal, same hash); tests/plan/test_snapshot_rows.py compares them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from itertools import repeat
+from operator import itemgetter, methodcaller
+
+from reconciler.live.base import LiveDag
+
+NO_ITEMS: list = []      # a missing tags/owners list (never mutated)
+STR_NONE = {str, type(None)}
+# the fields after dag_id/is_paused, in LiveDag's order, with the default of a missing key
+_OPTIONAL = (("tags", NO_ITEMS), ("owners", NO_ITEMS), ("is_stale", False),
+             ("has_import_errors", False), ("fileloc", None), ("last_parsed_time", None),
+             ("timetable_summary", None), ("next_dagrun_run_after", None),
+             ("max_active_runs", None))
+
+
+def columns(dags: list) -> list[LiveDag] | None:
+    """The checks of parse_snapshot's loop over every DAG at once; None when any fails."""
+    try:
+        if not set(map(type, dags)) <= {dict}:
+            return None
+        ids, paused = (list(map(itemgetter(k), dags)) for k in ("dag_id", "is_paused"))
+        present = set().union(*dags)     # the keys some DAG has (in C)
+        (tags, owners, stale, errors, fileloc, parsed, timetable, next_run,
+         runs) = cols = [_column(dags, k, v, present) for k, v in _OPTIONAL]
+        if not (set(map(type, ids)) <= {str} and all(ids) and len(set(ids)) == len(ids)
+                and set(map(type, paused)) <= {bool} and set(map(type, stale)) <= {bool}
+                and set(map(type, errors)) <= {bool}
+                and set(map(type, tags)) <= {list} and set(map(type, owners)) <= {list}
+                and all(set(map(type, c)) <= STR_NONE
+                        for c in (fileloc, parsed, timetable, next_run))
+                and set(map(type, runs)) <= {int, type(None)}):
+            return None
+        "".join(map("".join, tags)), "".join(map("".join, owners))   # TypeError: not a str
+        counts = [r for r in runs if r is not None]
+        if counts and (min(counts) < 0 or max(counts) > 1_000_000):
+            return None
+    except (TypeError, KeyError, AttributeError):
+        return None
+    cols[0], cols[1] = list(map(tuple, tags)), list(map(tuple, owners))
+    return slotted_rows(LiveDag, [ids, paused] + cols)
+
+
+def _column(dags: list, key: str, default, present: set):
+    """One optional field of every DAG; a key no DAG has costs nothing per DAG."""
+    if key not in present:
+        return [default] * len(dags)
+    return list(map(methodcaller("get", key, default), dags))
+
+
+def slotted_rows(cls, fields: list[list]) -> list:
+    """Instances of the slotted dataclass `cls` (frozen or not), one per row of `fields` (one
+    column per field, in the class's field order, every field given): what
+    `list(map(cls, *fields))` returns, filled a column at a time through the slots' own
+    setters, without an __init__ call per row (resolve.py builds its Decisions so too)."""
+    names = cls.__slots__
+    if hasattr(cls, "__post_init__"):      # its __init__ does more than set the fields
+        return list(map(cls, *fields))
+    if len(fields) != len(names):
+        raise ValueError(f"{cls.__name__}: {len(names)} columns needed, {len(fields)} given")
+    objs = list(map(object.__new__, repeat(cls, len(fields[0]))))
+    for name, col in zip(names, fields):
+        deque(map(cls.__dict__[name].__set__, objs, col), 0)    # consumed in C
+    return objs
