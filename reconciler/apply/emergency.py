@@ -101,28 +101,31 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
     `confirm(to_pause, kept_running)` may refuse (raise) before anything is written."""
     t0 = clock()
     specs = except_specs(excepts, protect)
-    # the marker's read does not depend on the listing: it rides along with it
-    live, existing = at_once(backend, backend.list_dags, lambda: read_marker(backend, env))
+    live = backend.list_dags()
     t_list = clock()
-    data = existing or {"version": MARKER_VERSION, "environment": env, "reason": reason,
-                        "owner": owner, "started": iso(utcnow()), "by": by, "except": specs,
-                        "except_text": list(excepts), "protect": list(protect), "prior": {},
-                        "kept": []}
-    if existing and (existing.get("reason") != reason
-                     or list(existing.get("except_text") or []) != list(excepts)):
-        log(f"warning: an emergency is already active in {env} since {existing.get('started')} "
-            f"({existing.get('reason')!r}); completing it with its own reason and exceptions")
-    hold = covered(data, live)
-    targets = sorted(d.dag_id for d in live if not d.is_paused and d.dag_id in hold)
-    kept = sorted(d.dag_id for d in live if not d.is_paused and d.dag_id not in hold)
+    data = {"version": MARKER_VERSION, "environment": env, "reason": reason, "owner": owner,
+            "started": iso(utcnow()), "by": by, "except": specs, "except_text": list(excepts),
+            "protect": list(protect), "prior": {}, "kept": []}
+    targets, kept = _split(data, live)
     if confirm is not None:
         confirm(len(targets), len(kept))
-    prior = data["prior"]
-    for d in targets:
-        prior.setdefault(d, False)
-    data["kept"] = sorted(set(data.get("kept") or []) | set(kept))
-    data["revision"] = int(data.get("revision") or 0) + 1
-    unconfirmed = _write_marker(backend, env, data, create=existing is None, log=log)
+    _record(data, targets, kept)
+    # created without a read first (the usual case: no emergency yet, one request saved);
+    # a marker found instead is completed below, before anything is paused
+    unconfirmed, existing = _create_marker(backend, env, data)
+    if existing is not None:
+        if (existing.get("reason") != reason
+                or list(existing.get("except_text") or []) != list(excepts)):
+            log(f"warning: an emergency is already active in {env} since "
+                f"{existing.get('started')} ({existing.get('reason')!r}); completing it with "
+                "its own reason and exceptions")
+        shown = (len(targets), len(kept))
+        targets, kept = _split(existing, live)       # its own exceptions decide
+        if confirm is not None and (len(targets), len(kept)) != shown:
+            confirm(len(targets), len(kept))
+        _record(existing, targets, kept)             # its prior state is never overwritten
+        data = existing
+        backend.set_variable(marker_key(env), json.dumps(data))
     t_marker = clock()
     index = _except_index(data)
 
@@ -138,7 +141,7 @@ def pause(backend, env: str, reason: str, owner: str, excepts: list[str], protec
                         else None)
     if errors:
         data["errors"] = errors
-        _write_marker(backend, env, data, create=False, log=log)
+        backend.set_variable(marker_key(env), json.dumps(data))
     return {"environment": env, "started": data["started"], "reason": data["reason"],
             "paused": sum(1 for t in targets if t not in errors), "kept_running": kept,
             "errors": errors,
@@ -170,25 +173,42 @@ def apply_holder(backend, env: str) -> str | None:
         return None
 
 
-def _write_marker(backend, env: str, data: dict, create: bool, log) -> bool:
-    """Write the marker; with `create`, only if absent (two people declaring an emergency at
-    once must not overwrite each other's prior state: the loser merges into the winner).
-    Returns True when the value written still needs the read-back of `_confirm_marker`."""
+def _split(data: dict, live) -> tuple[list[str], list[str]]:
+    """(running DAGs the marker `data` holds paused, running DAGs its exceptions keep)."""
+    hold = covered(data, live)
+    running = [d.dag_id for d in live if not d.is_paused]
+    return sorted(d for d in running if d in hold), sorted(d for d in running if d not in hold)
+
+
+def _record(data: dict, targets: list[str], kept: list[str]) -> None:
+    """Add this run's targets (their prior state: running) and kept DAGs to the marker; the
+    first prior state of a DAG is never overwritten."""
+    prior = data["prior"]
+    for d in targets:
+        prior.setdefault(d, False)
+    data["kept"] = sorted(set(data.get("kept") or []) | set(kept))
+    data["revision"] = int(data.get("revision") or 0) + 1
+
+
+def _create_marker(backend, env: str, data: dict) -> tuple[bool, dict | None]:
+    """Create the marker only if absent (two people declaring an emergency at once must not
+    overwrite each other's prior state). Returns (the value written still needs the
+    read-back of `_confirm_marker`, the marker found instead, to be completed, or None)."""
     key = marker_key(env)
-    if create:
-        # a backend whose create needs a settle-and-re-read to be sure (airflow-api: the
-        # server's create is an upsert) offers create_variable_unconfirmed; the re-read is
-        # then done after the pause (_confirm_marker), so it costs the emergency no time
-        quick = isinstance(backend, UnconfirmedCreate)
-        create_fn = backend.create_variable_unconfirmed if quick else backend.create_variable
-        if create_fn(key, json.dumps(data)):
-            return quick
-        now = read_marker(backend, env)
-        if now is not None and _same_marker(now, data):
-            return False          # a retried create whose first attempt landed
-        _merge_into_current(backend, env, data, log)
-    backend.set_variable(key, json.dumps(data))
-    return False
+    # a backend whose create needs a settle-and-re-read to be sure (airflow-api: the
+    # server's create is an upsert) offers create_variable_unconfirmed; the re-read is
+    # then done after the pause (_confirm_marker), so it costs the emergency no time
+    quick = isinstance(backend, UnconfirmedCreate)
+    create_fn = backend.create_variable_unconfirmed if quick else backend.create_variable
+    if create_fn(key, json.dumps(data)):
+        return quick, None
+    now = read_marker(backend, env)
+    if now is None:                   # deleted meanwhile: write ours
+        backend.set_variable(key, json.dumps(data))
+        return False, None
+    if _same_marker(now, data):       # a retried create whose first attempt landed
+        return False, None
+    return False, now
 
 
 def _merge_into_current(backend, env: str, data: dict, log) -> None:

@@ -265,3 +265,63 @@ def test_an_apply_of_1000_flips_lists_once_and_costs_a_few_requests_per_batch(
     print(f"\n[apply-requests] {gate_server.version}: {len(sent)} requests "
           f"({listing} listing pages, {bulk} bulk PATCHes, {read_backs} pattern pages): "
           f"{sorted(count.items())}")
+
+
+class Overlap(Counting):
+    """Counting; a read-back's one-row count (`limit=1` on a pattern) waits for its
+    `paused=false` page to arrive, so it completes only if both were sent at once (a
+    sequential pair would wait out the 60 s and be noted, never hang)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.page_sent = threading.Event()
+        self.waited: list[bool] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if request.method == "GET" and "dag_id_pattern" in params:
+            if params.get("paused") == "false":
+                self.page_sent.set()
+            elif params.get("limit") == "1":
+                self.waited.append(self.page_sent.wait(60))
+        return super().handle_request(request)
+
+
+def test_an_emergency_pause_of_1000_dags_costs_its_listing_and_six_requests(gate_server):
+    """`pausectl emergency pause` (apply/emergency.py, what the CLI runs) of 1,000 running
+    DAGs: the listing, the marker created without a read first, the bulk PATCH(es), the
+    read-back's count and `paused=false` page sent at once, then the marker's re-read and
+    the apply lock's holder at once. Counted after version detection and login."""
+    from reconciler.apply import emergency as em
+    gate_server.reset(paused=False, events=True)
+    transport = Overlap()
+    b = AirflowApiBackend("em", {"type": "airflow-api", "url": gate_server.url,
+                                 "username_env": "U", "password_env": "P"},
+                          env={"U": gate_server.username, "P": gate_server.password},
+                          transport=transport)
+    with b:
+        b.caps()
+        transport.sent.clear()
+        s = em.pause(b, "big", "db down", "oncall", [], [], by="test")
+        sent = list(transport.sent)
+        marker = em.read_marker(b, "big")
+    assert s["paused"] == N and not s["errors"] and s["apply_holder"] is None
+    assert [p for _, p in gate_server.query("SELECT dag_id, is_paused FROM dag")] == [1] * N
+    assert marker["prior"] == {d: False for d in gate_server.specs}
+    assert transport.waited == [True]             # the count went out with the page
+    api = f"/api/{gate_server.api_version}"
+    count = {k: sent.count(k) for k in set(sent)}
+    listing = math.ceil(N / 100)                  # [api] maximum_page_limit 100 (the default)
+    marker_get = ("GET", f"{api}/variables/{em.marker_key('big')}")
+    assert count[("GET", f"{api}/dags")] == listing + 2          # + count, paused=false page
+    assert count[("POST", f"{api}/variables")] == 1
+    assert count[("GET", f"{api}/variables/pausectl.lock.big")] == 1
+    # AF3 creates with one POST (409 if present); AF2's POST is an upsert, so it looks first
+    assert count.get(marker_get, 0) == (1 if gate_server.major == 3 else 2)
+    # 3.3.2: one PATCH updates every match; 2.11.2 pages it by offset, 100 at a time
+    assert count[("PATCH", f"{api}/dags")] == (1 if gate_server.major == 3 else listing)
+    assert len(sent) == sum(count.values()) == (
+        listing + 6 if gate_server.major == 3 else 2 * listing + 6), sorted(count.items())
+    print(f"\n[emergency-requests] {gate_server.version}: {len(sent)} requests "
+          f"({listing} listing pages): {sorted(count.items())}")
+    gate_server.reset(paused=True, events=True)
