@@ -12,7 +12,12 @@ running because they matched `--except` or `safety.protect`.
 `pause`: list every DAG, write the marker (before anything changes), then pause every running
 DAG that no exception matches, in as few requests as possible (see `fast_pause`). Running it
 again while an emergency is active completes it (new running DAGs are paused and added to
-`prior`, the first prior state of a DAG is never overwritten).
+`prior`, the first prior state of a DAG is never overwritten). Its requests, in order: the
+listing; the marker's create (no read first: a marker found instead is read then); the bulk
+PATCH(es) and their read-back; the marker's re-read together with the apply lock's holder
+(`at_once`: independent reads go out together on the REST backend). The listing must come
+first (the prior state is read before any write) and the marker before the PATCH (a crash
+in between is recovered from it).
 `recover` (operations.recover_env): a plan that puts every DAG of `prior` back (recover_plan),
 applied like any plan (lock, journal, canary batches, health gates); the marker is deleted
 (`end`) only after that apply succeeded.

@@ -16,7 +16,8 @@ result by listing.
    by offset.
 4. Verify: list the pattern's matches again, always (set_paused: every match, whose rows
    also serve the batch's gate; the emergency: only those still at the old state, `paused=`,
-   a page of few rows), and check each target's is_paused. A
+   a page of few rows, sent at once with a one-row count of the pattern that tells whether
+   that page suffices), and check each target's is_paused. A
    target still at the old state (or absent) goes to a single PATCH; a DAG outside the
    targets that the responses prove was flipped is put back at once; any other DAG outside
    the targets now at the requested state (one absent from the pre-listing appeared

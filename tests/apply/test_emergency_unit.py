@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 from reconciler.apply import emergency as em
 from reconciler.live.base import LiveDag
@@ -105,3 +107,34 @@ def test_restore_offline_names_the_export_and_refuses_during_an_emergency(tmp_pa
                        ("gone.json", "error: gone.json: snapshot not found")):
         p = run_cli(["restore", "prod", name, "--yes"], cwd=tmp_path, env=env)
         assert p.returncode == 1 and p.stderr.strip() == want, p.stderr
+
+
+def test_a_marker_found_by_the_create_is_completed_with_its_own_exceptions():
+    """The marker is created without a read first; when one exists the create fails, and the
+    existing emergency decides (its exceptions, its prior state kept), re-confirmed when
+    that changes what is paused, all before anything is paused."""
+    b = FakeBulk([LiveDag("crit", False, tags=("critical",)), LiveDag("etl", False),
+                  LiveDag("new", False), LiveDag("off", True)])
+    first = em.pause(b, "prod", "db down", "oncall", ["tag:critical"], [], by="me")
+    assert first["paused"] == 2 and first["kept_running"] == ["crit"]
+    b.set_paused(["etl"], False)          # started again (by hand) during the emergency
+    asked, logs = [], []
+    s = em.pause(b, "prod", "again", "x", [], [], by="me", log=logs.append,
+                 confirm=lambda n, kept: asked.append((n, kept)))
+    # confirmed for 2 (crit and etl, no exceptions), then for what the marker pauses: etl
+    assert asked == [(2, 0), (1, 1)] and s["completed_existing"]
+    assert s["paused"] == 1 and s["kept_running"] == ["crit"]
+    assert any("already active" in line for line in logs)
+    marker = json.loads(b.vars[em.marker_key("prod")])
+    assert marker["reason"] == "db down" and marker["revision"] == 2
+    assert marker["prior"] == {"etl": False, "new": False} and b.paused()["etl"]
+    assert not b.paused()["crit"]
+    # a refused confirmation writes nothing
+    before = dict(b.vars)
+
+    def refuse(n, kept):
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        em.pause(b, "staging", "r", "o", [], [], by="me", confirm=refuse)
+    assert b.vars == before
