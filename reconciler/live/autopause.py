@@ -142,8 +142,10 @@ def detect(backend, live: list[LiveDag], resolution, last: dict[str, AuditEvent]
     """DAGs git wants running that Airflow auto-paused (`last`: the newest event per DAG is
     Airflow's own)."""
     decisions = resolution.decisions
-    history = history or RuleHistory(rev_of(desired_ref))    # one blame per file for all
     out: dict[str, AutoPause] = {}
+    if not last:          # no event read: nothing Airflow paused (no per-DAG pass over 100k)
+        return out
+    history = history or RuleHistory(rev_of(desired_ref))    # one blame per file for all
     for dag in live:
         ev = last.get(dag.dag_id)
         dec = decisions.get(dag.dag_id)

@@ -61,13 +61,14 @@ def _column(dags: list, key: str, default, present: set):
     return list(map(methodcaller("get", key, default), dags))
 
 
-def slotted_rows(cls, fields: list[list]) -> list:
+def slotted_rows(cls, fields: list[list], checked: bool = False) -> list:
     """Instances of the slotted dataclass `cls` (frozen or not), one per row of `fields` (one
     column per field, in the class's field order, every field given): what
     `list(map(cls, *fields))` returns, filled a column at a time through the slots' own
     setters, without an __init__ call per row (resolve.py builds its Decisions so too)."""
     names = cls.__slots__
-    if hasattr(cls, "__post_init__"):      # its __init__ does more than set the fields
+    if hasattr(cls, "__post_init__") and not checked:   # __init__ does more than set them
+        # (checked: the caller's values already are what __post_init__ would make of them)
         return list(map(cls, *fields))
     if len(fields) != len(names):
         raise ValueError(f"{cls.__name__}: {len(names)} columns needed, {len(fields)} given")

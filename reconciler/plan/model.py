@@ -10,12 +10,14 @@ quietly re-cut what `plan` showed. Records and enums: plan/records.py.
 from __future__ import annotations
 
 import hashlib
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, eq, itemgetter, not_
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
 from reconciler.core.errors import PausectlError
 from reconciler.live.base import AuditEvent, LiveDag
+from reconciler.live.snapshot_fast import slotted_rows
 from reconciler.plan.records import (Action, Batch, Conflict, FrozenList, Hold, Missing, Skip)
 from reconciler.policy.resolve import Resolution
 from reconciler.policy.selectors import SelectorIndex, Selector
@@ -58,6 +60,8 @@ class Change:
 _CHANGE_FIELDS = tuple(f.name for f in fields(Change))
 _PAUSE, _UNPAUSE = Action.PAUSE, Action.UNPAUSE
 _DAG_ID = attrgetter("dag_id")
+_PAUSED, _IS_PAUSED, _RULE = attrgetter("paused"), attrgetter("is_paused"), attrgetter("rule")
+_ACTION = {True: Action.PAUSE, False: Action.UNPAUSE}
 _change_values = attrgetter(*_CHANGE_FIELDS)
 
 _LISTS = ("changes", "conflicts", "missing", "unmanaged", "held", "skipped", "warnings",
@@ -220,8 +224,13 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
     report = state.defaults.unmanaged == "report"
     unchanged = 0
     from_rule: dict[int, tuple] = {}    # id(rule) -> what a Change takes from it, made once
-    for dag in sorted(live, key=_DAG_ID):
-        dec = decisions[dag.dag_id]
+    ordered = sorted(live, key=_DAG_ID)
+    decs = list(map(decisions.__getitem__, map(_DAG_ID, ordered)))
+    rows = zip(ordered, decs)
+    if not (held_now or last or auto or protected or in_flight):
+        # usual offline: nothing per DAG but what git wants and live has (in C, below)
+        rows, unchanged, plan.changes = plain_changes(ordered, decs, from_rule)
+    for dag, dec in rows:
         if held_now and dag.dag_id in held_now:
             plan.held.append(_held(held_now[dag.dag_id], dag, dec, at))
             continue
@@ -278,10 +287,7 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
                                       rule.where,
                                       {**ap_json, "outcome": "held"} if ap_json else None))
                 continue
-        r = from_rule.get(id(rule))
-        if r is None:
-            r = from_rule[id(rule)] = (rule.where, rule.reason, rule.owner, rule.label(),
-                                       rule.ticket, iso(rule.until) if rule.until else None)
+        r = from_rule.get(id(rule)) or rule_fields(rule, from_rule)
         plan.changes.append(Change(
             dag.dag_id, _PAUSE if dec.paused else _UNPAUSE, dag.is_paused, dec.paused,
             r[0], r[1], r[2],
@@ -294,6 +300,50 @@ def build_plan(cfg: Config, state: EnvState, live: list[LiveDag], resolution: Re
     if holds:
         plan.warnings.extend(holds.warnings)
     return plan
+
+
+def rule_fields(rule, cache: dict) -> tuple:
+    """What a Change takes from its rule (where, reason, owner, label, ticket, until), made
+    once per rule."""
+    r = cache[id(rule)] = (rule.where, rule.reason, rule.owner, rule.label(), rule.ticket,
+                           iso(rule.until) if rule.until else None)
+    return r
+
+
+def plain_changes(ordered: list[LiveDag], decs: list, from_rule: dict):
+    """build_plan's loop where no hold, event, auto-pause, protect or drain read applies: the
+    DAGs whose decision equals live are counted, the changes (git decides, live differs,
+    neither stale nor broken) are built a column at a time, and only the rest (conflicts,
+    unmanaged, stale, import errors, rules that drain) is left to the loop, in order.
+    Returns (the rest as (dag, decision) rows, unchanged count, the changes)."""
+    want = list(map(_PAUSED, decs))
+    live = list(map(_IS_PAUSED, ordered))
+    same = list(map(eq, want, live))
+    if None in live:        # an unknown live state: the loop decides (conflicts come first)
+        return zip(ordered, decs), 0, []
+    rest = list(compress(zip(ordered, decs), map(not_, same)))
+    rules = list(map(_RULE, map(itemgetter(1), rest)))
+    plain = list(map(_plain, map(itemgetter(0), rest), rules))
+    used = {id(r): r for r in compress(rules, plain)}
+    if any(r.drain is not None for r in used.values()):   # its changes carry the drain:
+        plain = [p and r.drain is None for p, r in zip(plain, rules)]   # the loop makes them
+    for rule in used.values():
+        if id(rule) not in from_rule:
+            rule_fields(rule, from_rule)
+    rows = list(compress(rest, plain))
+    dags, rules = list(map(itemgetter(0), rows)), list(map(_RULE, map(itemgetter(1), rows)))
+    desired, n = list(map(_PAUSED, map(itemgetter(1), rows))), len(rows)
+    fields_of = list(map(from_rule.__getitem__, map(id, rules)))
+    cols = [list(map(_DAG_ID, dags)), list(map(_ACTION.__getitem__, desired)),
+            list(map(_IS_PAUSED, dags)), desired,
+            *(list(map(itemgetter(i), fields_of)) for i in range(3)), [None] * n,
+            *(list(map(itemgetter(i), fields_of)) for i in range(3, 6)), [None] * n, [None] * n]
+    return (list(compress(rest, map(not_, plain))), same.count(True),
+            slotted_rows(Change, cols, checked=True))
+
+
+def _plain(dag: LiveDag, rule) -> bool:
+    return rule is not None and not dag.is_stale and not dag.has_import_errors
 
 
 def _held(h, dag: LiveDag, dec, at: datetime) -> Hold:

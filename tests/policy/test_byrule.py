@@ -6,7 +6,8 @@ included one, groups matching by exact ids, globs with classes and negated class
 owners, priorities, expired and not-yet rules, a random layer order, tie and
 defaults.unmanaged), loads it with the real loaders and compares every DAG's decision: the
 same winner (the same Rule object), the same conflict list in the same order, the same
-unmanaged flag, in the same order of DAGs.
+unmanaged flag, in the same order of DAGs; and observe.differing, DIFFERING for all DAGs at
+once, selects what the predicate selects.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from reconciler.live.base import LiveDag
+from reconciler.observe import DIFFERING, differing
 from reconciler.policy.resolve import Emergency, Resolver, resolve
 
 try:
@@ -133,6 +135,9 @@ def test_by_rule_decides_every_dag_as_the_per_dag_resolver(tmp_path, monkeypatch
         res = resolve(cfg, state, live, AT)       # the path resolve() takes
         assert [_shape(d)[:2] + _shape(d)[3:] for d in res.decisions.values()] == \
             [w[:2] + w[3:] for w in want]       # another Resolver: its own stand-in rules
+        odd = [LiveDag(d.dag_id, None) for d in live[:3]]    # a backend's unknown state too
+        for dags in (live, odd):
+            assert differing(dags, got) == [d for d in dags if DIFFERING(d, got[d.dag_id])]
         conflicts += sum(1 for w in want if w[3])
         ended += sum(1 for d in got.values() if d.rule is resolver.ended_rule)
         ties += sum(1 for d in live if len({c.rule.paused for c in resolver.candidates(d)
