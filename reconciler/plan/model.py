@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from itertools import compress
-from operator import attrgetter, eq, itemgetter, not_
+from operator import add, attrgetter, eq, itemgetter, not_
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
@@ -179,7 +179,10 @@ class Plan:
 
 def live_hash(live: list[LiveDag]) -> str:
     """Identifies the live pause state a plan was made against."""
-    lines = [d.dag_id + (_BIT.get(d.is_paused) or f"={d.is_paused:d}") for d in live]
+    try:        # in C; an is_paused not a bool (a backend's 0/1) takes the loop
+        lines = list(map(add, map(_DAG_ID, live), map(_BIT.get, map(_IS_PAUSED, live))))
+    except TypeError:
+        lines = [d.dag_id + (_BIT.get(d.is_paused) or f"={d.is_paused:d}") for d in live]
     lines.sort()
     text = "\n".join(lines)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
