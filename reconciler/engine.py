@@ -59,7 +59,7 @@ def plan_env(ctx: Context, backend: Backend, at: datetime | None = None,
     """Observe, resolve and plan one environment (observe.py), in one call."""
     at = at or utcnow()
     obs = observe(ctx, backend, at, events_for=DIFFERING if with_events else None, live=live,
-                  desired_ref=desired_ref, impact=True)
+                  desired_ref=desired_ref, impact=True, scoped=True)
     plan, resolution = plan_observed(ctx, obs, at, desired_ref, rollout=rollout)
     return plan, resolution, list(obs.live)
 

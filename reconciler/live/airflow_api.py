@@ -113,6 +113,7 @@ class AirflowApiBackend(Reads, Writes, ImpactApiReads):
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._known: dict[str, bool] | None = None   # the last list_dags(): id -> is_paused
+        self._scope: list[str] | None = None   # its terms, when it was list_dags_matching
         #: what this server's version does correctly; read from /version once (capabilities.py)
         self.capabilities: Capabilities | None = None
         self.bulk_requests = 0         # bulk PATCH /dags requests sent (for tests and metrics)

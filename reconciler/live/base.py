@@ -192,6 +192,16 @@ class Backend(VariableStore, Protocol):
 
 
 @runtime_checkable
+class ScopedListing(Protocol):
+    """Optional capability (airflow-api): list only the DAGs whose dag_id contains one of a
+    few terms (a superset), for a plan whose rules can match nothing else (policy/scope.py)."""
+
+    def scope_terms_limit(self) -> int: ...
+
+    def list_dags_matching(self, terms: list[str]) -> list[LiveDag]: ...
+
+
+@runtime_checkable
 class Diagnostics(Protocol):
     """Optional capability (airflow-api, dagmodel): what `pausectl doctor` reads beyond the
     Backend protocol, as plain dicts in the REST API's shapes."""

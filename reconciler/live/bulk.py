@@ -261,12 +261,12 @@ class BulkRun:
 
 def run(b, caps: Capabilities, targets: list[str], paused: bool, result: SetPausedResult,
         *, avoid: list[str] | None, before: dict[str, bool] | None, min_bulk: int,
-        kind: str, filtered_verify: bool = False) -> list[str]:
+        kind: str, filtered_verify: bool = False, within=None) -> list[str]:
     """Flip `targets` through the bulk path; returns the ids left for single PATCHes.
     A BackendError stops the bulk path (the caller PATCHes what is not yet changed)."""
     bulk = BulkRun(b, caps, paused, targets, result, kind)
     bulk.filtered_verify = filtered_verify and before is not None
-    terms, rest = compact_terms(targets, avoid, kind)
+    terms, rest = compact_terms(targets, avoid, kind, within)   # within: a scoped listing
     bulk.leftover.extend(rest)
     bulk.remaining -= set(rest)
     try:

@@ -99,15 +99,16 @@ def term_matcher(kind: str) -> Callable[[str, str], bool]:
     return lambda term, d: term in ("%", "~") or ilike_rx(term).search(d.lower()) is not None
 
 
-def compact_terms(targets: list[str], avoid: list[str] | None, kind: str = "ilike"
-                  ) -> tuple[list[str], list[str]]:
+def compact_terms(targets: list[str], avoid: list[str] | None, kind: str = "ilike",
+                  within: Callable[[str], bool] | None = None) -> tuple[list[str], list[str]]:
     """(terms, targets no term can cover). Greedy: for the first uncovered target, its
     shortest prefix that matches no id in `avoid`; that term also covers every other target it
     matches. `avoid` None (the DAGs are not known): one exact term per target. No id to
-    avoid: one match-all term."""
+    avoid: one match-all term. `within`: `avoid` is only the DAGs of a scoped listing
+    (policy/scope.py), so a term must also pass it (match nothing outside that scope)."""
     if avoid is None:
         return sorted(set(targets)), []
-    if not avoid:
+    if not avoid and within is None:
         return [MATCH_ALL[kind]], []
     if kind == "prefix":
         ordered = sorted(avoid)
@@ -127,7 +128,8 @@ def compact_terms(targets: list[str], avoid: list[str] | None, kind: str = "ilik
     uncovered = sorted(set(targets))
     while uncovered:
         s = uncovered[0]
-        term = next((s[:n] for n in range(1, len(s) + 1) if clean(s[:n])), None)
+        term = next((s[:n] for n in range(1, len(s) + 1)
+                     if clean(s[:n]) and (within is None or within(s[:n]))), None)
         if term is None:
             rest.append(s)
             uncovered = uncovered[1:]
@@ -157,3 +159,13 @@ def chunk_terms(terms: list[str], limit: int, or_terms: bool) -> list[list[str]]
     return out
 
 
+def within_scope(scope: list[str], kind: str = "ilike") -> Callable[[str], bool]:
+    """Whether a term matches only DAGs a scoped listing of `scope` read: the term (for the
+    prefix kind, the range's lower bound) contains a scope term literally, so every id the
+    server matches with it also contains that scope term (ILIKE; `_` in both is a wildcard)."""
+    lows = [s.lower() for s in scope]
+
+    def ok(term: str) -> bool:
+        t = (prefix_bounds(term)[0] if kind == "prefix" else term).lower()
+        return any(s in t for s in lows)
+    return ok

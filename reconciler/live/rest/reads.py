@@ -9,6 +9,7 @@ from urllib.parse import quote
 from reconciler.core import progress
 from reconciler.live.base import AssetEdge, AuditEvent, DagRun, LiveDag
 from reconciler.live.events import attribute, bulk_event_names, event_names, normalise_rows
+from reconciler.live.patterns import chunk_terms
 from reconciler.live.rest.errors import parse_time
 
 _DAG_FIELDS = (("dag_id", (str,), "a string"), ("is_paused", (bool, type(None)), "a boolean"),
@@ -29,6 +30,10 @@ def dag_field_error(row: dict) -> str | None:
 
 #: DAG ids per batch-runs request (a SQL IN list: SQLite >= 3.32 allows 32,766 bound values)
 RUN_IDS_PER_REQUEST = 5000
+#: terms per scoped listing (policy/scope.py): with `|` a few requests' worth; without `|`
+#: each term costs a request; its fixed price grows with the DAGs on the server (AIRFLOW.md),
+#: so on a big server 8 are far cheaper than its full listing, on a small one cheap anyway
+SCOPE_TERMS_OR, SCOPE_TERMS_ONE_BY_ONE = 200, 8
 #: runs per batch-runs page (an AF3 run is ~1 KB of JSON: well under the response byte cap)
 RUNS_PAGE = 5000
 
@@ -114,7 +119,34 @@ class Reads:
             if dag is not None and dag.dag_id not in seen:
                 seen[dag.dag_id] = dag
         self._known = {d: v.is_paused for d, v in seen.items()}  # guides bulk patterns
+        self._scope = None
         return list(seen.values())
+
+    def scope_terms_limit(self) -> int:
+        """How many terms a scoped listing may carry (ScopedListing): with `|` (3.2.1+) as
+        many as fit in a few patterns; without, each term is its own paged read."""
+        self._ensure_ready()
+        return SCOPE_TERMS_OR if self.caps().pattern_or else SCOPE_TERMS_ONE_BY_ONE
+
+    def list_dags_matching(self, terms: list[str]) -> list[LiveDag]:
+        """The DAGs whose dag_id contains a term (ILIKE: a superset; policy/scope.py), in
+        dag_id order, with the same fields and checks as list_dags."""
+        params = {**self._dag_params(), "order_by": "dag_id"}
+        chunks = chunk_terms(list(terms), self.max_pattern_length, self.caps().pattern_or)
+        if sum(map(len, chunks)) < len(terms):      # a term too long for one pattern
+            return self.list_dags()
+        seen: dict[str, LiveDag] = {}
+        with progress.task(f"{self.name}: listing the DAGs the rules can match"):
+            for chunk in chunks:
+                for row in self._get_all("/dags", {**params, "dag_id_pattern": "|".join(chunk)},
+                                         "dags"):
+                    dag = self._live_dag(row)
+                    if dag is not None and dag.dag_id not in seen:
+                        seen[dag.dag_id] = dag
+        out = sorted(seen.values(), key=lambda d: d.dag_id)
+        self._known = {d.dag_id: d.is_paused for d in out}  # bulk terms stay within the scope
+        self._scope = list(terms)
+        return out
 
     def _live_dag(self, d: dict) -> LiveDag | None:
         dag_id = d.get("dag_id")

@@ -13,6 +13,7 @@ from reconciler.core.errors import BackendError
 from reconciler.live import bulk as _bulk
 from reconciler.live.base import LiveDag, Progress, SetPausedResult
 from reconciler.live.capabilities import Capabilities
+from reconciler.live.patterns import within_scope
 from reconciler.live.rest.errors import Fatal, one_line
 from reconciler.live.rest.reads import dag_field_error
 
@@ -54,9 +55,12 @@ class Writes:
                                                       if d not in target_set]
             # the GET of each pattern (the server's own matching) decides before anything is
             # sent; the read-back after the PATCH is the proof
+            kind = "prefix" if caps.prefix_pattern else "ilike"
+            # after a scoped listing `avoid` is only what it read: terms stay inside it
+            within = None if self._scope is None else within_scope(self._scope, kind)
             singles = self._via_bulk(caps, targets, paused, result, state, tick, avoid=avoid,
-                                     before=None, min_bulk=self.bulk_min,
-                                     kind="prefix" if caps.prefix_pattern else "ilike")
+                                     before=None, min_bulk=self.bulk_min, kind=kind,
+                                     within=within)
         self._singles(singles, paused, result, tick, state)
         return self._ordered(result, targets)
 
