@@ -34,7 +34,8 @@ from operator import and_, attrgetter, is_not, ne
 from typing import Callable, Iterable, Mapping
 
 from reconciler.core.errors import PausectlError
-from reconciler.live.base import AssetEdge, AuditEvent, Backend, ImpactReads, LiveDag
+from reconciler.live.base import (AssetEdge, AuditEvent, Backend, ImpactReads, LiveDag,
+                                  ScopedListing)
 from reconciler.policy.cascade import all_edges, load_edges
 from reconciler.policy.resolve import Decision, Emergency, Resolution
 from reconciler.policy.resolve import resolve as resolve_rules
@@ -118,19 +119,28 @@ def read_emergency(backend: Backend, env: str) -> Emergency | None:
 def observe(ctx: Context, backend: Backend, at: datetime, *,
             events_for: EventsFor | None = DIFFERING, live: Iterable[LiveDag] | None = None,
             desired_ref: str | None = None, tolerant: bool = False,
-            journal_mirror: bool = False, impact: bool = False) -> Observation:
+            journal_mirror: bool = False, impact: bool = False,
+            scoped: bool = False) -> Observation:
     """Read everything a command needs from `backend` once. `live`: DAGs already listed.
     `tolerant`: an audit log that cannot be read is noted in `unread` instead of raised
     (doctor keeps diagnosing). Events of pausectl's own writes, recognised from its journals,
     come marked `via="pausectl"` (own_changes.py); `journal_mirror`: also from the journal
     mirrored in Airflow when none is local (one Variable read; drift). `impact`: also the
-    impact preview's evidence for the DAGs whose decision differs (plan, diff)."""
+    impact preview's evidence for the DAGs whose decision differs (plan, diff). `scoped`:
+    list only the DAGs this state's rules can match when nothing else is in the plan
+    (policy/scope.py; plan and apply, whose output is then the same; not drift or diff)."""
+    emergency = read_emergency(backend, ctx.env)
+    holds = None
+    if live is None and scoped and emergency is None and isinstance(backend, ScopedListing):
+        from reconciler.policy.holds import read
+        holds = read(backend, ctx.env)      # read once: the scope includes held DAGs
+        live = _scoped_listing(ctx, backend, tuple(holds[0]))
     dags = tuple(backend.list_dags() if live is None else live)
     notes: list[str] = []
-    obs = Observation(ctx.env, at, dags, read_emergency(backend, ctx.env),
+    obs = Observation(ctx.env, at, dags, emergency,
                       tuple(load_edges(ctx.state, backend, notes)), desired_ref=desired_ref,
                       edge_notes=tuple(notes))
-    obs = _holds_and_drains(ctx, obs, backend, at)
+    obs = _holds_and_drains(ctx, obs, backend, at, holds)   # `held`: read already
     if impact:
         obs = _impact_evidence(ctx, backend, obs)
     if events_for is None:
@@ -154,12 +164,21 @@ def observe(ctx: Context, backend: Backend, at: datetime, *,
     return replace(obs, auto=detect(backend, list(dags), res, obs.last_events(), desired_ref))
 
 
+def _scoped_listing(ctx: Context, backend: ScopedListing,
+                    held: tuple[str, ...]) -> list[LiveDag] | None:
+    """Only what the rules can match, and the held DAGs (a plan shows a hold even on an
+    unmanaged DAG); None when the state can match more (policy/scope.py)."""
+    from reconciler.policy.scope import listing_terms
+    terms = listing_terms(ctx.state, backend.scope_terms_limit(), held)
+    return None if terms is None else backend.list_dags_matching(terms)
+
+
 def _holds_and_drains(ctx: Context, obs: Observation, backend: Backend,
-                      at: datetime) -> Observation:
+                      at: datetime, held: tuple | None = None) -> Observation:
     """The holds Variable (one read), and the runs in flight of the DAGs a `paused: drain`
     rule pauses now (one batched read, only when the state has a drain rule)."""
     from reconciler.policy.holds import HoldView, read
-    holds, warnings = read(backend, ctx.env)
+    holds, warnings = read(backend, ctx.env) if held is None else held
     view = HoldView.of(holds, at, warnings)
     in_flight = None
     if any(r.drain is not None for r in ctx.state.all_rules()):
