@@ -114,6 +114,16 @@ def print_table(r: dict) -> None:
                    "<= 3x", f["apply"][0] / f["bulk"][0] <= 3))
     print(_row(f"apply {n} flips{core} vs one bulk PATCH (gate waits 0)", f["apply_core"],
                f["bulk"], "<= 3x", f["apply_core"][0] / f["bulk"][0] <= 3))
+    ins = f.get("inside") or {}
+    if "seconds" in ins:    # the same apply with the dagmodel backend, in the server's venv
+        ours = (ins["seconds"], ins["statements"])
+        print(_row(f"apply {n} flips inside Airflow (dagmodel; SQL statements) vs sequential "
+                   "PATCH loop", ours, f["sequential"], ">= 20x faster",
+                   f["sequential"][0] / ours[0] >= 20, faster=True))
+        print(_row(f"apply {n} flips inside Airflow (dagmodel) vs one bulk PATCH", ours,
+                   f["bulk"], "<= 3x", ours[0] / f["bulk"][0] <= 3))
+    elif ins:
+        print(f"| apply inside Airflow (dagmodel) | | {ins.get('error')} | | | |")
     print(_row(f"apply {n} flips vs bulk PATCH + its verifying listing", f["apply_core"],
                f["bulk_verified"], "(DESIGN: verify by listing)", None))
     c = f["client"]

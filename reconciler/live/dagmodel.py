@@ -136,6 +136,14 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
     # ---------------------------------------------------------------- DAGs
 
     def list_dags(self) -> list[LiveDag]:
+        with self._session() as s:
+            out = self._read(s)
+        out.sort(key=lambda d: d.dag_id)
+        return out
+
+    def _read(self, s, ids: list[str] | None = None) -> list[LiveDag]:
+        """Every DAG of this backend (or those of `ids`, at most one IN list's worth) as
+        LiveDags, from two column queries (no ORM objects)."""
         from sqlalchemy import select
         DagModel, DagTag = self._models()
         if self.major >= 3:
@@ -147,11 +155,13 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
         cols = (DagModel.dag_id, DagModel.is_paused, stale, DagModel.has_import_errors,
                 DagModel.fileloc, DagModel.last_parsed_time, sched,
                 DagModel.next_dagrun_create_after, DagModel.max_active_runs, DagModel.owners)
-        with self._session() as s:
-            rows = s.execute(select(*cols)).all()
-            tags: dict[str, list[str]] = {}
-            for dag_id, tag in s.execute(select(DagTag.dag_id, DagTag.name)).all():
-                tags.setdefault(dag_id, []).append(tag)
+        q, tq = select(*cols), select(DagTag.dag_id, DagTag.name)
+        if ids is not None:
+            q, tq = q.where(DagModel.dag_id.in_(ids)), tq.where(DagTag.dag_id.in_(ids))
+        rows = s.execute(q).all()
+        tags: dict[str, list[str]] = {}
+        for dag_id, tag in s.execute(tq).all():
+            tags.setdefault(dag_id, []).append(tag)
         out = []
         for (dag_id, paused, stale_v, errors, fileloc, parsed, schedule, next_run, mar,
              owners) in rows:
@@ -165,7 +175,6 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
                 has_import_errors=bool(errors), fileloc=fileloc, last_parsed_time=_iso(parsed),
                 timetable_summary=_schedule_text(schedule), next_dagrun_run_after=_iso(next_run),
                 max_active_runs=mar if isinstance(mar, int) else None))
-        out.sort(key=lambda d: d.dag_id)
         return out
 
     def set_paused(self, dag_ids: Iterable[str], paused: bool, progress: Progress | None = None,
@@ -174,8 +183,9 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
         """Set is_paused for exactly these DAGs, in one transaction, with an audit-log row per
         DAG that actually changed. `source` "pausectl" marks a change made from git (not
         drift); anything else (e.g. "PauseDagsOperator") is a live change `drift` attributes."""
-        from sqlalchemy import select, update
+        from sqlalchemy import insert, select, update
         from airflow.models.log import Log
+        from airflow.utils.timezone import utcnow
         DagModel, _ = self._models()
         ids = list(dict.fromkeys(str(d) for d in dag_ids))
         result = SetPausedResult()
@@ -198,14 +208,21 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
                     if note:
                         data["reason"] = note
                     text = json.dumps(data)
-                    for d in flip:
-                        s.add(Log(event=PAUSE_EVENT if paused else UNPAUSE_EVENT,
-                                  owner=self.user, extra=text, dag_id=d))
+                    # one executemany of the columns Log.__init__ sets for such a row (dttm,
+                    # event, owner, extra, dag_id), not an ORM object per DAG
+                    now = utcnow()
+                    event = PAUSE_EVENT if paused else UNPAUSE_EVENT
+                    s.execute(insert(Log.__table__), [
+                        {"dttm": now, "event": event, "owner": self.user, "extra": text,
+                         "dag_id": d} for d in flip])
                 for d in chunk:
                     if d in before:
                         result.changed.append(d)
                     else:
                         result.errors[d] = f"DAG {d} not found in {self.name}"
+                # the rows as the transaction now holds them: the batch's gate reads these
+                # instead of listing every DAG again
+                result.read_back.update((d.dag_id, d) for d in self._read(s, chunk))
         if progress:
             progress(len(ids) + len(outside))
         return result

@@ -81,8 +81,10 @@ class OrmImpact:
                 select(DR.dag_id, DR.state, func.count()).where(DR.dag_id.in_(ids))
                 .where(DR.state.in_(("running", "queued"))).group_by(DR.dag_id, DR.state))}
             backfills = self._orm_backfills(s, ids)
+            models = {m.dag_id: m for i in range(0, len(ids), 500) for m in s.scalars(
+                select(DagModel).where(DagModel.dag_id.in_(ids[i:i + 500])))}   # not 1 per DAG
             for d in ids:
-                model = s.get(DagModel, d)
+                model = models.get(d)
                 if model is None:
                     continue
                 dag = None
