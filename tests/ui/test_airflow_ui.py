@@ -194,6 +194,21 @@ def _rows(driver) -> set[tuple[str, str]]:
     return {tuple(r) for r in rows}
 
 
+def _detached(element):
+    """EC.staleness_of, also when ChromeDriver answers the check mid-navigation with "Node
+    with given id does not belong to the document" (a WebDriverException, not a
+    StaleElementReferenceException: seen once in CI): either way the old page is gone."""
+    from selenium.common.exceptions import WebDriverException
+
+    def gone(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+    return gone
+
+
 def test_instance_page_filters(ui_server, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -205,12 +220,11 @@ def test_instance_page_filters(ui_server, browser):
             ("ui_secret", "ui"), ("ui_paused", "legacy")} <= everything
     shot(browser, f"af{ui_server.major}-instance-page")
     # the form itself: state=running
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
     old = browser.find_element(By.ID, "dags")
     Select(browser.find_element(By.NAME, "state")).select_by_value("running")
     browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
-    WebDriverWait(browser, 60).until(EC.staleness_of(old))      # the filtered page loaded
+    WebDriverWait(browser, 60).until(_detached(old))      # the filtered page loaded
     _wait(browser, "#dags, #none")
     assert "state=running" in browser.current_url
     assert _rows(browser) == {("ui_running", "ui")}
