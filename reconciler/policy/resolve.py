@@ -68,47 +68,6 @@ class Resolution:
     decisions: dict[str, Decision] = field(default_factory=dict)
     missing: list[tuple[str, Rule]] = field(default_factory=list)   # dag rules with no live DAG
 
-    def decide_all(self, live: list[LiveDag]) -> dict[str, Decision] | None:
-        """`decide` of every DAG, in `live`'s order, rule by rule (byrule.py: set operations in
-        C instead of an index lookup per DAG). None where only `decide` answers: an emergency
-        (its exceptions are an index per DAG), cascade rules, a dag_id listed twice."""
-        if self.emergency is not None or self.derived:
-            return None
-        ids = list(map(_DAG_ID, live))
-        sets = DagSets(ids, list(map(_TAGS, live)), list(map(_OWNERS, live)),
-                       (g.selector for g in self.state.groups))
-        if len(sets.all) != len(ids):
-            return None
-        inactive = self.inactive
-        entries = [Entry(key, r, {dag_id}, inactive.get(id(r)) is None)   # Resolver._matches'
-                   for dag_id, pairs in self._dag_matches.items() if dag_id in sets.all  # order
-                   for key, r in pairs]
-        for g in self.state.groups:
-            dags, sel, on = sets.select(g.selector), g.selector, inactive.get(id(g)) is None
-            if all(is_glob(p) for p in sel.dag_ids):
-                entries.append(Entry(self._key(g, sel.specificity("")), g, dags, on))
-            else:                 # the dag_ids it names exactly match more specifically
-                exact = dags.intersection(sel.dag_ids)
-                entries.append(Entry(self._key(g, 2), g, exact, on))
-                entries.append(Entry(self._key(g, sel.specificity("")), g, dags - exact, on))
-        win, conflict, ended = winners(entries, self.cfg.tie)
-        special = {}
-        for dag_id in sets.all.difference(win):
-            if dag_id in conflict:
-                special[dag_id] = Decision(dag_id, None, None, conflict=conflict[dag_id])
-            elif dag_id in ended:      # every rule it matches has ended or is outside its window
-                win[dag_id] = self._ended_rule
-            elif self._unmanaged_rule is not None:
-                win[dag_id] = self._unmanaged_rule
-            else:
-                special[dag_id] = Decision(dag_id, None, None, unmanaged=True)
-        rules = list(map(win.get, ids, repeat(self._ended_rule)))   # specials: replaced below
-        n = len(ids)      # 100k Decision(dag_id, rule.paused, rule), a column at a time
-        out = dict(zip(ids, slotted_rows(Decision, [ids, list(map(_PAUSED, rules)), rules,
-                                                    [None] * n, [False] * n])))
-        out.update(special)
-        return out
-
     def why(self, dec: Decision, dag: LiveDag) -> str:
         return self.resolver.why(dec, dag)
 
