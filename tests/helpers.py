@@ -320,3 +320,26 @@ class Repo:
         if subprocess:
             return run_cli(list(args), cwd=self.path, env=env)
         return run_inprocess(list(args), cwd=self.path, env=env)
+
+
+def rand_dag_id(rng, alpha: str, max_len: int) -> str:
+    """A random dag_id of 1..max_len characters from `alpha` (selector fuzz tests)."""
+    return "".join(rng.choice(alpha) for _ in range(rng.randint(1, max_len)))
+
+
+def rand_glob(rng, alpha: str, star_below: float = 0.7) -> str:
+    """A random fnmatch glob over `alpha`: literals, `*` (drawn in [0.5, star_below)), `?`
+    and (negated) classes; the fuzz tests' shared generator."""
+    parts = []
+    for _ in range(rng.randint(1, 5)):
+        k = rng.random()
+        if k < 0.5:
+            parts.append(rng.choice(alpha))
+        elif k < star_below:
+            parts.append("*")
+        elif k < 0.85:
+            parts.append("?")
+        else:
+            body = "".join(rng.sample(alpha, rng.randint(1, 3)))
+            parts.append("[" + ("!" if rng.random() < 0.3 else "") + body + "]")
+    return "".join(parts)

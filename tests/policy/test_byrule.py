@@ -22,9 +22,9 @@ from reconciler.observe import DIFFERING, differing
 from reconciler.policy.resolve import Emergency, Resolver, resolve
 
 try:
-    from helpers import load, make_state, snapshot_json
+    from helpers import load, make_state, snapshot_json, rand_dag_id, rand_glob
 except ImportError:  # pragma: no cover
-    from tests.helpers import load, make_state, snapshot_json
+    from tests.helpers import load, make_state, snapshot_json, rand_dag_id, rand_glob
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 ALPHA = "ab_1"
@@ -33,23 +33,11 @@ OWNERS = ["o1", "o2", "o3", "o4"]
 
 
 def _id(rng: random.Random) -> str:
-    return "".join(rng.choice(ALPHA) for _ in range(rng.randint(1, 5)))
+    return rand_dag_id(rng, ALPHA, 5)
 
 
 def _glob(rng: random.Random) -> str:
-    parts = []
-    for _ in range(rng.randint(1, 5)):
-        k = rng.random()
-        if k < 0.5:
-            parts.append(rng.choice(ALPHA))
-        elif k < 0.72:
-            parts.append("*")
-        elif k < 0.85:
-            parts.append("?")
-        else:
-            body = "".join(rng.sample(ALPHA, rng.randint(1, 3)))
-            parts.append("[" + ("!" if rng.random() < 0.3 else "") + body + "]")
-    return "".join(parts)
+    return rand_glob(rng, ALPHA, 0.72)
 
 
 def _match(rng: random.Random, ids: list[str]) -> dict:

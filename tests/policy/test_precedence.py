@@ -19,9 +19,9 @@ from reconciler.policy.resolve import Emergency, Resolver, resolve
 from reconciler.policy.selectors import Selector, SelectorIndex
 
 try:
-    from helpers import dag, load, make_state, run_cli, snapshot_json
+    from helpers import dag, load, make_state, run_cli, snapshot_json, rand_dag_id, rand_glob
 except ImportError:  # pragma: no cover
-    from tests.helpers import dag, load, make_state, run_cli, snapshot_json
+    from tests.helpers import dag, load, make_state, run_cli, snapshot_json, rand_dag_id, rand_glob
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)     # a Wednesday
 PAST = "2026-11-01T00:00:00Z"
@@ -424,23 +424,11 @@ ALPHA = "ab_1"
 
 
 def _rand_id(rng: random.Random) -> str:
-    return "".join(rng.choice(ALPHA) for _ in range(rng.randint(1, 6)))
+    return rand_dag_id(rng, ALPHA, 6)
 
 
 def _rand_glob(rng: random.Random) -> str:
-    parts = []
-    for _ in range(rng.randint(1, 5)):
-        k = rng.random()
-        if k < 0.5:
-            parts.append(rng.choice(ALPHA))
-        elif k < 0.7:
-            parts.append("*")
-        elif k < 0.85:
-            parts.append("?")
-        else:
-            body = "".join(rng.sample(ALPHA, rng.randint(1, 3)))
-            parts.append("[" + ("!" if rng.random() < 0.3 else "") + body + "]")
-    return "".join(parts)
+    return rand_glob(rng, ALPHA, 0.7)
 
 
 def _rand_selector(rng: random.Random) -> dict:
