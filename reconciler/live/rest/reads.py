@@ -113,11 +113,7 @@ class Reads:
         with progress.task(f"{self.name}: listing DAGs"):      # a spinner on a terminal
             rows = self._get_all("/dags", {**self._dag_params(), "order_by": "dag_id"}, "dags",
                                  parallel=self.parallel_pages)
-        seen: dict[str, LiveDag] = {}
-        for row in rows:
-            dag = self._live_dag(row)
-            if dag is not None and dag.dag_id not in seen:
-                seen[dag.dag_id] = dag
+        seen = self._first_of_each(rows)
         self._known = {d: v.is_paused for d, v in seen.items()}  # guides bulk patterns
         self._scope = None
         return list(seen.values())
@@ -135,18 +131,23 @@ class Reads:
         chunks = chunk_terms(list(terms), self.max_pattern_length, self.caps().pattern_or)
         if sum(map(len, chunks)) < len(terms):      # a term too long for one pattern
             return self.list_dags()
-        seen: dict[str, LiveDag] = {}
         with progress.task(f"{self.name}: listing the DAGs the rules can match"):
-            for chunk in chunks:
-                for row in self._get_all("/dags", {**params, "dag_id_pattern": "|".join(chunk)},
-                                         "dags"):
-                    dag = self._live_dag(row)
-                    if dag is not None and dag.dag_id not in seen:
-                        seen[dag.dag_id] = dag
-        out = sorted(seen.values(), key=lambda d: d.dag_id)
+            rows = [row for chunk in chunks for row in self._get_all(
+                "/dags", {**params, "dag_id_pattern": "|".join(chunk)}, "dags")]
+        out = sorted(self._first_of_each(rows).values(), key=lambda d: d.dag_id)
         self._known = {d.dag_id: d.is_paused for d in out}  # bulk terms stay within the scope
         self._scope = list(terms)
         return out
+
+    def _first_of_each(self, rows: Iterable[dict]) -> dict[str, LiveDag]:
+        """The rows as LiveDags by dag_id, the first row of a repeated id kept (a server that
+        pages under a moving listing may send one twice)."""
+        seen: dict[str, LiveDag] = {}
+        for row in rows:
+            dag = self._live_dag(row)
+            if dag is not None and dag.dag_id not in seen:
+                seen[dag.dag_id] = dag
+        return seen
 
     def _live_dag(self, d: dict) -> LiveDag | None:
         dag_id = d.get("dag_id")
