@@ -348,3 +348,32 @@ def test_subprocess_cli_against_a_dripping_server(tmp_path, srv):
     # the drip lasts 50 s: ending well before it proves the total deadline cut it (the slack
     # is a loaded box's interpreter start-up; CI once took 16.7 s)
     assert time.monotonic() - t0 < 30
+
+
+SCOPED_CASES = ("is-paused-string-false", "dag-id-number", "tags-a-string", "deep-100k",
+                "binary-garbage", "nan")
+
+
+@pytest.mark.parametrize("case", SCOPED_CASES)
+def test_the_scoped_listing_checks_its_rows_like_the_full_one(tmp_path, srv, case):
+    """A state that manages only what it names (unmanaged: ignore) lists by dag_id_pattern
+    (policy/scope.py): the same bodies fail the same way there, in one line, nothing changed."""
+    fn, fragment = BODIES[case]
+    queries: list[str] = []
+
+    def scoped(h, b):
+        queries.append(h.path)
+        fn(h, b)
+    on(srv, DAGS, scoped)
+    root = api_state(tmp_path, srv.url)
+    (root / "prod.yaml").write_text("environment: prod\ndefaults: {unmanaged: ignore}\n"
+                                    "dags:\n  etl_orders: {paused: true, reason: r, owner: o}\n")
+    before = tree_hash(root)
+    r = run(["plan", "prod"], tmp_path, ENV)
+    assert r.code == 1, r.text
+    assert_clean(r)
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.err
+    assert_no_secret(r.text)
+    assert queries and all("dag_id_pattern=etl_orders" in q for q in queries), queries
+    assert srv.mutations() == [] and srv.errors == [] and tree_hash(root) == before
