@@ -10,8 +10,9 @@ quietly re-cut what `plan` showed. Records and enums: plan/records.py.
 from __future__ import annotations
 
 import hashlib
-from itertools import compress
-from operator import add, attrgetter, eq, itemgetter, not_
+from collections import deque
+from itertools import compress, repeat
+from operator import add, attrgetter, eq, itemgetter, not_, setitem
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
@@ -58,11 +59,24 @@ class Change:
 
 
 _CHANGE_FIELDS = tuple(f.name for f in fields(Change))
+_NO_DRAIN = _CHANGE_FIELDS[:-1]         # drain is the last field
+
+
+def changes_json(changes: list[Change]) -> list[dict]:
+    """`[c.to_json() for c in changes]`, made in C when no change drains (the usual plan:
+    100k dicts without a Python call each; the action set to its plain str after)."""
+    if any(map(_DRAIN, changes)):
+        return [c.to_json() for c in changes]
+    out = list(map(dict, map(zip, repeat(_NO_DRAIN), map(_no_drain_values, changes))))
+    deque(map(setitem, out, repeat("action"), map(str, map(_GET_ACTION, changes))), 0)
+    return out
 _PAUSE, _UNPAUSE = Action.PAUSE, Action.UNPAUSE
 _DAG_ID = attrgetter("dag_id")
 _PAUSED, _IS_PAUSED, _RULE = attrgetter("paused"), attrgetter("is_paused"), attrgetter("rule")
 _ACTION = {True: Action.PAUSE, False: Action.UNPAUSE}
 _change_values = attrgetter(*_CHANGE_FIELDS)
+_no_drain_values, _DRAIN = attrgetter(*_NO_DRAIN), attrgetter("drain")
+_GET_ACTION = attrgetter("action")
 
 _LISTS = ("changes", "conflicts", "missing", "unmanaged", "held", "skipped", "warnings",
           "batches")
@@ -145,7 +159,7 @@ class Plan:
             "environment": self.environment, "generated_at": self.generated_at, "at": self.at,
             "desired_ref": self.desired_ref, "live_hash": self.live_hash,
             "summary": self.summary(),
-            "changes": [c.to_json() for c in self.changes],
+            "changes": changes_json(self.changes),
             "conflicts": self.conflicts, "missing": self.missing, "unmanaged": self.unmanaged,
             "held": self.held, "skipped": self.skipped, "warnings": self.warnings,
             "batches": self.batches,
