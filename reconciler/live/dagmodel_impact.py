@@ -49,6 +49,40 @@ def _latest_dependencies(s) -> dict | None:
     return resolver(dag_id_dependencies=rows, session=s).resolve()
 
 
+def _serialized_dags(s, ids: list[str]) -> dict[str, Any]:
+    """The latest serialized DAG of each of `ids`, deserialized (None: unreadable), in two
+    queries per 500 ids instead of SerializedDagModel.get_dag per DAG: serialized_dag has no
+    index on dag_id, so each get_dag scans the table (3.3.2, SQLite, 5,000 DAGs: 6 ms a DAG,
+    0.3 s for the default 50). "Latest" is the highest (version_number, created_at): 3.3's
+    get orders by version_number, 3.0-3.2's by created_at, which agree for every real row.
+    A DAG not found here is left out (its caller falls back to get_dag: Airflow 2's subdags)."""
+    from sqlalchemy import select
+    from airflow.models.serialized_dag import SerializedDagModel as SD
+    versioned = getattr(SD, "dag_version_id", None) is not None     # Airflow 3
+    out: dict[str, Any] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        if versioned:
+            from airflow.models.dag_version import DagVersion
+            latest: dict[str, tuple] = {}
+            for sid, dag_id, number, created in s.execute(
+                    select(SD.id, SD.dag_id, DagVersion.version_number, SD.created_at)
+                    .join(DagVersion, SD.dag_version_id == DagVersion.id)
+                    .where(SD.dag_id.in_(chunk))):
+                if dag_id not in latest or (number, created) > latest[dag_id][0]:
+                    latest[dag_id] = ((number, created), sid)
+            picked = [sid for _, sid in latest.values()]
+            rows = s.scalars(select(SD).where(SD.id.in_(picked))).all() if picked else []
+        else:                       # Airflow 2: one row per DAG, keyed by dag_id
+            rows = s.scalars(select(SD).where(SD.dag_id.in_(chunk))).all()
+        for row in rows:
+            try:
+                out[row.dag_id] = row.dag
+            except Exception:       # unreadable: catch-up then stays unknown
+                out[row.dag_id] = None
+    return out
+
+
 class OrmImpact:
     """ImpactReads and DependencyGraph through the ORM (see the module doc)."""
 
@@ -83,12 +117,13 @@ class OrmImpact:
             backfills = self._orm_backfills(s, ids)
             models = {m.dag_id: m for i in range(0, len(ids), 500) for m in s.scalars(
                 select(DagModel).where(DagModel.dag_id.in_(ids[i:i + 500])))}   # not 1 per DAG
+            dags = _serialized_dags(s, sorted(d for d in sched if d in models))
             for d in ids:
                 model = models.get(d)
                 if model is None:
                     continue
-                dag = None
-                if d in sched:
+                dag = dags.get(d)
+                if d in sched and d not in dags:
                     try:
                         dag = SerializedDagModel.get_dag(d, session=s)
                     except Exception:   # unreadable: catch-up then stays unknown
