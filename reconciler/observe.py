@@ -194,9 +194,11 @@ def _impact_evidence(ctx: Context, backend: Backend, obs: Observation) -> Observ
     """ImpactEvidence of the DAGs git flips (schedules only for the unpauses), and every
     dependency edge when a pause needs them and no cascade read them already. Nothing is read
     for a plan without changes; a server that cannot answer is a note of the preview."""
+    if not isinstance(backend, ImpactReads):     # a snapshot: nothing to read
+        return obs
     res = resolve(ctx, obs, obs.at)
     flips = [d for d in differing(obs.live, res.decisions) if not d.is_stale]
-    if not flips or not isinstance(backend, ImpactReads):
+    if not flips:
         return obs
     notes: list[str] = []
     evidence: Mapping[str, object] = {}

@@ -385,6 +385,8 @@ def attach(plan, obs, at: datetime) -> tuple[tuple[str, ...], ...]:
     edges (a cascade's, or those read for the preview), when they order more than one level."""
     plan.warnings.extend(obs.edge_notes)
     edges = obs.impact_edges or obs.edges
+    if not (edges or obs.evidence or obs.impact_notes):
+        return ()       # offline: no preview, and without edges every unpause is one level
     ups = [c.dag_id for c in plan.changes if getattr(c.action, "value", c.action) == "unpause"]
     levels = unpause_levels(ups, edges)
     if not (obs.evidence or obs.impact_notes or len(levels) > 1):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 import re
-from operator import attrgetter
+from itertools import compress, repeat
+from operator import attrgetter, eq, not_
 
 from reconciler.core.errors import PausectlError
 from reconciler.plan.records import Action, Batch
 from reconciler.policy.selectors import Selector, SelectorIndex
 
-_DAG_ID = attrgetter("dag_id")
+_DAG_ID, _ACTION = attrgetter("dag_id"), attrgetter("action")
 
 # (changes here are plan.model.Change values: anything with dag_id and action; no import of
 # the model, which imports this module to freeze a plan)
@@ -72,8 +73,9 @@ def make_batches(changes: list, spec, canary: dict | list | None,
     if not changes:
         return []
     sizes = parse_batches(spec)
-    pauses = sorted((c for c in changes if c.action == Action.PAUSE), key=_DAG_ID)
-    unpauses = [c for c in changes if c.action == Action.UNPAUSE]
+    is_pause = list(map(eq, map(_ACTION, changes), repeat(Action.PAUSE)))   # in C (50k)
+    pauses = sorted(compress(changes, is_pause), key=_DAG_ID)
+    unpauses = list(compress(changes, map(not_, is_pause)))
     idx = canary_index(canary)
     tags = live_tags or {}
     owners = live_owners or {}
@@ -143,9 +145,10 @@ def cut_batches(changes: list, rollout: dict, live, levels=()) -> list[Batch]:
     level_of = {d: i for i, lv in enumerate(levels) for d in lv}
     cut: list[list] = []
     for i in range(max(1, len(levels))):
-        part = [c for c in changes if (c.action == Action.PAUSE and i == 0) or
-                (c.action == Action.UNPAUSE and level_of.get(c.dag_id, 0) == i)]
-        cut += make_batches(part, rollout.get("batches"), canary, tags, owners)
+        part = changes if not levels else [      # one level: every change, in order
+            c for c in changes if (c.action == Action.PAUSE and i == 0) or
+            (c.action == Action.UNPAUSE and level_of.get(c.dag_id, 0) == i)]
+        cut += make_batches(list(part), rollout.get("batches"), canary, tags, owners)
     out = []
     for b in cut:
         actions = [c.action for c in b]
