@@ -153,7 +153,7 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
         from sqlalchemy import or_
 
         def match(col):
-            return or_(*(col.ilike(f"%{_like_escape(t)}%", escape="\\") for t in terms))
+            return or_(*(col.ilike(f"%{_like_escape(t)}%", escape="/") for t in terms))
         with self._session() as s:
             out = self._read(s, match=match)
         out.sort(key=lambda d: d.dag_id)
@@ -363,8 +363,9 @@ class DagModelBackend(OrmDiagnostics, OrmImpact):
 
 
 def _like_escape(term: str) -> str:
-    """A literal for LIKE ... ESCAPE '\\': `_` and `%` in a dag_id match only themselves."""
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    """A literal for LIKE ... ESCAPE '/' (not a backslash, which MySQL strings also escape):
+    `_` and `%` in a dag_id match only themselves."""
+    return term.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 def _os_user() -> str:
