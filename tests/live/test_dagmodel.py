@@ -14,6 +14,7 @@ from webhooks import Hooks
 from reconciler.live.airflow_api import AirflowApiBackend
 
 SUBSET = ["etl_003", "report_010", "ml_007"]
+SCOPE_TERMS = ["ml_", "REPORT_01", "_stale", "l_00"]    # case ignored, `_` only itself
 
 
 def db_states(server) -> dict[str, bool]:
@@ -34,6 +35,7 @@ from reconciler.live.dagmodel import DagModelBackend
 b = DagModelBackend("local", {"type": "dagmodel"}, user="oncall-bot")
 out = {"version": b.version}
 out["dags"] = [d.to_json() for d in b.list_dags()]
+out["scoped"] = [d.to_json() for d in b.list_dags_matching(SCOPE_TERMS)]
 from datetime import datetime, timezone
 t0 = datetime.now(timezone.utc)   # the shared server holds other tests' events too
 res = b.set_paused(SUBSET + ["no_such_dag"], False, reason="INC-7 vendor fixed")
@@ -68,7 +70,8 @@ def test_dagmodel_reads_like_the_api_and_writes_only_the_subset(airflow_server):
     server.reset()
     before = db_states(server)
     try:
-        out = run_python(server, f"SUBSET = {SUBSET!r}\n" + SCRIPT)
+        out = run_python(server, f"SUBSET = {SUBSET!r}\nSCOPE_TERMS = {SCOPE_TERMS!r}\n"
+                         + SCRIPT)
         assert out.returncode == 0, out.stderr[-3000:]
         data = last_json_line(out.stdout)
         assert data["version"] == server.version
@@ -90,6 +93,13 @@ def test_dagmodel_reads_like_the_api_and_writes_only_the_subset(airflow_server):
         assert mine["ml_stale_old"]["is_stale"] is True
         assert mine["etl_broken_a"]["has_import_errors"] is True
         assert mine["ml_limited"]["max_active_runs"] == 1
+
+        # the scoped listing (ScopedListing): exactly the DAGs whose id contains a term
+        # (ignoring case), with the same facts as the full listing
+        terms = [t.lower() for t in SCOPE_TERMS]
+        assert data["scoped"] == [d for d in data["dags"]
+                                  if any(t in d["dag_id"].lower() for t in terms)]
+        assert data["scoped"] and len(data["scoped"]) < len(data["dags"])
 
         # exactly the subset changed (every DAG checked in the DB)
         assert sorted(data["set"]["changed"]) == sorted(SUBSET)
