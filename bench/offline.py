@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,15 +32,16 @@ yaml.load(Path("state/pausectl.yaml").read_text(), Loader=yaml.CSafeLoader)
 
 def _process(argv: list[str], cwd: Path, stdout) -> dict:
     """One process, start to exit: wall seconds, CPU seconds (user + system), peak RSS."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    if proc.returncode:
-        raise RuntimeError(f"{argv[1:3]} exited {proc.returncode}: {err.strip()[-300:]}")
+    with tempfile.TemporaryFile() as err:    # a file, not a pipe: no stall while waiting
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=stdout, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            tail = err.read().decode(errors="replace").strip()[-300:]
+            raise RuntimeError(f"{argv[1:3]} exited {proc.returncode}: {tail}")
     return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "rss_mb": usage.ru_maxrss / 1024}
 
@@ -67,6 +69,5 @@ def run(tmp: Path, sizes=(10_000, 100_000)) -> dict:
 
 
 if __name__ == "__main__":
-    import tempfile
     with tempfile.TemporaryDirectory() as d:
         print(json.dumps(run(Path(d)), indent=1))

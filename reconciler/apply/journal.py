@@ -171,7 +171,6 @@ class Journal:
         return {d: v for d, v in self.data["dags"].items() if v["batch"] in started}
 
 
-
 def _dumps(data: dict) -> str:
     """The journal as JSON, a line per top-level key and per batch or event (the `dags` map
     on one line), by the C encoder: `indent=` makes json use its pure-Python one, 3-4x

@@ -59,7 +59,14 @@ class Change:
 
 
 _CHANGE_FIELDS = tuple(f.name for f in fields(Change))
-_NO_DRAIN = _CHANGE_FIELDS[:-1]         # drain is the last field
+_PAUSE, _UNPAUSE = Action.PAUSE, Action.UNPAUSE
+_DAG_ID = attrgetter("dag_id")
+_PAUSED, _IS_PAUSED, _RULE = attrgetter("paused"), attrgetter("is_paused"), attrgetter("rule")
+_ACTION = {True: Action.PAUSE, False: Action.UNPAUSE}
+_change_values = attrgetter(*_CHANGE_FIELDS)
+_NO_DRAIN = tuple(f for f in _CHANGE_FIELDS if f != "drain")   # to_json drops it when None
+_no_drain_values, _DRAIN = attrgetter(*_NO_DRAIN), attrgetter("drain")
+_GET_ACTION = attrgetter("action")
 
 
 def changes_json(changes: list[Change]) -> list[dict]:
@@ -70,13 +77,7 @@ def changes_json(changes: list[Change]) -> list[dict]:
     out = list(map(dict, map(zip, repeat(_NO_DRAIN), map(_no_drain_values, changes))))
     deque(map(setitem, out, repeat("action"), map(str, map(_GET_ACTION, changes))), 0)
     return out
-_PAUSE, _UNPAUSE = Action.PAUSE, Action.UNPAUSE
-_DAG_ID = attrgetter("dag_id")
-_PAUSED, _IS_PAUSED, _RULE = attrgetter("paused"), attrgetter("is_paused"), attrgetter("rule")
-_ACTION = {True: Action.PAUSE, False: Action.UNPAUSE}
-_change_values = attrgetter(*_CHANGE_FIELDS)
-_no_drain_values, _DRAIN = attrgetter(*_NO_DRAIN), attrgetter("drain")
-_GET_ACTION = attrgetter("action")
+
 
 _LISTS = ("changes", "conflicts", "missing", "unmanaged", "held", "skipped", "warnings",
           "batches")

@@ -148,7 +148,7 @@ def cut_batches(changes: list, rollout: dict, live, levels=()) -> list[Batch]:
         part = changes if not levels else [      # one level: every change, in order
             c for c in changes if (c.action == Action.PAUSE and i == 0) or
             (c.action == Action.UNPAUSE and level_of.get(c.dag_id, 0) == i)]
-        cut += make_batches(list(part), rollout.get("batches"), canary, tags, owners)
+        cut += make_batches(part, rollout.get("batches"), canary, tags, owners)
     out = []
     for b in cut:
         actions = [c.action for c in b]
