@@ -203,12 +203,13 @@ def entry(argv=None) -> None:
 
 
 def _exit_code(code) -> int:
-    """What the interpreter makes of SystemExit(code): None is 0, a message is printed, 1."""
+    """What the interpreter makes of SystemExit(code): None is 0, a message is printed, 1
+    (after main's output guard is gone: neutralised here, as _line does)."""
     if code is None:
         return 0
     if isinstance(code, int):
         return code & 0xFF
-    print(code, file=sys.stderr)
+    print(_line(code), file=sys.stderr)
     return 1
 
 

@@ -82,3 +82,7 @@ def test_exit_code_is_what_the_interpreter_makes_of_it(capsys):
     assert _exit_code(256 + 2) == 2
     assert _exit_code("bad thing") == 1
     assert capsys.readouterr().err == "bad thing\n"
+    # hostile: a message cannot start a workflow command or carry escapes to the terminal
+    assert _exit_code("x\n::set-output name=a::b\x1b[2J") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "::" not in err
