@@ -15,6 +15,8 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -149,8 +151,7 @@ def load(root: Path, env: str, now=None):
 
 # --- running the CLI -----------------------------------------------------------------------
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 60,
-            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+def cli_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     e = dict(os.environ)
     e.pop("PAUSECTL_DEBUG", None)
     e.pop("PAUSECTL_STATE", None)
@@ -158,9 +159,46 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 60,
     e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
     if env:
         e.update(env)
+    return e
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 60,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=e,
+                          capture_output=True, text=True, timeout=timeout, env=cli_env(env),
                           errors="replace")
+
+
+def run_timed(argv: list[str], cwd: Path | None = None, timeout: float = 60,
+              env: Mapping[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    """Run argv; return its result and the CPU seconds of that one process tree (os.wait4).
+
+    Not RUSAGE_CHILDREN deltas: those also count any other child the test process reaps
+    meanwhile (a shared Airflow server stopped by a background thread added 60 s once).
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                p.kill()
+                os.wait4(p.pid, 0)
+                raise subprocess.TimeoutExpired(argv, timeout)
+            time.sleep(0.01)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text = [f.read().decode(errors="replace") for f in (out, err)]
+    return (subprocess.CompletedProcess(argv, p.returncode, text[0], text[1]),
+            ru.ru_utime + ru.ru_stime)
+
+
+def run_cli_timed(args: list[str], cwd: Path, timeout: float = 60,
+                  env: Mapping[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    return run_timed([sys.executable, "-m", "reconciler", *args], cwd, timeout, cli_env(env))
 
 
 def tree_hash(root: Path) -> dict[str, str]:

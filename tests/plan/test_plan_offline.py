@@ -19,9 +19,9 @@ import yaml
 from reconciler.state.schema import validate_json
 
 try:
-    from helpers import EXAMPLE_STATE, dag, run_cli, snapshot_json, tree_hash
+    from helpers import EXAMPLE_STATE, dag, run_cli, run_timed, snapshot_json, tree_hash
 except ImportError:  # pragma: no cover
-    from tests.helpers import EXAMPLE_STATE, dag, run_cli, snapshot_json, tree_hash
+    from tests.helpers import EXAMPLE_STATE, dag, run_cli, run_timed, snapshot_json, tree_hash
 
 # A Wednesday noon: outside the Sunday-night maintenance window, before every `until` in the
 # example. Plans below pass --at so they do not depend on the clock.
@@ -337,14 +337,9 @@ def test_help_is_fast():
     2-core runner their load would make a wall-clock bound flaky without saying anything
     about pausectl's start-up. Heavy modules imported eagerly would show up here as CPU.
     """
-    import resource
     best = float("inf")
     for _ in range(3):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        r = subprocess.run([sys.executable, "-m", "reconciler", "--help"], capture_output=True,
-                           text=True, timeout=30)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        r, cpu = run_timed([sys.executable, "-m", "reconciler", "--help"], timeout=30)
         best = min(best, cpu)
         assert r.returncode == 0 and "Usage:" in r.stdout
     assert best < 0.5, f"pausectl --help used {best:.2f}s of CPU"

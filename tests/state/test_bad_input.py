@@ -9,7 +9,6 @@ line on stderr). Line numbers refer to the base texts in tests/helpers.py.
 from __future__ import annotations
 
 import random
-import resource
 import time
 from dataclasses import dataclass, field
 
@@ -17,10 +16,10 @@ import pytest
 
 try:
     from helpers import (COMMON_YAML, PAUSECTL_YAML, PROD_YAML, STAGING_YAML, make_state,
-                         parse_located, run_cli, tree_hash)
+                         parse_located, run_cli, run_cli_timed, tree_hash)
 except ImportError:  # pragma: no cover (tests run as a package)
     from tests.helpers import (COMMON_YAML, PAUSECTL_YAML, PROD_YAML, STAGING_YAML, make_state,
-                               parse_located, run_cli, tree_hash)
+                               parse_located, run_cli, run_cli_timed, tree_hash)
 
 PROD = "state/prod.yaml"
 COMMON = "state/common.yaml"
@@ -347,11 +346,6 @@ AT_CASES = [
 ]
 
 
-def _children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
 def _check_no_crash(r, argv):
     both = r.stdout + r.stderr
     assert "Traceback" not in both, f"{argv}: traceback\n{both}"
@@ -378,9 +372,7 @@ def test_bad_input(case: Case, tmp_path):
     make_state(tmp_path, case.files)
     before = tree_hash(tmp_path)
     for argv in case.commands:
-        cpu0 = _children_cpu()
-        r = run_cli(argv, tmp_path)
-        cpu = _children_cpu() - cpu0
+        r, cpu = run_cli_timed(argv, tmp_path)
         _check_no_crash(r, argv)
         if argv[0] == "validate":
             # problem lines on stdout, the count on stderr
