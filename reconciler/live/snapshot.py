@@ -124,7 +124,8 @@ def snapshot_document(dags: Iterable[LiveDag], environment: str | None = None,
 
 
 def write_json_atomic(path: Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+    from reconciler.core.jsonout import dumps      # json.dumps(indent=1)'s bytes, in C
+    write_text_atomic(path, dumps(data, indent=1) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from reconciler.core import jsonout
 from reconciler.plan import render_json as rj
 
 N_LARGE = 20_000                 # changes: ten pieces of CHUNK
@@ -56,7 +57,7 @@ def test_byte_identical_to_json_dump(fast, monkeypatch):
     if fast:
         pytest.importorskip("orjson")
     else:
-        monkeypatch.setattr(rj, "orjson", None)
+        monkeypatch.setattr(jsonout, "orjson", None)
     rnd = random.Random(3)
     for n in range(500):
         doc = {"a": _value(rnd), "z": _value(rnd),
@@ -83,3 +84,27 @@ def test_a_large_plan_is_written_in_few_pieces():
     rj.write_json(doc, out)
     assert out.getvalue() == _stdlib(doc)
     assert len(writes) <= N_LARGE // rj.CHUNK + 12
+
+
+def _plain(rnd: random.Random, depth: int = 0):
+    """_value without datetimes: what json.dumps takes without a default."""
+    v = _value(rnd, depth)
+    return "2026-01-02" if isinstance(v, datetime) else (
+        [_plain(rnd, depth + 1) for _ in v] if isinstance(v, list) else
+        {k: _plain(rnd, depth + 1) for k in v} if isinstance(v, dict) else v)
+
+
+@pytest.mark.parametrize("indent", [0, 1, 2, 4])
+def test_dumps_is_json_dumps_byte_for_byte(indent):
+    """core/jsonout.dumps (saved plans, snapshots, exports): json.dumps(indent=n)'s bytes,
+    re-indented from orjson's 2 deepest level first (a level's spaces are never re-read)."""
+    pytest.importorskip("orjson")
+    rnd = random.Random(indent)
+    for n in range(400):
+        doc = {"dags": [_plain(rnd, 1) for _ in range(3)], "deep": [[[[{"x": [1, {}]}]]]],
+               "s": "  \\n  spaces \n after"} if n % 5 else _plain(rnd)
+        assert jsonout.dumps(doc, indent=indent) == json.dumps(doc, indent=indent), n
+    with pytest.raises(TypeError):       # no default: what json refuses, it refuses too
+        jsonout.dumps({"at": datetime(2026, 1, 2)}, indent=1)
+    assert jsonout.dumps({"at": datetime(2026, 1, 2)}, 1, str) == json.dumps(
+        {"at": datetime(2026, 1, 2)}, indent=1, default=str)
