@@ -588,6 +588,29 @@ def test_timeout_exhausted_is_one_line():
     assert len(b.sleeps) == 2
 
 
+def _is_graph(request):
+    return request.url.path.endswith("/ui/dependencies")
+
+
+def test_a_dependency_graph_that_times_out_is_not_asked_again_but_a_5xx_is():
+    """3.3.2 builds /ui/dependencies from every serialized DAG per request: over 10 s at 5,000
+    DAGs (bench, 2026-12-02), and 4 retries made the impact preview wait 50 s for nothing."""
+    fake = FakeAirflow("v2", n=1)
+    fake.faults.append(times(99, _is_graph, lambda: httpx.ReadTimeout("timed out")))
+    b = make(fake, timeout=3)
+    with pytest.raises(BackendError) as e:
+        b.dag_dependencies()
+    assert str(e.value) == ("prod: GET /ui/dependencies timed out after 3s (1 attempt) at "
+                            "https://airflow.test")
+    assert b.sleeps == []
+    fake = FakeAirflow("v2", n=1)
+    fake.faults.append(times(1, _is_graph, lambda: _json(503, {"detail": "busy"})))
+    fake.faults.append(times(1, _is_graph, lambda: _json(200, {"nodes": [], "edges": []})))
+    b = make(fake)
+    assert b.dag_dependencies() == []
+    assert len(b.sleeps) == 1                  # the 503 was retried as before
+
+
 def test_connection_reset_is_retried():
     fake = FakeAirflow("v2", n=2)
     fake.faults.append(times(1, is_list, lambda: httpx.ReadError("Connection reset by peer")))

@@ -57,10 +57,13 @@ class ImpactApiReads:
         self._ensure_ready()
         path, kind, _ = _API[self.dialect.api]
         url = self.url.rstrip("/") + path
+        # Airflow builds the whole graph from every serialized DAG per request (3.3.2, 5,000
+        # DAGs: over 10 s): a timeout is final, not retried 4 times (docs/airflow-versions.md)
         if kind == "json":
-            _, data = self._send("GET", url)
+            _, data = self._send("GET", url, retry_timeouts=False)
             return from_ui_graph(data)
-        resp, _ = self._send("GET", url, expect_json=False, allow=(302, 303))
+        resp, _ = self._send("GET", url, expect_json=False, allow=(302, 303),
+                             retry_timeouts=False)
         edges = from_af2_page(resp.text) if resp.status_code == 200 else None
         if edges is None:
             raise PausectlError(f"{self.name}: {path} did not answer the dependency graph "

@@ -135,9 +135,12 @@ class Transport:
 
     def send(self, method: str, url: str, *, params: Any = None, json_body: Any = None,
              form: dict | None = None, auth: httpx.Auth | None = None,
-             allow: Iterable[int] = (), expect_json: bool = True) -> tuple[httpx.Response, Any]:
+             allow: Iterable[int] = (), expect_json: bool = True,
+             retry_timeouts: bool = True) -> tuple[httpx.Response, Any]:
         """Retries, backoff, one-line errors. Returns (response, parsed JSON or None) for 2xx
-        and statuses in `allow`; raises BackendError for everything else."""
+        and statuses in `allow`; raises BackendError for everything else. `retry_timeouts`
+        False: a read the server is too slow to answer in time is not asked again (a retry
+        of a whole-graph build only multiplies the wait); faults are still retried."""
         if self.closed:
             raise BackendError(f"{self.name}: backend is closed")
         self.scrub("")             # secrets registered before any byte of the server's is read
@@ -147,7 +150,7 @@ class Transport:
         if shared is not None:
             def fetch() -> tuple[httpx.Response, Any]:
                 return self._send(method, url, path, params, json_body, form, auth, allow,
-                                  expect_json)
+                                  expect_json, retry_timeouts)
             if method != "GET":
                 if not path.endswith(_shared.READ_POSTS):
                     shared.wrote()
@@ -161,11 +164,11 @@ class Transport:
                 data = self._data(resp, f"{method} {path}", allow if expect_json else None)
             return resp, data
         return self._send(method, url, path, params, json_body, form, auth, allow,
-                          expect_json)
+                          expect_json, retry_timeouts)
 
     def _send(self, method: str, url: str, path: str, params: Any, json_body: Any,
               form: dict | None, auth: httpx.Auth | None, allow: set[int],
-              expect_json: bool) -> tuple[httpx.Response, Any]:
+              expect_json: bool, retry_timeouts: bool = True) -> tuple[httpx.Response, Any]:
         what = f"{method} {path}"
         attempt = 0
         while True:
@@ -180,7 +183,7 @@ class Transport:
                     return resp, self._data(resp, what, allow if expect_json else None)
                 raise self.status_error(method, path, resp)
             except Retryable as r:
-                if attempt >= self.retries:
+                if attempt >= self.retries or (r.kind == "timeout" and not retry_timeouts):
                     raise self.exhausted(what, r, attempt + 1) from None
                 delay = self.delay(attempt, r.response)
                 log.info("%s: %s: %s; retry %d/%d in %.1fs", self.name, what,
