@@ -104,6 +104,9 @@ def test_dumps_is_json_dumps_byte_for_byte(indent):
         doc = {"dags": [_plain(rnd, 1) for _ in range(3)], "deep": [[[[{"x": [1, {}]}]]]],
                "s": "  \\n  spaces \n after"} if n % 5 else _plain(rnd)
         assert jsonout.dumps(doc, indent=indent) == json.dumps(doc, indent=indent), n
+    for doc in ({"hash": "sha256:ab1e8", "n": 1e16}, {"hash": "ab1e8"}, ["x: 1e5", -2.5e-7],
+                {"ids": [f"d{i}e{i}" for i in range(1500)], "f": 1e-7}):   # strings vs numbers
+        assert jsonout.dumps(doc, indent=1) == json.dumps(doc, indent=1)
     with pytest.raises(TypeError):       # no default: what json refuses, it refuses too
         jsonout.dumps({"at": datetime(2026, 1, 2)}, indent=1)
     assert jsonout.dumps({"at": datetime(2026, 1, 2)}, 1, str) == json.dumps(
