@@ -70,7 +70,7 @@ class DagRegistry:
                     raise HarnessError(
                         f"after one parsing loop: {', '.join(bad[:5])}"
                         f"{' ...' if len(bad) > 5 else ''}; {self.logs / 'parse-once.log'}:\n"
-                        f"{_tail(self.logs / 'parse-once.log')}")
+                        f"{_tail(self.logs / 'parse-once.log')}\n{self._parser_log_tail()}")
             elif normal:
                 self._reserialize(normal)
             for spec in specs:
@@ -101,25 +101,47 @@ class DagRegistry:
             return
         # AF2 on SQLite has no standalone dag-processor, and `scheduler --num-runs 1` may exit
         # before its parser has seen every file: run a scheduler (job scheduling off, so it
-        # never creates runs) until the DB shows the result, then stop it.
+        # never creates runs) until the DB shows the result, then stop it. The wait is measured
+        # from the last progress, not from the start: on a CI box busy installing venvs the
+        # whole scheduler stalled 54 s once and a fixed 180 s ran out with nothing parsed.
+        assert self.venv is not None
+        patience = max(READY_TIMEOUT, len(specs) * 0.5)
+        hard_stop = time.monotonic() + 3 * patience
+        proc = self._start_parsing_scheduler()
+        try:
+            left = len(self._problems(specs))
+            since = time.monotonic()
+            while left:
+                now = time.monotonic()
+                if now - since > patience or now > hard_stop:
+                    break
+                if proc.poll() is not None:        # it exited early: run it again
+                    proc = self._start_parsing_scheduler()
+                time.sleep(0.5)
+                now_left = len(self._problems(specs))
+                if now_left < left:
+                    left, since = now_left, time.monotonic()
+        finally:
+            _kill_tree(proc)
+
+    def _start_parsing_scheduler(self) -> subprocess.Popen:
         assert self.venv is not None
         log = open(self.logs / "parse-once.log", "ab")
         try:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 [str(self.venv / "bin" / "airflow"), "scheduler", "--skip-serve-logs"],
                 env={**self.env, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"},
                 cwd=self.home, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         finally:
             log.close()
-        try:
-            deadline = time.monotonic() + max(READY_TIMEOUT, len(specs) * 0.5)
-            while self._problems(specs):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-        finally:
-            _kill_tree(proc)
+
+    def _parser_log_tail(self) -> str:
+        """AF2's file parser logs apart from the scheduler: where a slow or failed parse shows."""
+        if self.major == 3 or self.home is None:
+            return ""
+        path = self.home / "logs" / "dag_processor_manager" / "dag_processor_manager.log"
+        return f"{path}:\n{_tail(path, 20)}"
 
     def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         """Read the metadata DB directly (SQLite), e.g. to check what the API reports."""

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -124,18 +125,29 @@ class AirflowServer(DagRegistry, OtherActors):
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "AirflowServer":
-        """Install (if needed), migrate, write and register the DAGs, start and wait."""
-        try:
-            self.prepare()
-            self.launch()
-            self.wait_ready()
-        except BaseException as exc:
-            saved = self._save_logs()
-            self.stop()
-            if saved and isinstance(exc, HarnessError):
-                exc.args = (f"{exc.args[0]}\n(all logs kept in {saved})",)
-            raise
+    def start(self, attempts: int = 1) -> "AirflowServer":
+        """Install (if needed), migrate, write and register the DAGs, start and wait.
+        `attempts`: a HarnessError (not ready, DAGs not registered in time) starts over in a
+        new home; the session-wide servers use 2, as a box busy installing venvs once stalled
+        AF2's parser past every deadline (an install failure is not retried)."""
+        pending = list(self._pending)
+        for attempt in range(1, attempts + 1):
+            try:
+                self.prepare()
+                self.launch()
+                self.wait_ready()
+                return self
+            except BaseException as exc:
+                saved = self._save_logs()
+                self.stop()
+                if saved and isinstance(exc, HarnessError):
+                    exc.args = (f"{exc.args[0]}\n(all logs kept in {saved})",)
+                if attempt == attempts or not isinstance(exc, HarnessError):
+                    raise
+                print(f"harness: Airflow {self.version} start {attempt} of {attempts} failed, "
+                      f"starting over: {str(exc).splitlines()[0]}", file=sys.stderr)
+                self.specs, self._pending, self._file_seq = {}, list(pending), 0
+                self.home, self.timings = None, {}
         return self
 
     def _save_logs(self) -> Path | None:

@@ -63,7 +63,7 @@ def _begin(key: int | str) -> tuple[harness.AirflowServer, concurrent.futures.Fu
             server = harness.AirflowServer(version=version, dags=harness.matrix_dags(),
                                            root=ROOT, workers=2 if version[0] == "2" else 1,
                                            extra_env=NO_LOGIN_RATE_LIMIT)
-        _starts[key] = (server, _pool.submit(server.start))
+        _starts[key] = (server, _pool.submit(server.start, attempts=2))
     return _starts[key]
 
 

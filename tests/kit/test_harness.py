@@ -38,6 +38,38 @@ def test_dagspec_validation_and_json():
     assert len({d.dag_id for d in harness.make_dags(1000)}) == 1000
 
 
+def test_a_failed_start_starts_over_with_every_dag_once_and_an_install_failure_does_not(
+        tmp_path, monkeypatch):
+    """start(attempts=2): the second try registers the same DAGs in a new home (the first
+    try's half-done registration must not count them as duplicates or lose them)."""
+    server = harness.AirflowServer(major=3, dags=[DagSpec("a"), DagSpec("b")], root=tmp_path)
+    seen: list[list[str]] = []
+
+    def prepare():
+        seen.append([s.dag_id for s in server._pending])
+        server.specs.update({s.dag_id: s for s in server._pending})
+        server._pending = []
+    tries = iter([harness.HarnessError("parser stalled"), None])
+
+    def launch():
+        exc = next(tries)
+        if exc:
+            raise exc
+    monkeypatch.setattr(server, "prepare", prepare)
+    monkeypatch.setattr(server, "launch", launch)
+    monkeypatch.setattr(server, "wait_ready", lambda: None)
+    assert server.start(attempts=2) is server
+    assert seen == [["a", "b"], ["a", "b"]] and set(server.specs) == {"a", "b"}
+
+    other = harness.AirflowServer(major=3, root=tmp_path)
+    calls = []
+    monkeypatch.setattr(other, "prepare", lambda: calls.append(1) or (_ for _ in ()).throw(
+        OSError("pip failed")))
+    with pytest.raises(OSError):
+        other.start(attempts=2)
+    assert calls == [1]
+
+
 # ------------------------------------------------------------------ helpers
 
 def _list_all(server, client, **params) -> tuple[list[dict], int, int]:
