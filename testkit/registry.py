@@ -104,7 +104,6 @@ class DagRegistry:
         # never creates runs) until the DB shows the result, then stop it. The wait is measured
         # from the last progress, not from the start: on a CI box busy installing venvs the
         # whole scheduler stalled 54 s once and a fixed 180 s ran out with nothing parsed.
-        assert self.venv is not None
         patience = max(READY_TIMEOUT, len(specs) * 0.5)
         hard_stop = time.monotonic() + 3 * patience
         proc = self._start_parsing_scheduler()

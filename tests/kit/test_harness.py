@@ -63,8 +63,11 @@ def test_a_failed_start_starts_over_with_every_dag_once_and_an_install_failure_d
 
     other = harness.AirflowServer(major=3, root=tmp_path)
     calls = []
-    monkeypatch.setattr(other, "prepare", lambda: calls.append(1) or (_ for _ in ()).throw(
-        OSError("pip failed")))
+
+    def failing_install():
+        calls.append(1)
+        raise OSError("pip failed")
+    monkeypatch.setattr(other, "prepare", failing_install)
     with pytest.raises(OSError):
         other.start(attempts=2)
     assert calls == [1]
