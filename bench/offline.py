@@ -1,9 +1,9 @@
 """Ratio 3: offline `pausectl plan --format json` of 100k DAGs x 2k rules (1,000 dag entries +
 1,000 groups, bench/resolve.py's state) vs reading the same inputs: the snapshot with
 `json.loads` and the environment file with PyYAML's C loader. Each side is a whole process,
-byte-compiled first as an installed package is, timed from outside (start to exit, interpreter start-up and teardown included: what a user
-waits for), its CPU seconds and peak RSS its own; the best of two is kept. The plan runs as
-`pausectl plan bench --format json > plan.json`.
+byte-compiled first as an installed package is, timed from outside (start to exit, interpreter
+start-up and teardown included: what a user waits for), its CPU seconds and peak RSS its own;
+the best of two is kept. The plan runs as `pausectl plan bench --format json > plan.json`.
 """
 
 from __future__ import annotations
