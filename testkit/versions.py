@@ -21,18 +21,24 @@ AIRFLOW_VERSIONS = {3: "3.3.2", 2: "2.11.2"}     # the default per major: Airflo
 # what a working neighbour version resolves; measured on Python 3.11, see docs/compat.md).
 # fastapi is pinned with the extra Airflow requires: a bare `fastapi==X` made pip backtrack
 # through ~80 fastapi releases for the `fastapi[extra]` requirement (measured).
-EXTRA_PINS: dict[str, tuple[str, ...]] = {v: () for v in MATRIX}
+# IN_AIRFLOW: what pausectl's code inside Airflow needs beyond what Airflow brings (pip pulls
+# it in with `pip install pausectl`; here pausectl comes from the checkout on PYTHONPATH):
+# msgspec, for LiveDag (live/base.py). Airflow 3 and 2.11 bring it already; 2.9/2.10 do not.
+IN_AIRFLOW: tuple[str, ...] = ("msgspec>=0.18",)
+EXTRA_PINS: dict[str, tuple[str, ...]] = {v: IN_AIRFLOW for v in MATRIX}
 # 3.0.6: (1) it signs tokens with `iss: []` when [api_auth] jwt_issuer is unset, and PyJWT >= 2.11
 # refuses a non-string iss: every POST /auth/token is a 500 (2.10.1 is the last PyJWT without
 # the check). (2) It gets fastapi 0.165, which commits the DB session (the exit of a `yield`
 # dependency) after the response is sent: a GET right after a PATCH can read the old state
 # (measured: a bulk PATCH's changes not yet in the DB). 3.1 caps fastapi < 0.118; 3.1.8's set.
-EXTRA_PINS["3.0.6"] = ("pyjwt==2.10.1", "fastapi[standard]==0.117.1", "cadwyn==5.4.6")
+EXTRA_PINS["3.0.6"] = (*IN_AIRFLOW, "pyjwt==2.10.1", "fastapi[standard]==0.117.1",
+                       "cadwyn==5.4.6")
 # 3.2.1 / 3.2.2 get fastapi 0.163 / 0.165 (and cadwyn 9): the execution API's routes fail to
 # build (pydantic "needs a discriminator field" for TITerminalStatePayload), so dag-processor,
 # scheduler and api-server die at start. 3.3.2 caps fastapi < 0.137; 3.3.2's set (cadwyn 9
 # needs fastapi >= 0.137.1).
-EXTRA_PINS["3.2.1"] = EXTRA_PINS["3.2.2"] = ("fastapi[standard-no-fastapi-cloud-cli]==0.136.3",
+EXTRA_PINS["3.2.1"] = EXTRA_PINS["3.2.2"] = (*IN_AIRFLOW,
+                                              "fastapi[standard-no-fastapi-cloud-cli]==0.136.3",
                                               "cadwyn==7.0.0")
 MARKER = ".pausectl-installed"
 INSTALLING = ".pausectl-installing"     # from venv creation until the marker is written

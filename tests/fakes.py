@@ -3,7 +3,7 @@ Variables), one with the BulkPauser capability, a context, and plans built by ha
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace   # LiveDag is a msgspec Struct
 
 import pytest
 

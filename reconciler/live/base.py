@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Callable, Iterable, NamedTuple, Protocol, runtime_checkable
+from typing import Annotated, Callable, Iterable, NamedTuple, Protocol, runtime_checkable
+
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class LiveDag:
-    """One DAG as Airflow sees it now."""
+class LiveDag(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
+    """One DAG as Airflow sees it now. A frozen msgspec Struct (made in C, by the constructor
+    or decoded from a snapshot in one pass: live/snapshot_fast.decoded), not a dataclass:
+    change one with `msgspec.structs.replace`. The constraints (and forbid_unknown_fields: an
+    entry with other keys takes the checked path) hold only for decoding; the constructor
+    takes what the backends give it. gc=False: it holds strings and tuples only."""
 
-    dag_id: str
+    dag_id: Annotated[str, msgspec.Meta(min_length=1)]
     is_paused: bool
     tags: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()
@@ -25,7 +30,7 @@ class LiveDag:
     last_parsed_time: str | None = None
     timetable_summary: str | None = None   # None: no schedule
     next_dagrun_run_after: str | None = None
-    max_active_runs: int | None = None
+    max_active_runs: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] | None = None
 
     def to_json(self) -> dict:
         return {

@@ -15,7 +15,7 @@ from typing import Iterable
 
 from reconciler.core.errors import PausectlError
 from reconciler.live.base import AssetEdge, AuditEvent, DagRun, LiveDag, SetPausedResult
-from reconciler.live.snapshot_fast import NO_ITEMS, STR_NONE, columns
+from reconciler.live.snapshot_fast import NO_ITEMS, STR_NONE, columns, decoded
 
 _FIELDS = {"dag_id": str, "is_paused": bool, "is_stale": bool, "has_import_errors": bool}
 
@@ -158,7 +158,10 @@ def _records(backend: "SnapshotBackend", key: str, build) -> list:
     (a str is what is wrong with it: reported as file:line, like a bad DAG entry)."""
     shown = backend.shown
     try:
-        raw, data = backend.document(backend.path.read_text(encoding="utf-8"))
+        raw = backend.path.read_text(encoding="utf-8")
+        if backend.holds_only_dags(raw):
+            return []
+        raw, data = backend.document(raw)
     except (OSError, ValueError, PausectlError):
         return []           # list_dags reports an unreadable snapshot
     items = data.get(key) if isinstance(data, dict) else None
@@ -233,6 +236,14 @@ class SnapshotBackend:
         self.shown = shown or str(path)
         self._vars_path = path.with_name(path.name + ".vars.json")
         self._parsed: tuple[str, object] | None = None
+        self._dags_only: bytes | None = None     # the file as list_dags decoded it, if so
+
+    def holds_only_dags(self, raw: str) -> bool:
+        """`raw` is the file list_dags last decoded as DAGs only: no events, runs or assets
+        to parse it for (a rewrite, or a CRLF file read as text, is parsed as before)."""
+        known = self._dags_only
+        return (known is not None and len(raw) == len(known)
+                and raw.encode("utf-8", "surrogatepass") == known)
 
     def document(self, raw: str) -> tuple[str, object]:
         """(raw, its parsed JSON), parsed once per content: a plan reads the file for its DAGs,
@@ -250,15 +261,21 @@ class SnapshotBackend:
             # a directory, a FIFO (would block forever) or a dangling link: one clear line
             confine(str(self.path), None, doc=self.shown, what="snapshot")
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             raise PausectlError(f"snapshot for {self.name} not found", self.shown) from None
         except OSError as e:
             raise PausectlError(f"cannot read snapshot: {e.strerror}", self.shown) from None
+        from reconciler.core.safejson import MAX_BYTES
+        fast = decoded(data) if len(data) <= MAX_BYTES else None
+        if fast is not None:        # the usual snapshot: DAGs only, decoded and checked in C
+            self._dags_only = data
+            return fast
+        try:
+            raw = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
         except UnicodeDecodeError as e:
-            raw = self.path.read_bytes()
-            line = raw[: e.start].count(b"\n") + 1
-            col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+            line = data[: e.start].count(b"\n") + 1
+            col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
             raise PausectlError("snapshot is not valid UTF-8", self.shown, line, col) from None
         raw, data = self.document(raw)
         return parse_snapshot(raw, self.shown, data)
@@ -293,7 +310,8 @@ class SnapshotBackend:
     def asset_edges(self) -> list[AssetEdge]:
         """Edges from the optional `assets` key: [{name, producers: [...], consumers: [...]}]."""
         try:
-            data = self.document(self.path.read_text(encoding="utf-8"))[1]
+            raw = self.path.read_text(encoding="utf-8")
+            data = {} if self.holds_only_dags(raw) else self.document(raw)[1]
         except (OSError, ValueError, PausectlError):
             return []       # list_dags reports an unreadable snapshot
         assets = data.get("assets") if isinstance(data, dict) else None

@@ -1,20 +1,22 @@
-"""The snapshot's DAG list checked and built a field at a time over all DAGs, in C.
+"""The snapshot's DAG list read at the input floor, in C.
 
-`columns(dags)` makes the same checks as snapshot.parse_snapshot's loop (map, set, join over
-each field of 100k DAGs instead of a Python loop per DAG) and answers None when any fails:
-the loop then finds the first bad entry and names its line, so every message is unchanged.
-
-The LiveDags are built without calling the frozen dataclass's `__init__` 100k times (it sets
-its 11 fields one `object.__setattr__` each, ~4 us a DAG): the objects are allocated in one
-pass and each field filled in one `map` of its slot's setter. The result is the same object
-the constructor makes (equal, same hash); tests/plan/test_snapshot_rows.py compares them.
+`decoded(raw)` is the usual path: msgspec decodes a snapshot of only DAGs (the keys pausectl
+writes) straight into LiveDags, checking every type and bound LiveDag declares in the same
+pass (~0.1 s for 100k DAGs, under `json.loads` alone). It answers None for anything else (an
+error, a key it does not know, events/runs/assets to read, a repeated dag_id): the checked
+path then parses with safejson and `columns(dags)` makes the same checks as
+snapshot.parse_snapshot's loop over all DAGs at once (map, set, join instead of a Python loop
+per DAG), answering None when any fails: the loop then finds the first bad entry and names its
+line, so every message is unchanged.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from itertools import repeat
-from operator import itemgetter, methodcaller
+from operator import attrgetter, itemgetter, methodcaller
+
+import msgspec
 
 from reconciler.live.base import LiveDag
 
@@ -51,7 +53,30 @@ def columns(dags: list) -> list[LiveDag] | None:
     except (TypeError, KeyError, AttributeError):
         return None
     cols[0], cols[1] = list(map(tuple, tags)), list(map(tuple, owners))
-    return slotted_rows(LiveDag, [ids, paused] + cols)
+    return list(map(LiveDag, ids, paused, *cols))    # a Struct: its constructor is C
+
+
+class _DagsOnly(msgspec.Struct, forbid_unknown_fields=True):
+    """A snapshot with nothing to read but its DAGs (snapshot_document's keys)."""
+
+    dags: list[LiveDag]
+    environment: str | None = None
+    generated_at: str | None = None
+    source: str | None = None
+
+
+_DECODE = msgspec.json.Decoder(_DagsOnly).decode
+_DAG_ID = attrgetter("dag_id")
+
+
+def decoded(raw: bytes) -> list[LiveDag] | None:
+    """The LiveDags of a snapshot holding only DAGs, every field checked; None otherwise
+    (the checked path decides, and names the line of what is wrong)."""
+    try:
+        dags = _DECODE(raw).dags
+    except (msgspec.DecodeError, RecursionError):   # ValidationError is a DecodeError
+        return None
+    return dags if len(set(map(_DAG_ID, dags))) == len(dags) else None
 
 
 def _column(dags: list, key: str, default, present: set):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from msgspec.structs import replace   # LiveDag is a msgspec Struct
 from datetime import datetime, timedelta
 
 from reconciler.core.timeutil import iso, utcnow
