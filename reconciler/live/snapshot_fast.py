@@ -12,8 +12,6 @@ line, so every message is unchanged.
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import repeat
 from operator import attrgetter, itemgetter, methodcaller
 
 import msgspec
@@ -84,20 +82,3 @@ def _column(dags: list, key: str, default, present: set):
     if key not in present:
         return [default] * len(dags)
     return list(map(methodcaller("get", key, default), dags))
-
-
-def slotted_rows(cls, fields: list[list], checked: bool = False) -> list:
-    """Instances of the slotted dataclass `cls` (frozen or not), one per row of `fields` (one
-    column per field, in the class's field order, every field given): what
-    `list(map(cls, *fields))` returns, filled a column at a time through the slots' own
-    setters, without an __init__ call per row (resolve.py builds its Decisions so too)."""
-    names = cls.__slots__
-    if hasattr(cls, "__post_init__") and not checked:   # __init__ does more than set them
-        # (checked: the caller's values already are what __post_init__ would make of them)
-        return list(map(cls, *fields))
-    if len(fields) != len(names):
-        raise ValueError(f"{cls.__name__}: {len(names)} columns needed, {len(fields)} given")
-    objs = list(map(object.__new__, repeat(cls, len(fields[0]))))
-    for name, col in zip(names, fields):
-        deque(map(cls.__dict__[name].__set__, objs, col), 0)    # consumed in C
-    return objs

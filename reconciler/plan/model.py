@@ -13,12 +13,14 @@ import hashlib
 from collections import deque
 from itertools import compress, repeat
 from operator import add, attrgetter, eq, itemgetter, not_, setitem
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+import msgspec
+from msgspec.structs import force_setattr
 
 from reconciler.core.errors import PausectlError
 from reconciler.live.base import AuditEvent, LiveDag
-from reconciler.live.snapshot_fast import slotted_rows
 from reconciler.plan.records import (Action, Batch, Conflict, FrozenList, Hold, Missing, Skip)
 from reconciler.policy.resolve import Resolution
 from reconciler.policy.selectors import SelectorIndex, Selector
@@ -28,8 +30,10 @@ from reconciler.core.timeutil import iso, utcnow
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(msgspec.Struct, frozen=True, gc=False):
+    """One flip the plan makes. A frozen msgspec Struct: a 100k-DAG plan makes its changes
+    with the C constructor (plain_changes), ~4x a slotted dataclass filled a slot at a time."""
+
     dag_id: str
     action: Action
     live_paused: bool
@@ -46,7 +50,7 @@ class Change:
 
     def __post_init__(self):
         if type(self.action) is not Action:       # "pause" from JSON
-            object.__setattr__(self, "action", Action(self.action))
+            force_setattr(self, "action", Action(self.action))
 
     def to_json(self) -> dict:
         # a shallow dict in field order (asdict deep-copies: 70% of a 100k plan's JSON time);
@@ -58,7 +62,7 @@ class Change:
         return out
 
 
-_CHANGE_FIELDS = tuple(f.name for f in fields(Change))
+_CHANGE_FIELDS = Change.__struct_fields__
 _PAUSE, _UNPAUSE = Action.PAUSE, Action.UNPAUSE
 _DAG_ID = attrgetter("dag_id")
 _PAUSED, _IS_PAUSED, _RULE = attrgetter("paused"), attrgetter("is_paused"), attrgetter("rule")
@@ -356,8 +360,7 @@ def plain_changes(ordered: list[LiveDag], decs: list, from_rule: dict):
             list(map(_IS_PAUSED, dags)), desired,
             *(list(map(itemgetter(i), fields_of)) for i in range(3)), [None] * n,
             *(list(map(itemgetter(i), fields_of)) for i in range(3, 6)), [None] * n, [None] * n]
-    return (list(compress(rest, map(not_, plain))), same.count(True),
-            slotted_rows(Change, cols, checked=True))
+    return (list(compress(rest, map(not_, plain))), same.count(True), list(map(Change, *cols)))
 
 
 def _plain(dag: LiveDag, rule) -> bool:

@@ -19,8 +19,9 @@ from datetime import datetime
 from itertools import repeat
 from operator import attrgetter, itemgetter
 
+import msgspec
+
 from reconciler.live.base import LiveDag
-from reconciler.live.snapshot_fast import slotted_rows
 from reconciler.policy.byrule import DagSets, Entry, winners
 from reconciler.policy.selectors import SelectorIndex, is_glob
 from reconciler.state.loader import Config, EnvState, Rule
@@ -38,8 +39,10 @@ class Candidate:
     inactive: str | None  # why it is not in force, or None
 
 
-@dataclass(slots=True)
-class Decision:
+class Decision(msgspec.Struct, gc=False):
+    """What git wants for one DAG, and the rule that says so. A msgspec Struct: decide_all
+    makes 100k of them with its C constructor (a third of a slotted dataclass's time)."""
+
     dag_id: str
     paused: bool | None              # None: not managed, or a conflict
     rule: Rule | None                # the winner
@@ -217,9 +220,8 @@ class Resolver:
             else:
                 special[dag_id] = Decision(dag_id, None, None, unmanaged=True)
         rules = list(map(win.get, ids, repeat(self._ended_rule)))   # specials: replaced below
-        n = len(ids)      # 100k Decision(dag_id, rule.paused, rule), a column at a time
-        out = dict(zip(ids, slotted_rows(Decision, [ids, list(map(_PAUSED, rules)), rules,
-                                                    [None] * n, [False] * n])))
+        out = dict(     # 100k Decisions, each by the Struct's C constructor
+                   zip(ids, map(Decision, ids, map(_PAUSED, rules), rules)))
         out.update(special)
         return out
 
