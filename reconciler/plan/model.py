@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from itertools import compress, repeat
-from operator import add, attrgetter, eq, itemgetter, not_
+from operator import add, and_, attrgetter, is_not, ne, not_, or_
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -66,6 +66,7 @@ _CHANGE_FIELDS = Change.__struct_fields__
 _PAUSE, _UNPAUSE = Action.PAUSE, Action.UNPAUSE
 _DAG_ID = attrgetter("dag_id")
 _PAUSED, _IS_PAUSED, _RULE = attrgetter("paused"), attrgetter("is_paused"), attrgetter("rule")
+_STALE, _ERRORS = attrgetter("is_stale"), attrgetter("has_import_errors")
 _ACTION = {True: Action.PAUSE, False: Action.UNPAUSE}
 _change_values = attrgetter(*_CHANGE_FIELDS)
 _DRAIN, _AUTO = attrgetter("drain"), attrgetter("auto_paused")
@@ -334,36 +335,33 @@ def rule_fields(rule, cache: dict) -> tuple:
 def plain_changes(ordered: list[LiveDag], decs: list, from_rule: dict):
     """build_plan's loop where no hold, event, auto-pause, protect or drain read applies: the
     DAGs whose decision equals live are counted, the changes (git decides, live differs,
-    neither stale nor broken) are built a column at a time, and only the rest (conflicts,
-    unmanaged, stale, import errors, rules that drain) is left to the loop, in order.
-    Returns (the rest as (dag, decision) rows, unchanged count, the changes)."""
-    want = list(map(_PAUSED, decs))
+    neither stale nor broken) are built a column at a time, in C, and only the rest
+    (conflicts, unmanaged, stale, import errors, rules that drain) is left to the loop, in
+    order. Returns (the rest as (dag, decision) rows, unchanged count, the changes)."""
     live = list(map(_IS_PAUSED, ordered))
-    same = list(map(eq, want, live))
     if None in live:        # an unknown live state: the loop decides (conflicts come first)
         return zip(ordered, decs), 0, []
-    rest = list(compress(zip(ordered, decs), map(not_, same)))
-    rules = list(map(_RULE, map(itemgetter(1), rest)))
-    plain = list(map(_plain, map(itemgetter(0), rest), rules))
-    used = {id(r): r for r in compress(rules, plain)}
-    if any(r.drain is not None for r in used.values()):   # its changes carry the drain:
-        plain = [p and r.drain is None for p, r in zip(plain, rules)]   # the loop makes them
-    for rule in used.values():
+    differ = list(map(ne, map(_PAUSED, decs), live))
+    dags, decs = list(compress(ordered, differ)), list(compress(decs, differ))
+    rules = list(map(_RULE, decs))
+    broken = map(or_, map(_STALE, dags), map(_ERRORS, dags))
+    plain = list(map(and_, map(is_not, rules, repeat(None)), map(not_, broken)))
+    used = list(compress(rules, plain))
+    if any(map(_DRAIN, used)):                # its changes carry the drain: the loop makes them
+        plain = [p and r.drain is None for p, r in zip(plain, rules)]
+        used = list(compress(rules, plain))
+    for rule in dict(zip(map(id, used), used)).values():
         if id(rule) not in from_rule:
             rule_fields(rule, from_rule)
-    rows = list(compress(rest, plain))
-    dags, rules = list(map(itemgetter(0), rows)), list(map(_RULE, map(itemgetter(1), rows)))
-    desired, n = list(map(_PAUSED, map(itemgetter(1), rows))), len(rows)
-    fields_of = list(map(from_rule.__getitem__, map(id, rules)))
-    cols = [list(map(_DAG_ID, dags)), list(map(_ACTION.__getitem__, desired)),
-            list(map(_IS_PAUSED, dags)), desired,
-            *(list(map(itemgetter(i), fields_of)) for i in range(3)), [None] * n,
-            *(list(map(itemgetter(i), fields_of)) for i in range(3, 6)), [None] * n, [None] * n]
-    return (list(compress(rest, map(not_, plain))), same.count(True), list(map(Change, *cols)))
-
-
-def _plain(dag: LiveDag, rule) -> bool:
-    return rule is not None and not dag.is_stale and not dag.has_import_errors
+    fields = list(map(from_rule.__getitem__, map(id, used)))
+    where, reason, owner, label, ticket, until = zip(*fields) if fields else ((),) * 6
+    rows = list(compress(dags, plain))
+    desired = list(compress(map(_PAUSED, decs), plain))
+    changes = list(map(Change, map(_DAG_ID, rows), map(_ACTION.__getitem__, desired),
+                       map(_IS_PAUSED, rows), desired, where, reason, owner, repeat(None),
+                       label, ticket, until))
+    rest = list(compress(zip(dags, decs), map(not_, plain)))
+    return rest, differ.count(False), changes
 
 
 def _held(h, dag: LiveDag, dec, at: datetime) -> Hold:
