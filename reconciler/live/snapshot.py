@@ -158,8 +158,8 @@ def _records(backend: "SnapshotBackend", key: str, build) -> list:
     (a str is what is wrong with it: reported as file:line, like a bad DAG entry)."""
     shown = backend.shown
     try:
-        raw = backend.path.read_text(encoding="utf-8")
-        if backend.holds_only_dags(raw):
+        raw = backend.text_to_parse()
+        if raw is None:
             return []
         raw, data = backend.document(raw)
     except (OSError, ValueError, PausectlError):
@@ -238,12 +238,14 @@ class SnapshotBackend:
         self._parsed: tuple[str, object] | None = None
         self._dags_only: bytes | None = None     # the file as list_dags decoded it, if so
 
-    def holds_only_dags(self, raw: str) -> bool:
-        """`raw` is the file list_dags last decoded as DAGs only: no events, runs or assets
-        to parse it for (a rewrite, or a CRLF file read as text, is parsed as before)."""
-        known = self._dags_only
-        return (known is not None and len(raw) == len(known)
-                and raw.encode("utf-8", "surrogatepass") == known)
+    def text_to_parse(self) -> str | None:
+        """The file's text, to parse for its events, runs or assets; None when it is, byte
+        for byte, the file list_dags last decoded as DAGs only (nothing else is in it).
+        Not UTF-8: a ValueError (list_dags reports it)."""
+        data = self.path.read_bytes()
+        if self._dags_only is not None and data == self._dags_only:
+            return None
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
     def document(self, raw: str) -> tuple[str, object]:
         """(raw, its parsed JSON), parsed once per content: a plan reads the file for its DAGs,
@@ -310,8 +312,8 @@ class SnapshotBackend:
     def asset_edges(self) -> list[AssetEdge]:
         """Edges from the optional `assets` key: [{name, producers: [...], consumers: [...]}]."""
         try:
-            raw = self.path.read_text(encoding="utf-8")
-            data = {} if self.holds_only_dags(raw) else self.document(raw)[1]
+            raw = self.text_to_parse()
+            data = {} if raw is None else self.document(raw)[1]
         except (OSError, ValueError, PausectlError):
             return []       # list_dags reports an unreadable snapshot
         assets = data.get("assets") if isinstance(data, dict) else None
