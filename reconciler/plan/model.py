@@ -76,9 +76,12 @@ def changes_json(changes: list[Change]) -> list[dict]:
     """`[c.to_json() for c in changes]`, made in C when no change drains or was auto-paused
     (the usual plan: msgspec turns 100k Structs into dicts, the action into its str value,
     and the None drains are popped in one more C pass; their nested values take to_json)."""
-    if any(map(_DRAIN, changes)) or any(map(_AUTO, changes)):
+    try:
+        if any(map(_DRAIN, changes)) or any(map(_AUTO, changes)):
+            raise TypeError
+        out = msgspec.to_builtins(changes)
+    except TypeError:           # also a value msgspec does not take (a str subclass)
         return [c.to_json() for c in changes]
-    out = msgspec.to_builtins(changes)
     deque(map(dict.pop, out, repeat("drain")), 0)
     return out
 
