@@ -111,3 +111,20 @@ def test_dumps_is_json_dumps_byte_for_byte(indent):
         jsonout.dumps({"at": datetime(2026, 1, 2)}, indent=1)
     assert jsonout.dumps({"at": datetime(2026, 1, 2)}, 1, str) == json.dumps(
         {"at": datetime(2026, 1, 2)}, indent=1, default=str)
+
+
+def test_changes_json_equals_each_changes_to_json_on_every_path():
+    from reconciler.plan.model import Change, changes_json
+
+    class Marked(str):          # a str subclass: msgspec.to_builtins refuses it
+        pass
+
+    plain = [Change(f"d{i}", "pause" if i % 2 else "unpause", i % 2 == 0, i % 2 == 1,
+                    f"prod.yaml:{i}", "r", None, None, "group g", None, None)
+             for i in range(5)]
+    marked = plain + [Change("m", "pause", False, True, Marked("prod.yaml:9"), Marked("x"), "o")]
+    drained = plain + [Change("z", "pause", False, True, "prod.yaml:3", "r", "o",
+                              drain={"deadline_seconds": 60, "in_flight": 1})]
+    for changes in (plain, marked, drained, []):
+        assert changes_json(changes) == [c.to_json() for c in changes]
+    assert all(type(row["action"]) is str for row in changes_json(plain))
